@@ -1,0 +1,1 @@
+"""cloudbalance provider plugin for aws (implemented by the providers issue)."""

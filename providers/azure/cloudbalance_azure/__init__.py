@@ -1,0 +1,1 @@
+"""cloudbalance provider plugin for azure (implemented by the providers issue)."""

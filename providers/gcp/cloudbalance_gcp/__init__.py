@@ -1,0 +1,1 @@
+"""cloudbalance provider plugin for gcp (implemented by the providers issue)."""

@@ -27,6 +27,7 @@ import pandas as pd
 from cloudbalance.exceptions import Issue, SchemaError
 
 __all__ = [
+    "ACCURACY",
     "COSTS",
     "FORECAST",
     "INGEST_KEY",
@@ -340,6 +341,24 @@ FORECAST = _schema(
         Column("interval", "float"),
         Column("spike", "bool", required=False, nullable=True),
         Column("spike_score", "float", required=False, nullable=True),
+    ],
+)
+
+#: Forecast accuracy per series from rolling-origin backtests; the planner's confidence per
+#: workload is the ``confidence`` column (0..1), never a constant.
+ACCURACY = _schema(
+    "accuracy",
+    [
+        Column("unique_id", "string"),
+        Column("model", "string"),
+        Column("mase", "float", nullable=True),
+        Column("smape", "float", nullable=True),
+        Column("interval", "float"),
+        Column("coverage", "float", nullable=True),
+        Column("coverage_calibrated", "float", nullable=True),
+        Column("windows", "float"),
+        Column("confidence", "float"),
+        Column("reason", "string", required=False, nullable=True),
     ],
 )
 

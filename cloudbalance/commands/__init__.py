@@ -1,0 +1,1 @@
+"""CLI commands, one module per area, each with ``register(app)``; assembled by :mod:`cloudbalance.cli`."""

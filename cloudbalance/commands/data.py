@@ -1,0 +1,9 @@
+"""Data commands: ingest, costs, config check, providers."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""

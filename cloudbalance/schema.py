@@ -162,14 +162,13 @@ class FrameSchema:
 
 
 def _empty(kind: Kind, length: int, index: pd.Index) -> pd.Series:
-    dtype = {
-        "string": "object",
-        "json": "object",
-        "timestamp": "datetime64[us]",
-        "float": "float64",
-        "bool": "boolean",
-    }[kind]
-    return pd.Series([None] * length if dtype == "object" else pd.NA, index=index, dtype=dtype)
+    if kind == "timestamp":
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[us]")
+    if kind == "float":
+        return pd.Series(np.nan, index=index, dtype="float64")
+    if kind == "bool":
+        return pd.Series(pd.NA, index=index, dtype="boolean")
+    return pd.Series([None] * length, index=index, dtype=object)
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:

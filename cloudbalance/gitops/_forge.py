@@ -1,0 +1,195 @@
+"""Pull requests on GitHub and merge requests on GitLab, through their REST APIs.
+
+Only the standard library is used (``urllib``): four calls per forge do not justify a client
+dependency. The token comes from ``GITHUB_TOKEN`` / ``GITLAB_TOKEN`` (or a variable named in
+:class:`Forge`) at call time; it is sent in a header, never stored on disk, never put in a URL,
+and removed from every error message. The API base URL is configurable for GitHub Enterprise,
+self-hosted GitLab, and tests against a local server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from cloudbalance.exceptions import GitOpsError
+from cloudbalance.gitops._git import redact
+
+__all__ = ["Forge", "PullRequest", "repository_from_url"]
+
+#: Hidden marker in every pull-request body cloudbalance opens; later runs find their own by it.
+MARKER = "<!-- cloudbalance:managed -->"
+BRANCH_PREFIX = "cloudbalance/"
+
+_REMOTE = re.compile(
+    r"^(?:[a-z+]+://(?:[^@/]+@)?[^/:]+(?::\d+)?/|[^@/]+@[^:/]+:|[^:/]+:)(?P<path>.+?)(?:\.git)?/?$"
+)
+
+
+def repository_from_url(url: str) -> str:
+    """``owner/name`` (or ``group/subgroup/name``) from a Git remote URL.
+
+    Raises:
+        GitOpsError: When the URL has no such path (a local path, for example).
+    """
+    match = _REMOTE.match(url.strip())
+    if not match or "/" not in match.group("path"):
+        raise GitOpsError(
+            f"cannot tell the repository from the remote URL {redact(url)!r}; "
+            "pass the repository (owner/name) explicitly"
+        )
+    return match.group("path")
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull (merge) request cloudbalance opened or updated.
+
+    Attributes:
+        number: The PR number (GitHub) or merge request iid (GitLab).
+        url: Its web address.
+        branch: The source branch.
+        created: True when opened by this run, False when an existing one was updated.
+    """
+
+    number: int
+    url: str
+    branch: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Forge:
+    """Where pull requests are opened.
+
+    Attributes:
+        kind: ``github`` or ``gitlab``.
+        repository: ``owner/name`` (GitLab: the project path). None: read from the remote URL.
+        api_url: API base, e.g. ``https://api.github.com``, ``https://ghe.example.com/api/v3``,
+            ``https://gitlab.com/api/v4``. None: the public service's.
+        token_env: Environment variable holding the token (default ``GITHUB_TOKEN`` or
+            ``GITLAB_TOKEN``).
+        timeout: Seconds per HTTP request.
+    """
+
+    kind: Literal["github", "gitlab"] = "github"
+    repository: str | None = None
+    api_url: str | None = None
+    token_env: str | None = None
+    timeout: float = 30.0
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL without a trailing slash."""
+        default = "https://api.github.com" if self.kind == "github" else "https://gitlab.com/api/v4"
+        return (self.api_url or default).rstrip("/")
+
+    def _token(self) -> str:
+        name = self.token_env or ("GITHUB_TOKEN" if self.kind == "github" else "GITLAB_TOKEN")
+        token = os.environ.get(name, "")
+        if not token:
+            raise GitOpsError(
+                f"opening a pull request needs a token in ${name} (it is read from the "
+                "environment only, never stored)"
+            )
+        return token
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        token = self._token()
+        headers = {"Accept": "application/json", "User-Agent": "cloudbalance"}
+        if self.kind == "github":
+            headers["Accept"] = "application/vnd.github+json"
+            headers["X-GitHub-Api-Version"] = "2022-11-28"
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            headers["PRIVATE-TOKEN"] = token
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        url = self.base_url + path
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode("utf-8", "replace")[:500]
+            raise GitOpsError(
+                redact(f"{self.kind} API {method} {path} answered {err.code}: {detail}", [token])
+            ) from err
+        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise GitOpsError(
+                redact(f"{self.kind} API at {self.base_url} unreachable: {reason}", [token])
+            ) from err
+        return json.loads(payload) if payload else None
+
+    # -- GitHub ------------------------------------------------------------------------------
+
+    def find_open(self, repository: str, base: str) -> PullRequest | None:
+        """The open pull request a previous cloudbalance run opened against ``base``, if any.
+
+        Recognised by its source branch (``cloudbalance/...``) and the marker in its body.
+        """
+        if self.kind == "github":
+            query = urllib.parse.urlencode({"state": "open", "base": base, "per_page": 100})
+            items = self._request("GET", f"/repos/{repository}/pulls?{query}") or []
+            for item in items:
+                ref = item.get("head", {}).get("ref", "")
+                if ref.startswith(BRANCH_PREFIX) and MARKER in (item.get("body") or ""):
+                    return PullRequest(int(item["number"]), item["html_url"], ref, False)
+            return None
+        project = urllib.parse.quote(repository, safe="")
+        query = urllib.parse.urlencode(
+            {"state": "opened", "target_branch": base, "per_page": 100}
+        )
+        items = self._request("GET", f"/projects/{project}/merge_requests?{query}") or []
+        for item in items:
+            ref = item.get("source_branch", "")
+            if ref.startswith(BRANCH_PREFIX) and MARKER in (item.get("description") or ""):
+                return PullRequest(int(item["iid"]), item["web_url"], ref, False)
+        return None
+
+    def open(self, repository: str, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+        """Open a pull (merge) request from ``branch`` into ``base``."""
+        if self.kind == "github":
+            item = self._request(
+                "POST",
+                f"/repos/{repository}/pulls",
+                {"title": title, "head": branch, "base": base, "body": body},
+            )
+            return PullRequest(int(item["number"]), item["html_url"], branch, True)
+        project = urllib.parse.quote(repository, safe="")
+        item = self._request(
+            "POST",
+            f"/projects/{project}/merge_requests",
+            {
+                "source_branch": branch,
+                "target_branch": base,
+                "title": title,
+                "description": body,
+                "remove_source_branch": True,
+            },
+        )
+        return PullRequest(int(item["iid"]), item["web_url"], branch, True)
+
+    def update(self, repository: str, pull: PullRequest, *, title: str, body: str) -> PullRequest:
+        """Replace the title and body of an open pull (merge) request."""
+        if self.kind == "github":
+            item = self._request(
+                "PATCH", f"/repos/{repository}/pulls/{pull.number}", {"title": title, "body": body}
+            )
+            return PullRequest(int(item["number"]), item["html_url"], pull.branch, False)
+        project = urllib.parse.quote(repository, safe="")
+        item = self._request(
+            "PUT",
+            f"/projects/{project}/merge_requests/{pull.number}",
+            {"title": title, "description": body},
+        )
+        return PullRequest(int(item["iid"]), item["web_url"], pull.branch, False)

@@ -1,0 +1,172 @@
+"""Commit messages and pull-request bodies, and the trailers later runs read back.
+
+The message is written for the reviewer first (a summary line, then a table of moves with the
+numbers a person checks: replicas before and after, the forecast, the expected saving, the
+confidence and the reason) and for machines last: Git trailers (``Cloudbalance-Plan: <id>``,
+``Cloudbalance-Confidence: 0.87``) in the final paragraph, which ``git interpret-trailers`` and
+:func:`parse_trailers` read. The pull-request body carries the same text plus a hidden marker so
+a later run can recognise the pull request as its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cloudbalance.gitops._forge import MARKER
+from cloudbalance.gitops._stackfile import PlacementChange
+from cloudbalance.models import Location, Move, Plan
+
+__all__ = ["PLAN_TRAILER", "REVERT_TRAILER", "parse_trailers", "render"]
+
+PLAN_TRAILER = "Cloudbalance-Plan"
+REVERT_TRAILER = "Cloudbalance-Revert"
+CONFIDENCE_TRAILER = "Cloudbalance-Confidence"
+SAVING_TRAILER = "Cloudbalance-Saving"
+
+_TRAILER = re.compile(r"^(?P<key>[A-Za-z0-9-]+):\s*(?P<value>.*?)\s*$")
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The trailers of a commit message (its last paragraph of ``Key: value`` lines).
+
+    Keys are case-sensitive as written; when a key repeats, the last value wins.
+    """
+    paragraphs = [p for p in re.split(r"\n\s*\n", message.strip()) if p.strip()]
+    if not paragraphs:
+        return {}
+    trailers: dict[str, str] = {}
+    for line in paragraphs[-1].splitlines():
+        match = _TRAILER.match(line.strip())
+        if match is None:
+            return {}
+        trailers[match.group("key")] = match.group("value")
+    return trailers
+
+
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.2f} {currency}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").strip() or "-"
+
+
+def _forecast(plan: Plan, workload: str) -> str:
+    """What the forecast asks of a workload: given by the planner, or its replicas per period."""
+    given = plan.inputs.get("forecast") if isinstance(plan.inputs, Mapping) else None
+    if isinstance(given, Mapping) and workload in given:
+        return str(given[workload])
+    totals = [sum(p.replicas for p in period if p.workload == workload) for period in plan.schedule]
+    if not totals:
+        return "-"
+    shown = totals[:6]
+    more = " …" if len(totals) > len(shown) else ""
+    return " → ".join(str(n) for n in shown) + more
+
+
+def _moves_for(
+    plan: Plan, changes: Sequence[PlacementChange]
+) -> list[tuple[str, Location, int, int, Move | None]]:
+    """One row per changed placement, joined with the plan's explanation of that move."""
+    by_key = {(m.workload, m.location): m for m in plan.moves}
+    rows = []
+    for change in changes:
+        move = by_key.get((change.workload, change.location))
+        rows.append(
+            (change.workload, change.location, change.before or 0, change.after, move)
+        )
+    return rows
+
+
+def render(
+    plan: Plan,
+    changes: Sequence[PlacementChange],
+    *,
+    files: Sequence[str],
+    warnings: Sequence[str] = (),
+    revert_of: str | None = None,
+    markdown_marker: bool = False,
+    extra_trailers: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """The summary line and the body (ending with trailers) for a plan's change.
+
+    Args:
+        plan: The plan written (for a revert, the plan being reverted).
+        changes: The placement values changed, as written to the stack files.
+        files: The stack files changed.
+        warnings: Policy warnings and guardrail notes, listed for the reviewer.
+        revert_of: The plan id reverted, when this is a revert.
+        markdown_marker: Add the hidden marker that identifies cloudbalance pull requests.
+        extra_trailers: More trailers to append.
+
+    Returns:
+        ``(subject, body)``; a commit message is ``subject + "\\n\\n" + body``.
+    """
+    currency = plan.currency
+    workloads = sorted({c.workload for c in changes})
+    if revert_of is not None:
+        subject = f"cloudbalance: revert plan {revert_of}"
+    else:
+        moved = sum(max(0, c.after - (c.before or 0)) for c in changes)
+        names = ", ".join(workloads[:3]) + (" …" if len(workloads) > 3 else "")
+        subject = (
+            f"cloudbalance: move {moved} replica{'s' if moved != 1 else ''} of {names} "
+            f"(saves {_money(plan.saving, currency)})"
+        )
+    lines: list[str] = []
+    if revert_of is not None:
+        lines.append(
+            f"Restores the placements that plan {revert_of} changed to the values before it."
+        )
+    else:
+        lines.append(
+            f"Plan {plan.plan_id}, computed {plan.created_at:%Y-%m-%d %H:%M} UTC for "
+            f"{plan.horizon} period(s) of {plan.period} from {plan.period_start:%Y-%m-%d %H:%M} "
+            "UTC. Only the first period is written here; later runs re-plan the rest."
+        )
+        lines.append("")
+        lines.append(
+            f"Expected saving: {_money(plan.saving, currency)} over the horizon "
+            f"({_money(plan.expected_cost, currency)} planned vs "
+            f"{_money(plan.baseline_cost, currency)} if nothing moves). "
+            f"Confidence: {plan.confidence:.2f}."
+        )
+    lines.append("")
+    lines.append(
+        "| Workload | Location | Before | After | Forecast (replicas/period) | "
+        f"Saving ({currency}) | Confidence | Reason |"
+    )
+    lines.append("|---|---|--:|--:|---|--:|--:|---|")
+    for workload, location, before, after, move in _moves_for(plan, changes):
+        saving = f"{move.saving:,.2f}" if move is not None else "-"
+        confidence = f"{move.confidence:.2f}" if move is not None else "-"
+        if revert_of is not None:
+            reason = f"revert of plan {revert_of}"
+        else:
+            reason = move.reason if move is not None and move.reason else "rebalanced by the plan"
+        lines.append(
+            f"| {_cell(workload)} | {location.key} | {before} | {after} | "
+            f"{_cell(_forecast(plan, workload))} | {saving} | {confidence} | {_cell(reason)} |"
+        )
+    lines.append("")
+    lines.append("Stack files: " + ", ".join(files) + ".")
+    notes = [*plan.notes] if revert_of is None else []
+    if notes or warnings:
+        lines.append("")
+        lines.append("Notes:")
+        lines.extend(f"- {_cell(text)}" for text in [*notes, *warnings])
+    if markdown_marker:
+        lines.append("")
+        lines.append(MARKER)
+    trailers: dict[str, Any] = {PLAN_TRAILER: plan.plan_id}
+    if revert_of is not None:
+        trailers = {REVERT_TRAILER: revert_of}
+    else:
+        trailers[CONFIDENCE_TRAILER] = f"{plan.confidence:.2f}"
+        trailers[SAVING_TRAILER] = f"{plan.saving:.2f} {currency}"
+    trailers.update(extra_trailers or {})
+    lines.append("")
+    lines.extend(f"{key}: {value}" for key, value in trailers.items())
+    return subject, "\n".join(lines) + "\n"

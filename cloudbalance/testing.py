@@ -1,0 +1,116 @@
+"""Test helpers for users and plugin authors: a contract suite every provider must pass.
+
+A plugin's tests reuse the suite by subclassing it and saying how to build the provider against
+its offline fixtures (moto, a recorded transport, a local server)::
+
+    from cloudbalance.testing import ProviderContract
+
+    class TestMyProvider(ProviderContract):
+        name = "mine"
+        start = datetime(2024, 1, 1)
+        end = datetime(2024, 1, 8)
+
+        @pytest.fixture
+        def provider(self, tmp_path):
+            return MyProvider(path=write_fixture(tmp_path))
+
+The suite checks what the rest of cloudbalance relies on: the frames match their schemas, rows
+stay inside the asked window, whole days are returned (the store replaces whole days), an empty
+window is an empty frame rather than an error, and ``check`` neither raises nor leaks secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+
+from cloudbalance.provider import CostProvider, ProviderCheck, available_providers
+from cloudbalance.schema import COSTS, PRICES, FrameSchema, validate_costs, validate_prices
+
+__all__ = ["ProviderContract", "empty_frame"]
+
+#: Things that look like secrets (AWS keys, bearer tokens, private keys, long base64).
+_SECRET = re.compile(
+    r"(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY|"
+    r"bearer\s+[a-z0-9._\-]{20,}|[A-Za-z0-9+/]{40,}={0,2})",
+    re.IGNORECASE,
+)
+
+
+def empty_frame(schema: FrameSchema) -> pd.DataFrame:
+    """An empty frame with the schema's columns and dtypes (what "no rows" looks like)."""
+    return schema.validate(pd.DataFrame({name: [] for name in schema.names}))
+
+
+class ProviderContract:
+    """Contract tests for a :class:`~cloudbalance.provider.CostProvider`.
+
+    Subclasses set ``name``, a window ``start``/``end`` in which their fixtures have cost rows,
+    and a ``provider`` fixture. Set ``registered = False`` for providers built in-process only.
+    """
+
+    name: ClassVar[str]
+    start: ClassVar[datetime]
+    end: ClassVar[datetime]
+    registered: ClassVar[bool] = True
+    has_prices: ClassVar[bool] = True
+
+    @pytest.fixture
+    def provider(self) -> CostProvider:  # pragma: no cover - always overridden
+        raise NotImplementedError("override the `provider` fixture")
+
+    def test_satisfies_the_protocol(self, provider: CostProvider) -> None:
+        assert isinstance(provider, CostProvider)
+        assert provider.name == self.name
+        assert isinstance(provider.revision_days, int)
+        assert provider.revision_days >= 0
+
+    def test_is_registered_under_the_entry_point_group(self) -> None:
+        if not self.registered:
+            pytest.skip("built in-process only")
+        assert self.name in available_providers()
+
+    def test_costs_match_the_costs_frame(self, provider: CostProvider) -> None:
+        frame = provider.costs(self.start, self.end)
+        assert len(frame) > 0, "the fixture window must hold cost rows"
+        checked = validate_costs(frame)
+        assert list(checked.columns[: len(COSTS.names)]) == COSTS.names
+
+    def test_costs_stay_inside_the_window(self, provider: CostProvider) -> None:
+        frame = validate_costs(provider.costs(self.start, self.end))
+        assert (frame["ChargePeriodStart"] >= pd.Timestamp(self.start)).all()
+        assert (frame["ChargePeriodStart"] < pd.Timestamp(self.end)).all()
+
+    def test_costs_name_their_source(self, provider: CostProvider) -> None:
+        frame = validate_costs(provider.costs(self.start, self.end))
+        assert frame["x_Source"].notna().all()
+
+    def test_costs_return_whole_days(self, provider: CostProvider) -> None:
+        """Every day returned by a narrower window has the same rows as in the full window."""
+        full = validate_costs(provider.costs(self.start, self.end))
+        day = full["ChargePeriodStart"].dt.normalize().min()
+        narrow = validate_costs(provider.costs(day.to_pydatetime(), (day + pd.Timedelta(days=1)).to_pydatetime()))
+        in_full = full[full["ChargePeriodStart"].dt.normalize() == day]
+        assert len(narrow) == len(in_full)
+        assert narrow["BilledCost"].sum() == pytest.approx(in_full["BilledCost"].sum())
+
+    def test_empty_window_is_an_empty_frame(self, provider: CostProvider) -> None:
+        frame = provider.costs(datetime(1990, 1, 1), datetime(1990, 1, 2))
+        assert len(validate_costs(frame)) == 0
+
+    def test_prices_match_the_prices_frame(self, provider: CostProvider) -> None:
+        frame = validate_prices(provider.prices())
+        if self.has_prices:
+            assert len(frame) > 0
+        assert list(frame.columns[: len(PRICES.names)]) == PRICES.names
+
+    def test_check_reports_without_raising_or_leaking(self, provider: CostProvider) -> None:
+        result = provider.check()
+        assert isinstance(result, ProviderCheck)
+        assert result.provider == self.name
+        text = f"{result.detail} {result.missing}"
+        assert not _SECRET.search(text), f"check() output looks like it holds a secret: {text!r}"

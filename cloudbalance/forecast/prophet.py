@@ -178,6 +178,134 @@ class FittedProphet(Fitted):
         return lo, hi
 
 
+def _split(
+    theta: FloatArray, sigma: float, iters: int, *, flat: bool, s: int
+) -> tuple[float, float, FloatArray, FloatArray, float, int]:
+    if flat:
+        return 0.0, float(theta[0]), np.zeros(s), theta[1:].copy(), sigma, iters
+    return (
+        float(theta[0]),
+        float(theta[1]),
+        theta[2 : 2 + s].copy(),
+        theta[2 + s :].copy(),
+        sigma,
+        iters,
+    )
+
+
+def _map_additive(
+    gram: FloatArray,
+    dty: FloatArray,
+    yty: float,
+    n: int,
+    prior: FloatArray,
+    l1: npt.NDArray[np.bool_],
+    lam: float,
+    theta0: FloatArray,
+    *,
+    max_outer: int = 50,
+    tol: float = 1e-10,
+) -> tuple[FloatArray, float, int]:
+    """MAP of the additive model: alternate an exact lasso step for the weights and the closed
+    form of the noise scale.
+
+    For a fixed ``sigma`` the negative log posterior is ``1/2 theta' H theta - b' theta +
+    lam * |delta|_1`` with ``H = X'X / sigma^2 + P``: a small lasso, solved exactly by
+    feature-sign search. For fixed weights, ``sigma^2`` solves ``4 s^2 + n s - RSS = 0``.
+    """
+    theta = theta0.copy()
+    rss = max(yty - 2 * float(theta @ dty) + float(theta @ gram @ theta), 1e-12)
+    sig2 = max((-n + np.sqrt(n * n + 16 * rss)) / 8, 1e-12)
+    prev = np.inf
+    total = 0
+    for _ in range(max_outer):
+        h = gram / sig2 + np.diag(prior)
+        b = dty / sig2
+        theta, its = _feature_sign(h, b, l1, lam, theta)
+        total += its
+        rss = max(yty - 2 * float(theta @ dty) + float(theta @ gram @ theta), 1e-12)
+        sig2 = max((-n + np.sqrt(n * n + 16 * rss)) / 8, 1e-18)
+        obj = (
+            0.5 * n * np.log(sig2)
+            + rss / (2 * sig2)
+            + 0.5 * float(theta @ (prior * theta))
+            + lam * float(np.abs(theta[l1]).sum())
+            + 2 * sig2
+        )
+        if abs(prev - obj) <= tol * max(1.0, abs(obj)):
+            break
+        prev = obj
+    return theta, float(np.sqrt(sig2)), total
+
+
+def _feature_sign(
+    h: FloatArray,
+    b: FloatArray,
+    l1: npt.NDArray[np.bool_],
+    lam: float,
+    theta0: FloatArray,
+    *,
+    max_iter: int = 500,
+) -> tuple[FloatArray, int]:
+    """Minimise ``1/2 x'Hx - b'x + lam * sum_{j in l1} |x_j|`` exactly (feature-sign search).
+
+    Unpenalised coordinates are always active. Each step solves the quadratic on the active set
+    with the current signs, then walks from the old point toward that solution, stopping at the
+    best point where a coefficient crosses zero; it ends when the KKT conditions hold.
+    """
+    x = theta0.copy()
+    p = x.shape[0]
+    eps = 1e-12
+
+    def value(z: FloatArray) -> float:
+        return 0.5 * float(z @ h @ z) - float(b @ z) + lam * float(np.abs(z[l1]).sum())
+
+    active = ~l1 | (x != 0)
+    for it in range(max_iter):
+        grad = h @ x - b
+        # optimality of the non-zero coefficients
+        sign = np.where(l1, np.sign(x), 0.0)
+        nz_ok = np.all(np.abs(grad[active] + lam * sign[active]) <= 1e-8 * (1 + lam))
+        if nz_ok:
+            zero = l1 & (x == 0)
+            viol = np.where(zero, np.abs(grad) - lam, -np.inf)
+            j = int(np.argmax(viol))
+            if viol[j] <= 1e-8 * (1 + lam):
+                return x, it
+            active[j] = True
+            sign[j] = -np.sign(grad[j])
+        idx = np.flatnonzero(active)
+        s_a = sign[idx]
+        try:
+            x_new_a = np.linalg.solve(h[np.ix_(idx, idx)], b[idx] - lam * s_a)
+        except np.linalg.LinAlgError:
+            x_new_a = np.linalg.lstsq(h[np.ix_(idx, idx)], b[idx] - lam * s_a, rcond=None)[0]
+        x_old_a = x[idx]
+        # candidate points: the end and every zero crossing of a penalised coordinate
+        pen = l1[idx]
+        cross = pen & (np.sign(x_new_a) != s_a) & (s_a != 0)
+        ts = [1.0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for k in np.flatnonzero(cross):
+                den = x_old_a[k] - x_new_a[k]
+                if abs(den) > eps:
+                    tk = x_old_a[k] / den
+                    if 0 < tk < 1:
+                        ts.append(float(tk))
+        best_val, best = np.inf, x
+        for tk in ts:
+            cand = x.copy()
+            cand[idx] = x_old_a + tk * (x_new_a - x_old_a)
+            cand[l1 & (np.abs(cand) < eps)] = 0.0
+            # a coordinate that ended with the wrong sign is set to zero
+            val = value(cand)
+            if val < best_val:
+                best_val, best = val, cand
+        x = best
+        active = ~l1 | (x != 0)
+    return x, max_iter
+
+
 def _shaped(value: Any, size: int) -> FloatArray:
     arr = np.zeros(size) if value is None else np.asarray(value, dtype=np.float64).ravel()
     return arr if arr.shape == (size,) else np.full(size, np.nan)
@@ -500,6 +628,9 @@ class ProphetForecaster:
             g[-1] = n - rss / sig2 + 4.0 * sig2
             return f, g
 
+        if not mult:
+            theta, sigma, iters = _map_additive(gram, dty, yty, n, prior, l1, 1.0 / tau, theta0)
+            return _split(theta, sigma, iters, flat=flat, s=s)
         bounds = [(None, None)] * nf + [(0.0, None)] * (2 * nl) + [(np.log(1e-9), None)]
         res = optimize.minimize(
             objective,
@@ -512,17 +643,7 @@ class ProphetForecaster:
         if not np.all(np.isfinite(res.x)):
             raise ForecastError(f"Prophet optimisation did not converge: {res.message}")
         theta = unpack(res.x)
-        sigma = float(np.exp(res.x[-1]))
-        if flat:
-            return 0.0, float(theta[0]), np.zeros(s), theta[1:].copy(), sigma, int(res.nit)
-        return (
-            float(theta[0]),
-            float(theta[1]),
-            theta[2 : 2 + s].copy(),
-            theta[2 + s :].copy(),
-            sigma,
-            int(res.nit),
-        )
+        return _split(theta, float(np.exp(res.x[-1])), int(res.nit), flat=flat, s=s)
 
     def _fit_stan(
         self,

@@ -18,7 +18,7 @@ from cloudbalance.gitops._forge import MARKER
 from cloudbalance.gitops._stackfile import PlacementChange
 from cloudbalance.models import Location, Move, Plan
 
-__all__ = ["PLAN_TRAILER", "REVERT_TRAILER", "parse_trailers", "render"]
+__all__ = ["PLAN_TRAILER", "REVERT_TRAILER", "parse_trailers", "render", "render_revert"]
 
 PLAN_TRAILER = "Cloudbalance-Plan"
 REVERT_TRAILER = "Cloudbalance-Revert"
@@ -86,18 +86,16 @@ def render(
     *,
     files: Sequence[str],
     warnings: Sequence[str] = (),
-    revert_of: str | None = None,
     markdown_marker: bool = False,
     extra_trailers: Mapping[str, str] | None = None,
 ) -> tuple[str, str]:
     """The summary line and the body (ending with trailers) for a plan's change.
 
     Args:
-        plan: The plan written (for a revert, the plan being reverted).
+        plan: The plan written.
         changes: The placement values changed, as written to the stack files.
         files: The stack files changed.
         warnings: Policy warnings and guardrail notes, listed for the reviewer.
-        revert_of: The plan id reverted, when this is a revert.
         markdown_marker: Add the hidden marker that identifies cloudbalance pull requests.
         extra_trailers: More trailers to append.
 
@@ -106,33 +104,22 @@ def render(
     """
     currency = plan.currency
     workloads = sorted({c.workload for c in changes})
-    if revert_of is not None:
-        subject = f"cloudbalance: revert plan {revert_of}"
-    else:
-        moved = sum(max(0, c.after - (c.before or 0)) for c in changes)
-        names = ", ".join(workloads[:3]) + (" …" if len(workloads) > 3 else "")
-        subject = (
-            f"cloudbalance: move {moved} replica{'s' if moved != 1 else ''} of {names} "
-            f"(saves {_money(plan.saving, currency)})"
-        )
-    lines: list[str] = []
-    if revert_of is not None:
-        lines.append(
-            f"Restores the placements that plan {revert_of} changed to the values before it."
-        )
-    else:
-        lines.append(
-            f"Plan {plan.plan_id}, computed {plan.created_at:%Y-%m-%d %H:%M} UTC for "
-            f"{plan.horizon} period(s) of {plan.period} from {plan.period_start:%Y-%m-%d %H:%M} "
-            "UTC. Only the first period is written here; later runs re-plan the rest."
-        )
-        lines.append("")
-        lines.append(
-            f"Expected saving: {_money(plan.saving, currency)} over the horizon "
-            f"({_money(plan.expected_cost, currency)} planned vs "
-            f"{_money(plan.baseline_cost, currency)} if nothing moves). "
-            f"Confidence: {plan.confidence:.2f}."
-        )
+    moved = sum(max(0, c.after - (c.before or 0)) for c in changes)
+    names = ", ".join(workloads[:3]) + (" …" if len(workloads) > 3 else "")
+    subject = (
+        f"cloudbalance: move {moved} replica{'s' if moved != 1 else ''} of {names} "
+        f"(saves {_money(plan.saving, currency)})"
+    )
+    lines: list[str] = [
+        f"Plan {plan.plan_id}, computed {plan.created_at:%Y-%m-%d %H:%M} UTC for "
+        f"{plan.horizon} period(s) of {plan.period} from {plan.period_start:%Y-%m-%d %H:%M} "
+        "UTC. Only the first period is written here; later runs re-plan the rest.",
+        "",
+        f"Expected saving: {_money(plan.saving, currency)} over the horizon "
+        f"({_money(plan.expected_cost, currency)} planned vs "
+        f"{_money(plan.baseline_cost, currency)} if nothing moves). "
+        f"Confidence: {plan.confidence:.2f}.",
+    ]
     lines.append("")
     lines.append(
         "| Workload | Location | Before | After | Forecast (replicas/period) | "
@@ -142,31 +129,57 @@ def render(
     for workload, location, before, after, move in _moves_for(plan, changes):
         saving = f"{move.saving:,.2f}" if move is not None else "-"
         confidence = f"{move.confidence:.2f}" if move is not None else "-"
-        if revert_of is not None:
-            reason = f"revert of plan {revert_of}"
-        else:
-            reason = move.reason if move is not None and move.reason else "rebalanced by the plan"
+        reason = move.reason if move is not None and move.reason else "rebalanced by the plan"
         lines.append(
             f"| {_cell(workload)} | {location.key} | {before} | {after} | "
             f"{_cell(_forecast(plan, workload))} | {saving} | {confidence} | {_cell(reason)} |"
         )
     lines.append("")
     lines.append("Stack files: " + ", ".join(files) + ".")
-    notes = [*plan.notes] if revert_of is None else []
-    if notes or warnings:
+    if plan.notes or warnings:
         lines.append("")
         lines.append("Notes:")
-        lines.extend(f"- {_cell(text)}" for text in [*notes, *warnings])
+        lines.extend(f"- {_cell(text)}" for text in [*plan.notes, *warnings])
     if markdown_marker:
         lines.append("")
         lines.append(MARKER)
-    trailers: dict[str, Any] = {PLAN_TRAILER: plan.plan_id}
-    if revert_of is not None:
-        trailers = {REVERT_TRAILER: revert_of}
-    else:
-        trailers[CONFIDENCE_TRAILER] = f"{plan.confidence:.2f}"
-        trailers[SAVING_TRAILER] = f"{plan.saving:.2f} {currency}"
+    trailers: dict[str, Any] = {
+        PLAN_TRAILER: plan.plan_id,
+        CONFIDENCE_TRAILER: f"{plan.confidence:.2f}",
+        SAVING_TRAILER: f"{plan.saving:.2f} {currency}",
+    }
     trailers.update(extra_trailers or {})
     lines.append("")
     lines.extend(f"{key}: {value}" for key, value in trailers.items())
     return subject, "\n".join(lines) + "\n"
+
+
+def render_revert(
+    plan_id: str,
+    commit: str,
+    changes: Sequence[PlacementChange],
+    *,
+    files: Sequence[str],
+    markdown_marker: bool = False,
+) -> tuple[str, str]:
+    """The summary line and body of the commit that reverts plan ``plan_id`` (made in ``commit``).
+
+    The body lists each restored value and ends with the ``Cloudbalance-Revert`` trailer, which
+    later runs treat like a plan trailer: the values it wrote are the last known good ones.
+    """
+    lines = [
+        f"Restores the placements that plan {plan_id} (commit {commit[:12]}) changed to the "
+        "values they had before it.",
+        "",
+        "| Workload | Location | Before | After |",
+        "|---|---|--:|--:|",
+    ]
+    lines.extend(
+        f"| {_cell(c.workload)} | {c.location.key} | {c.before or 0} | {c.after} |"
+        for c in changes
+    )
+    lines += ["", "Stack files: " + ", ".join(files) + "."]
+    if markdown_marker:
+        lines += ["", MARKER]
+    lines += ["", f"{REVERT_TRAILER}: {plan_id}", f"Cloudbalance-Reverted-Commit: {commit}"]
+    return f"cloudbalance: revert plan {plan_id}", "\n".join(lines) + "\n"

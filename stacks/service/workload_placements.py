@@ -1,0 +1,1 @@
+../common/workload_placements.py

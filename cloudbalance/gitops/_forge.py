@@ -146,9 +146,7 @@ class Forge:
                     return PullRequest(int(item["number"]), item["html_url"], ref, False)
             return None
         project = urllib.parse.quote(repository, safe="")
-        query = urllib.parse.urlencode(
-            {"state": "opened", "target_branch": base, "per_page": 100}
-        )
+        query = urllib.parse.urlencode({"state": "opened", "target_branch": base, "per_page": 100})
         items = self._request("GET", f"/projects/{project}/merge_requests?{query}") or []
         for item in items:
             ref = item.get("source_branch", "")
@@ -156,7 +154,9 @@ class Forge:
                 return PullRequest(int(item["iid"]), item["web_url"], ref, False)
         return None
 
-    def open(self, repository: str, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+    def open(
+        self, repository: str, *, branch: str, base: str, title: str, body: str
+    ) -> PullRequest:
         """Open a pull (merge) request from ``branch`` into ``base``."""
         if self.kind == "github":
             item = self._request(

@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,7 +137,12 @@ class Git:
 
     def ref_exists(self, ref: str) -> bool:
         """Whether ``ref`` names a commit."""
-        return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).returncode == 0
+        return (
+            self.run(
+                "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
+            ).returncode
+            == 0
+        )
 
     def ensure_clean(self) -> None:
         """Refuse a dirty working copy or an operation in progress.
@@ -169,7 +176,9 @@ class Git:
         result = self.run("show", f"{rev}:{path}", check=False)
         return result.stdout if result.returncode == 0 else None
 
-    def log_messages(self, rev: str, *, grep: str, path: str | None = None) -> list[tuple[str, str]]:
+    def log_messages(
+        self, rev: str, *, grep: str, path: str | None = None
+    ) -> list[tuple[str, str]]:
         """``(commit, message)`` of commits reachable from ``rev`` whose message matches ``grep``.
 
         Newest first; limited to commits touching ``path`` when given.
@@ -227,7 +236,6 @@ class Git:
         self.run("add", "--", *paths)
         staged = set(self.out("diff", "--cached", "--name-only", "-z").split("\0")) - {""}
         if not staged <= set(paths):
-            self.run("reset", "-q", "--", *sorted(staged - set(paths)))
             raise GitOpsError(
                 "refusing to commit files other than stack config: " + ", ".join(sorted(staged))
             )
@@ -239,9 +247,7 @@ class Git:
             os.unlink(f.name)
         return self.head()
 
-    def commit_tree(
-        self, parent: str, files: Mapping[str, str], message: str
-    ) -> str:
+    def commit_tree(self, parent: str, files: Mapping[str, str], message: str) -> str:
         """Make a commit on top of ``parent`` changing only ``files`` (path -> new text).
 
         The user's index and working copy are not touched (a temporary index is used).
@@ -254,7 +260,9 @@ class Git:
                 listed = self.run("ls-files", "-s", "--", path, env=env).stdout.split()
                 if listed:
                     mode = listed[0]
-                blob = self.run("hash-object", "-w", "--stdin", f"--path={path}", input=text).stdout.strip()
+                blob = self.run(
+                    "hash-object", "-w", "--stdin", f"--path={path}", input=text
+                ).stdout.strip()
                 self.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}", env=env)
             tree = self.run("write-tree", env=env).stdout.strip()
             msg_file = Path(tmp) / "message"
@@ -280,7 +288,9 @@ class Git:
         Raises:
             GitOpsError: When the remote refuses (e.g. it moved on: pull, then run again).
         """
-        result = self.run("push", "--porcelain", remote, f"{local}:refs/heads/{branch}", check=False)
+        result = self.run(
+            "push", "--porcelain", remote, f"{local}:refs/heads/{branch}", check=False
+        )
         if result.returncode != 0:
             detail = redact((result.stderr or result.stdout).strip(), _secrets_from_env())
             raise GitOpsError(
@@ -289,13 +299,33 @@ class Git:
             )
 
 
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive OS lock on ``fd`` without waiting; False when another process holds it."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextmanager
 def repository_lock(git: Git, *, timeout: float = 0.0) -> Iterator[Path]:
     """Hold cloudbalance's lock on a repository so two runs cannot interleave.
 
-    The lock is ``cloudbalance.lock`` in the git directory (never committed) held with an OS
-    file lock, so it is released when the process ends, even when killed. Where ``fcntl`` is
-    missing (Windows) an exclusive create is used instead.
+    The lock is ``cloudbalance.lock`` in the git directory (so it is never committed), held
+    with an OS file lock (``flock``; ``msvcrt.locking`` on Windows). The OS releases it when
+    the process ends, even when killed, so a crashed run never leaves a stale lock behind.
+    The file holds the holder's pid, shown to the run that is refused.
 
     Args:
         git: The working copy.
@@ -304,47 +334,18 @@ def repository_lock(git: Git, *, timeout: float = 0.0) -> Iterator[Path]:
     Raises:
         GitOpsError: When another run holds the lock.
     """
-    import time
-
     path = git.git_dir() / "cloudbalance.lock"
     deadline = time.monotonic() + timeout
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        fcntl = None  # type: ignore[assignment]
-    if fcntl is None:  # pragma: no cover - Windows
-        while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                break
-            except FileExistsError as err:
-                if time.monotonic() >= deadline:
-                    raise GitOpsError(
-                        f"another cloudbalance run holds {path}; wait for it (or remove the "
-                        "file if no run is active)"
-                    ) from err
-                time.sleep(0.1)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-            yield path
-        finally:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-        return
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as err:
-                if time.monotonic() >= deadline:
-                    holder = path.read_text(encoding="utf-8").strip() or "unknown"
-                    raise GitOpsError(
-                        f"another cloudbalance run (pid {holder}) is acting on {git.root}; "
-                        "try again when it has finished"
-                    ) from err
-                time.sleep(0.1)
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
+                holder = path.read_text(encoding="utf-8").strip() or "unknown"
+                raise GitOpsError(
+                    f"another cloudbalance run (pid {holder}) is acting on {git.root}; "
+                    "try again when it has finished"
+                )
+            time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield path

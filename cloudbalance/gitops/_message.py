@@ -74,9 +74,7 @@ def _moves_for(
     rows = []
     for change in changes:
         move = by_key.get((change.workload, change.location))
-        rows.append(
-            (change.workload, change.location, change.before or 0, change.after, move)
-        )
+        rows.append((change.workload, change.location, change.before or 0, change.after, move))
     return rows
 
 
@@ -100,7 +98,7 @@ def render(
         extra_trailers: More trailers to append.
 
     Returns:
-        ``(subject, body)``; a commit message is ``subject + "\\n\\n" + body``.
+        ``(subject, body)``: a commit message is the subject, a blank line, then the body.
     """
     currency = plan.currency
     workloads = sorted({c.workload for c in changes})
@@ -175,8 +173,7 @@ def render_revert(
         "|---|---|--:|--:|",
     ]
     lines.extend(
-        f"| {_cell(c.workload)} | {c.location.key} | {c.before or 0} | {c.after} |"
-        for c in changes
+        f"| {_cell(c.workload)} | {c.location.key} | {c.before or 0} | {c.after} |" for c in changes
     )
     lines += ["", "Stack files: " + ", ".join(files) + "."]
     if markdown_marker:

@@ -218,9 +218,7 @@ def validate_stack_config(source: str | Path, *, text: str | None = None) -> Any
                 raise StackConfigError(
                     f"{WORKLOADS_KEY}.{name}.placements: {loc[0]}:{loc[1]} appears twice",
                     file=file,
-                    line=_line_of(
-                        document, ["config", WORKLOADS_KEY, name, "placements", index]
-                    ),
+                    line=_line_of(document, ["config", WORKLOADS_KEY, name, "placements", index]),
                 )
             seen.add(loc)
     return document
@@ -402,9 +400,7 @@ def edit_placements(
     changes: list[PlacementChange] = []
     for workload, target in targets.items():
         if node is None or workload not in node:
-            raise StackConfigError(
-                f"workload {workload!r} is not under {WORKLOADS_KEY}", file=file
-            )
+            raise StackConfigError(f"workload {workload!r} is not under {WORKLOADS_KEY}", file=file)
         settings = node[workload]
         seen: set[Location] = set()
         for entry in settings["placements"]:
@@ -463,4 +459,3 @@ def _verify(
             "beyond the replicas (please report this with the stack file)",
             file=file,
         )
-

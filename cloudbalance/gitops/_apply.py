@@ -1,0 +1,841 @@
+"""Apply a plan to a Git working copy, and revert it: guardrails, conflicts, modes.
+
+The order of checks is the order of risk: the lock first (no interleaving), then the state of
+the working copy (no dirty tree, no detached head), then the edit itself (validated before and
+after), then what a person changed since the last plan (a :class:`ConflictError`, never an
+overwrite), then the user's guardrails and policies, and only then a commit, a branch or a pull
+request. Every mode but ``commit`` leaves the working copy and the checked-out branch untouched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Literal, get_args
+
+from cloudbalance.exceptions import (
+    ConflictError,
+    GitOpsError,
+    PolicyDeniedError,
+    StackConfigError,
+)
+from cloudbalance.gitops._forge import BRANCH_PREFIX, Forge, PullRequest, repository_from_url
+from cloudbalance.gitops._git import Git, repository_lock
+from cloudbalance.gitops._message import (
+    PLAN_TRAILER,
+    REVERT_TRAILER,
+    parse_trailers,
+    render,
+    render_revert,
+)
+from cloudbalance.gitops._stackfile import (
+    WORKLOADS_KEY,
+    PlacementChange,
+    StackFile,
+    discover_stacks,
+    edit_placements,
+    read_placements,
+)
+from cloudbalance.models import Location, Plan, Workload
+
+__all__ = [
+    "ApplyResult",
+    "FileChange",
+    "FreezeWindow",
+    "Guardrails",
+    "Mode",
+    "PolicyCheck",
+    "PolicyResult",
+    "StackDiff",
+    "apply",
+    "revert",
+]
+
+Mode = Literal["dry-run", "commit", "branch", "pr", "auto"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    """Dates (inclusive, UTC) during which cloudbalance changes nothing.
+
+    Attributes:
+        start: First frozen day.
+        end: Last frozen day.
+        reason: Shown when a run is refused (``year-end change freeze``).
+    """
+
+    start: date
+    end: date
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise GitOpsError(f"freeze window ends ({self.end}) before it starts ({self.start})")
+
+    def contains(self, when: datetime) -> bool:
+        """Whether ``when`` (naive UTC) falls in the window."""
+        return self.start <= when.date() <= self.end
+
+    @classmethod
+    def parse(cls, text: str) -> FreezeWindow:
+        """Parse ``YYYY-MM-DD..YYYY-MM-DD`` (a single date freezes one day).
+
+        Raises:
+            GitOpsError: When the text is not such a range.
+        """
+        first, _, last = text.strip().partition("..")
+        try:
+            start = date.fromisoformat(first.strip())
+            end = date.fromisoformat(last.strip()) if last else start
+        except ValueError as err:
+            raise GitOpsError(f"freeze window {text!r} is not 'YYYY-MM-DD..YYYY-MM-DD'") from err
+        return cls(start, end)
+
+    def __str__(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.start.isoformat()}..{self.end.isoformat()}{why}"
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """What a plan may do without a person, and when nothing may change at all.
+
+    Attributes:
+        min_confidence: In ``auto`` mode, a plan at or above this confidence is committed;
+            below it, a pull request is opened for a human.
+        max_moves: Most placement values one plan may change without review.
+        max_share_moved: Most replicas one plan may add, as a share of the replicas the
+            affected workloads had before (0.25: a quarter).
+        freeze: Windows during which no mode but ``dry-run`` acts.
+        default_mode: The mode when none is given: ``dry-run`` unless configured otherwise.
+    """
+
+    min_confidence: float = 0.9
+    max_moves: int | None = None
+    max_share_moved: float | None = None
+    freeze: tuple[FreezeWindow, ...] = ()
+    default_mode: Mode = "dry-run"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise GitOpsError(f"min_confidence must be within 0..1, got {self.min_confidence}")
+        if self.max_moves is not None and self.max_moves < 0:
+            raise GitOpsError(f"max_moves must be >= 0, got {self.max_moves}")
+        if self.max_share_moved is not None and self.max_share_moved < 0:
+            raise GitOpsError(f"max_share_moved must be >= 0, got {self.max_share_moved}")
+        if self.default_mode not in MODES:
+            raise GitOpsError(f"unknown mode {self.default_mode!r}; use one of {', '.join(MODES)}")
+
+    def frozen(self, now: datetime) -> FreezeWindow | None:
+        """The freeze window ``now`` falls in, if any."""
+        return next((w for w in self.freeze if w.contains(now)), None)
+
+    def violations(self, diff: StackDiff) -> list[str]:
+        """The limits a diff exceeds, in words (empty: within every limit)."""
+        found = []
+        if self.max_moves is not None and len(diff.changes) > self.max_moves:
+            found.append(
+                f"changes {len(diff.changes)} placements, more than max_moves={self.max_moves}"
+            )
+        if self.max_share_moved is not None and diff.share_moved > self.max_share_moved:
+            found.append(
+                f"moves {diff.share_moved:.0%} of replicas, more than "
+                f"max_share_moved={self.max_share_moved:.0%}"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """The edit of one stack file.
+
+    Attributes:
+        stack: The stack it belongs to.
+        before: The file's text before.
+        after: The file's text after (equal to ``before`` when nothing changes).
+        changes: The placement values changed.
+        previous: Placements of the changed workloads before the edit.
+    """
+
+    stack: StackFile
+    before: str
+    after: str
+    changes: tuple[PlacementChange, ...]
+    previous: Mapping[str, Mapping[Location, int]] = field(default_factory=dict)
+
+    def unified_diff(self) -> str:
+        """``git diff``-style text of the edit."""
+        return "".join(
+            difflib.unified_diff(
+                self.before.splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                fromfile=f"a/{self.stack.path}",
+                tofile=f"b/{self.stack.path}",
+            )
+        )
+
+
+@dataclass(frozen=True)
+class StackDiff:
+    """Everything a plan would change in the repository; what policies and guardrails see."""
+
+    files: tuple[FileChange, ...]
+
+    @property
+    def changes(self) -> tuple[PlacementChange, ...]:
+        """Every placement value changed, in file order."""
+        return tuple(c for f in self.files for c in f.changes)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The stack files changed."""
+        return tuple(f.stack.path for f in self.files if f.changes)
+
+    @property
+    def share_moved(self) -> float:
+        """Replicas added as a share of the changed workloads' replicas before (0 when none)."""
+        added = sum(max(0, c.after - (c.before or 0)) for c in self.changes)
+        before = sum(sum(p.values()) for f in self.files for p in f.previous.values())
+        if added == 0:
+            return 0.0
+        return added / before if before else float("inf")
+
+    def unified(self) -> str:
+        """The diff of every file, as ``git diff`` would show it."""
+        return "".join(f.unified_diff() for f in self.files if f.changes)
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """What a policy check said about a change: ``denies`` stop it, ``warnings`` are listed."""
+
+    denies: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+#: The hook the policy engine plugs into: called with the plan and the diff before anything is
+#: written.
+PolicyCheck = Callable[[Plan, StackDiff], PolicyResult]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What :func:`apply` or :func:`revert` did.
+
+    Attributes:
+        plan_id: The plan applied or reverted.
+        mode: The mode that acted (``auto`` resolved to ``commit`` or ``pr``).
+        diff: The change, per file.
+        message: The commit message (subject, blank line, body with trailers).
+        commit: The commit made, if any.
+        branch: The branch the commit is on.
+        pushed: Whether it was pushed.
+        pull_request: The pull request opened or updated, in ``pr`` mode.
+        notes: Why the mode was chosen, guardrail and policy remarks.
+    """
+
+    plan_id: str
+    mode: str
+    diff: StackDiff
+    message: str
+    commit: str | None = None
+    branch: str | None = None
+    pushed: bool = False
+    pull_request: PullRequest | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _targets(plan: Plan) -> dict[str, dict[Location, int]]:
+    """Workload -> location -> replicas of the plan's first period (moved workloads included)."""
+    targets: dict[str, dict[Location, int]] = defaultdict(dict)
+    for placement in plan.first_period:
+        if placement.replicas < 0:
+            raise GitOpsError(
+                f"plan {plan.plan_id}: workload {placement.workload!r} has negative replicas "
+                f"at {placement.location}"
+            )
+        current = targets[placement.workload].get(placement.location, 0)
+        targets[placement.workload][placement.location] = current + int(placement.replicas)
+    for move in plan.moves:
+        targets.setdefault(move.workload, {})
+    return dict(targets)
+
+
+def _stack_hints(workloads: Iterable[Workload] | Mapping[str, str]) -> dict[str, str]:
+    if isinstance(workloads, Mapping):
+        return {str(k): str(v) for k, v in workloads.items()}
+    return {w.name: w.stack for w in workloads if w.stack}
+
+
+def _read(git: Git, rev: str | None, path: str) -> str:
+    if rev is None:
+        file = git.root / path
+        try:
+            return file.read_text(encoding="utf-8")
+        except OSError as err:
+            raise StackConfigError(f"cannot read: {err.strerror}", file=path) from err
+    text = git.show(rev, path)
+    if text is None:
+        raise StackConfigError(f"not present at {rev}", file=path)
+    return text
+
+
+def _locate(
+    git: Git,
+    rev: str | None,
+    stacks: Sequence[StackFile],
+    targets: Mapping[str, Mapping[Location, int]],
+    hints: Mapping[str, str],
+) -> dict[StackFile, dict[str, Mapping[Location, int]]]:
+    """Which stack file holds each workload: its ``stack`` hint, else the one that lists it."""
+    by_ref: dict[str, list[StackFile]] = defaultdict(list)
+    for stack in stacks:
+        by_ref[stack.ref].append(stack)
+    contents: dict[StackFile, dict[str, dict[Location, int]]] = {}
+    for stack in stacks:
+        if rev is not None and git.show(rev, stack.path) is None:
+            continue
+        contents[stack] = read_placements(_read(git, rev, stack.path), file=stack.path)
+    chosen: dict[StackFile, dict[str, Mapping[Location, int]]] = defaultdict(dict)
+    for workload, target in targets.items():
+        if workload in hints:
+            ref = hints[workload]
+            matches = by_ref.get(ref, [])
+            if len(matches) != 1:
+                known = ", ".join(sorted(by_ref)) or "none"
+                what = "several projects are" if matches else "no stack file is"
+                raise StackConfigError(
+                    f"workload {workload!r} names stack {ref!r} but {what} named so "
+                    f"(stacks found: {known})"
+                )
+            stack = matches[0]
+            if workload not in contents.get(stack, {}):
+                raise StackConfigError(
+                    f"workload {workload!r} is not under {WORKLOADS_KEY}; add it with its "
+                    "placements first",
+                    file=stack.path,
+                )
+        else:
+            holders = [s for s, placed in contents.items() if workload in placed]
+            if not holders:
+                raise StackConfigError(
+                    f"workload {workload!r} is in no stack file's {WORKLOADS_KEY} "
+                    f"(searched {len(contents)} stack file(s) under {git.root.name}); add it to "
+                    "a stack file or set the workload's stack"
+                )
+            if len(holders) > 1:
+                raise StackConfigError(
+                    f"workload {workload!r} is in several stack files ("
+                    + ", ".join(s.path for s in holders)
+                    + "); set the workload's stack (project/stack) to choose one"
+                )
+            stack = holders[0]
+        chosen[stack][workload] = target
+    return dict(chosen)
+
+
+def _last_written(git: Git, rev: str, path: str) -> tuple[str, str] | None:
+    """``(commit, text)`` of ``path`` as the last cloudbalance commit on ``rev`` wrote it."""
+    pattern = f"^({PLAN_TRAILER}|{REVERT_TRAILER}): "
+    for sha, message in git.log_messages(rev, grep=pattern, path=path):
+        trailers = parse_trailers(message)
+        if PLAN_TRAILER in trailers or REVERT_TRAILER in trailers:
+            text = git.show(sha, path)
+            if text is not None:
+                return sha, text
+    return None
+
+
+def _check_conflicts(
+    git: Git, rev: str | None, change: FileChange, targets: Mapping[str, Mapping[Location, int]]
+) -> None:
+    """Raise ConflictError when a person changed, since the last plan, a value we would change."""
+    last = _last_written(git, rev or "HEAD", change.stack.path)
+    if last is None:
+        return
+    sha, text = last
+    written = read_placements(text, file=f"{change.stack.path}@{sha[:12]}")
+    for workload, current in change.previous.items():
+        if workload not in written:
+            continue
+        then = written[workload]
+        target = targets[workload]
+        for location in sorted(set(then) | set(current)):
+            expected, found = then.get(location), current.get(location)
+            if expected == found:
+                continue
+            if target.get(location, 0) == (found or 0):
+                continue  # the plan agrees with the person: nothing would be overwritten
+            raise ConflictError(
+                file=change.stack.path,
+                key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",
+                expected=expected,
+                found=found,
+            )
+
+
+def _diff(
+    git: Git,
+    rev: str | None,
+    targets: Mapping[str, Mapping[Location, int]],
+    hints: Mapping[str, str],
+    *,
+    check_conflicts: bool = True,
+) -> StackDiff:
+    stacks = discover_stacks(git.root)
+    if not stacks:
+        raise StackConfigError(
+            f"no Pulumi project with a stack file (Pulumi.yaml beside Pulumi.<stack>.yaml) "
+            f"found under {git.root.name}"
+        )
+    chosen = _locate(git, rev, stacks, targets, hints)
+    files = []
+    for stack in sorted(chosen, key=lambda s: s.path):
+        wanted = chosen[stack]
+        before = _read(git, rev, stack.path)
+        placed = read_placements(before, file=stack.path)
+        after, changes = edit_placements(before, wanted, file=stack.path)
+        change = FileChange(
+            stack=stack,
+            before=before,
+            after=after,
+            changes=tuple(changes),
+            previous={w: placed[w] for w in wanted},
+        )
+        if check_conflicts and changes:
+            _check_conflicts(git, rev, change, targets)
+        files.append(change)
+    return StackDiff(tuple(files))
+
+
+def _resolve_forge_repo(git: Git, forge: Forge, remote: str) -> str:
+    return forge.repository or repository_from_url(git.remote_url(remote))
+
+
+def _push_target(git: Git, remote: str) -> tuple[str, str] | None:
+    upstream = git.upstream()
+    if upstream is not None:
+        return upstream
+    return None
+
+
+def _commit_here(
+    git: Git, diff: StackDiff, message: str, *, remote: str, push: bool
+) -> tuple[str, str, bool, list[str]]:
+    """Commit the diff on the checked-out branch; push it to its upstream when asked."""
+    notes: list[str] = []
+    branch = git.current_branch()
+    upstream = _push_target(git, remote) if push else None
+    if push and upstream is not None:
+        up_remote, up_branch = upstream
+        git.fetch(up_remote, f"refs/heads/{up_branch}")
+        behind = git.out("rev-list", "--count", "HEAD..FETCH_HEAD")
+        if behind != "0":
+            raise GitOpsError(
+                f"{branch} is {behind} commit(s) behind {up_remote}/{up_branch}; pull first "
+                "(cloudbalance never force-pushes)"
+            )
+    written: list[Path] = []
+    try:
+        for change in diff.files:
+            if change.changes:
+                target = git.root / change.stack.path
+                target.write_text(change.after, encoding="utf-8", newline="")
+                written.append(target)
+        sha = git.commit_files(list(diff.paths), message)
+    except BaseException:
+        git.run("reset", "-q", "--", *diff.paths, check=False)
+        for change in diff.files:
+            if change.changes and (git.root / change.stack.path) in written:
+                (git.root / change.stack.path).write_text(
+                    change.before, encoding="utf-8", newline=""
+                )
+        raise
+    pushed = False
+    if push and upstream is not None:
+        git.push(upstream[0], sha, upstream[1])
+        pushed = True
+    elif push:
+        notes.append(f"not pushed: {branch} has no upstream branch")
+    return sha, branch, pushed, notes
+
+
+def _base_branch(git: Git) -> str:
+    upstream = git.upstream()
+    return upstream[1] if upstream else git.current_branch()
+
+
+def _commit_branch(
+    git: Git,
+    diff: StackDiff,
+    message: str,
+    *,
+    branch: str,
+    parent: str,
+    remote: str,
+    push: bool,
+    existing_remote_tip: str | None = None,
+) -> tuple[str, bool]:
+    """Commit the diff on ``branch`` (new, or continuing ``existing_remote_tip``) and push it."""
+    git.check_branch_name(branch)
+    files = {c.stack.path: c.after for c in diff.files if c.changes}
+    sha = git.commit_tree(parent, files, message)
+    if existing_remote_tip is None:
+        if git.ref_exists(f"refs/heads/{branch}"):
+            raise GitOpsError(
+                f"branch {branch} already exists; this plan was already proposed (delete the "
+                "branch to propose it again)"
+            )
+        if push and git.remote_branch(remote, branch) is not None:
+            raise GitOpsError(f"branch {branch} already exists on {remote}; refusing to overwrite")
+        git.update_branch(branch, sha, None)
+    else:
+        local = f"refs/heads/{branch}"
+        old = git.head(local) if git.ref_exists(local) else None
+        if old is not None and old != existing_remote_tip:
+            is_ancestor = git.run(
+                "merge-base", "--is-ancestor", old, existing_remote_tip, check=False
+            )
+            if is_ancestor.returncode != 0:
+                raise GitOpsError(
+                    f"local branch {branch} has commits that are not on {remote}; push or "
+                    "delete them first"
+                )
+        git.update_branch(branch, sha, old)
+    if push:
+        git.push(remote, sha, branch)
+    return sha, push
+
+
+def _check_plan_id(plan_id: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", plan_id or ""):
+        raise GitOpsError(
+            f"plan id {plan_id!r} cannot name a branch: use letters, digits, '.', '_' and '-'"
+        )
+
+
+def apply(
+    plan: Plan,
+    repo: str | Path = ".",
+    *,
+    mode: Mode | None = None,
+    guardrails: Guardrails | None = None,
+    workloads: Iterable[Workload] | Mapping[str, str] = (),
+    remote: str = "origin",
+    forge: Forge | None = None,
+    policy_check: PolicyCheck | None = None,
+    push: bool = True,
+    now: datetime | None = None,
+    lock_timeout: float = 0.0,
+) -> ApplyResult:
+    """Write a plan's first period into the Pulumi stack config of a Git working copy.
+
+    Modes: ``dry-run`` computes the diff and the message and changes nothing (the default
+    unless ``guardrails.default_mode`` says otherwise); ``commit`` commits on the checked-out
+    branch and pushes it to its upstream; ``branch`` commits on a new branch
+    ``cloudbalance/<plan-id>`` (without touching the working copy) and pushes it; ``pr`` does
+    the same and opens a pull request, or updates the one a previous run opened; ``auto`` lets
+    the guardrails choose ``commit`` or ``pr``.
+
+    Args:
+        plan: The plan; ``plan.first_period`` is written, ``plan.moves`` explain it.
+        repo: A directory inside the Git working copy.
+        mode: See above.
+        guardrails: Confidence threshold, limits and freeze windows.
+        workloads: Which stack holds each workload (``Workload.stack`` or a mapping of name
+            to ``project/stack``); others are found by the stack file that lists them.
+        remote: The remote branches are pushed to.
+        forge: Where pull requests are opened (``pr`` mode; default GitHub).
+        policy_check: Called with the plan and the diff before anything is written; its
+            denies stop the change, its warnings go into the message.
+        push: Push what was committed (``False`` keeps it local; ``pr`` mode needs it).
+        now: The current time (naive UTC) for freeze windows; defaults to the clock.
+        lock_timeout: Seconds to wait for another run's lock.
+
+    Returns:
+        What was done.
+
+    Raises:
+        GitOpsError: Dirty working copy, detached head, freeze window, guardrail exceeded in
+            ``commit`` mode, push refused, API failure.
+        StackConfigError: A stack file is missing or invalid, or a workload is in none.
+        ConflictError: A person changed a value the plan would overwrite since the last plan.
+        PolicyDeniedError: The policy check denied the change.
+    """
+    rails = guardrails or Guardrails()
+    chosen_mode: str = mode or rails.default_mode
+    if chosen_mode not in MODES:
+        raise GitOpsError(f"unknown mode {chosen_mode!r}; use one of {', '.join(MODES)}")
+    _check_plan_id(plan.plan_id)
+    targets = _targets(plan)
+    if not targets:
+        raise GitOpsError(f"plan {plan.plan_id} places no workload; nothing to write")
+    hints = _stack_hints(workloads)
+    git = Git.open(repo)
+    when = now or _utcnow()
+    with repository_lock(git, timeout=lock_timeout):
+        if chosen_mode != "dry-run":
+            git.ensure_clean()
+            git.current_branch()
+        diff = _diff(git, None if chosen_mode == "dry-run" else "HEAD", targets, hints)
+        notes: list[str] = []
+        warnings: list[str] = []
+        if policy_check is not None:
+            outcome = policy_check(plan, diff)
+            if outcome.denies:
+                raise PolicyDeniedError(list(outcome.denies))
+            warnings.extend(f"policy: {w}" for w in outcome.warnings)
+        frozen = rails.frozen(when)
+        violations = rails.violations(diff)
+        if chosen_mode == "auto":
+            if violations:
+                chosen_mode = "pr"
+                notes.append("pull request for review: " + "; ".join(violations))
+            elif plan.confidence >= rails.min_confidence:
+                chosen_mode = "commit"
+                notes.append(
+                    f"committed: confidence {plan.confidence:.2f} >= {rails.min_confidence:.2f}"
+                )
+            else:
+                chosen_mode = "pr"
+                notes.append(
+                    f"pull request for review: confidence {plan.confidence:.2f} < "
+                    f"{rails.min_confidence:.2f}"
+                )
+        elif violations:
+            if chosen_mode == "commit":
+                raise GitOpsError(
+                    f"plan {plan.plan_id} exceeds the guardrails ("
+                    + "; ".join(violations)
+                    + "); use --mode pr so a person reviews it"
+                )
+            notes.extend(f"guardrail exceeded: {v}" for v in violations)
+        if frozen is not None:
+            if chosen_mode != "dry-run":
+                raise GitOpsError(f"changes are frozen today ({when:%Y-%m-%d}): {frozen}")
+            notes.append(f"freeze window in force: {frozen}; only a dry run is possible")
+        subject, body = render(
+            plan,
+            diff.changes,
+            files=diff.paths,
+            warnings=[*warnings, *notes],
+            markdown_marker=chosen_mode == "pr",
+        )
+        message = f"{subject}\n\n{body}"
+        if not diff:
+            return ApplyResult(
+                plan.plan_id,
+                chosen_mode,
+                diff,
+                message,
+                notes=(*notes, "nothing to change: the stack config already matches the plan"),
+            )
+        if chosen_mode == "dry-run":
+            return ApplyResult(plan.plan_id, "dry-run", diff, message, notes=tuple(notes))
+        if chosen_mode == "commit":
+            sha, branch, pushed, more = _commit_here(git, diff, message, remote=remote, push=push)
+            return ApplyResult(
+                plan.plan_id, "commit", diff, message, sha, branch, pushed, notes=(*notes, *more)
+            )
+        base_branch = _base_branch(git)
+        if chosen_mode == "branch":
+            branch = f"{BRANCH_PREFIX}{plan.plan_id}"
+            sha, pushed = _commit_branch(
+                git, diff, message, branch=branch, parent=git.head(), remote=remote, push=push
+            )
+            return ApplyResult(
+                plan.plan_id, "branch", diff, message, sha, branch, pushed, notes=tuple(notes)
+            )
+        # pull request
+        if not push:
+            raise GitOpsError("a pull request needs the branch pushed; drop --no-push")
+        the_forge = forge or Forge()
+        repository = _resolve_forge_repo(git, the_forge, remote)
+        existing = the_forge.find_open(repository, base_branch)
+        if existing is None:
+            branch = f"{BRANCH_PREFIX}{plan.plan_id}"
+            sha, pushed = _commit_branch(
+                git, diff, message, branch=branch, parent=git.head(), remote=remote, push=True
+            )
+            pull = the_forge.open(
+                repository, branch=branch, base=base_branch, title=subject, body=body
+            )
+            return ApplyResult(
+                plan.plan_id, "pr", diff, message, sha, branch, pushed, pull, tuple(notes)
+            )
+        # A previous run's pull request is still open: add this plan on top of its branch.
+        tip = git.remote_branch(remote, existing.branch)
+        if tip is None:
+            raise GitOpsError(
+                f"pull request #{existing.number} is open but its branch {existing.branch} is "
+                f"gone from {remote}; close it and run again"
+            )
+        git.fetch(remote, f"refs/heads/{existing.branch}")
+        pr_diff = _diff(git, tip, targets, hints)
+        subject, body = render(
+            plan,
+            pr_diff.changes,
+            files=pr_diff.paths or diff.paths,
+            warnings=[*warnings, *notes, f"updates pull request #{existing.number}"],
+            markdown_marker=True,
+        )
+        message = f"{subject}\n\n{body}"
+        update_sha: str | None = None
+        pushed = False
+        if pr_diff:
+            update_sha, pushed = _commit_branch(
+                git,
+                pr_diff,
+                message,
+                branch=existing.branch,
+                parent=tip,
+                remote=remote,
+                push=True,
+                existing_remote_tip=tip,
+            )
+        pull = the_forge.update(repository, existing, title=subject, body=body)
+        return ApplyResult(
+            plan.plan_id,
+            "pr",
+            pr_diff,
+            message,
+            update_sha,
+            existing.branch,
+            pushed,
+            pull,
+            (*notes, f"updated open pull request #{existing.number}"),
+        )
+
+
+def _find_plan_commit(git: Git, plan_id: str) -> str:
+    pattern = f"^{PLAN_TRAILER}: {re.escape(plan_id)}$"
+    for sha, message in git.log_messages("HEAD", grep=pattern):
+        if parse_trailers(message).get(PLAN_TRAILER) == plan_id:
+            return sha
+    raise GitOpsError(
+        f"no commit of plan {plan_id} on {git.current_branch()} (looked for the trailer "
+        f"'{PLAN_TRAILER}: {plan_id}')"
+    )
+
+
+def revert(
+    plan_id: str,
+    repo: str | Path = ".",
+    *,
+    mode: Literal["dry-run", "commit", "branch", "pr"] = "commit",
+    remote: str = "origin",
+    forge: Forge | None = None,
+    push: bool = True,
+    lock_timeout: float = 0.0,
+) -> ApplyResult:
+    """Restore the placements a plan changed to the values they had before it.
+
+    The plan's commit is found on the current branch by its ``Cloudbalance-Plan`` trailer. Only
+    the placement values that commit changed are restored, by the same minimal edit ``apply``
+    makes (entries the plan added go to ``replicas: 0``), and the result is committed with a
+    ``Cloudbalance-Revert`` trailer: a new commit, history is never rewritten. Freeze windows do
+    not apply: a revert returns to a known state.
+
+    Raises:
+        GitOpsError: No commit of that plan, already reverted, dirty tree, detached head.
+        ConflictError: A value the plan wrote was changed since; the revert would overwrite it.
+    """
+    if mode not in ("dry-run", "commit", "branch", "pr"):
+        raise GitOpsError(f"unknown mode {mode!r} for revert; use dry-run, commit, branch or pr")
+    _check_plan_id(plan_id)
+    git = Git.open(repo)
+    with repository_lock(git, timeout=lock_timeout):
+        if mode != "dry-run":
+            git.ensure_clean()
+        sha = _find_plan_commit(git, plan_id)
+        done = git.log_messages("HEAD", grep=f"^{REVERT_TRAILER}: {re.escape(plan_id)}$")
+        if any(parse_trailers(m).get(REVERT_TRAILER) == plan_id for _, m in done):
+            raise GitOpsError(f"plan {plan_id} was already reverted (in {done[0][0][:12]})")
+        stacks = {s.path: s for s in discover_stacks(git.root)}
+        touched = git.out("diff-tree", "--no-commit-id", "--name-only", "-r", sha).splitlines()
+        files: list[FileChange] = []
+        for path in sorted(p for p in touched if p in stacks):
+            parent_text = git.show(f"{sha}^", path) or ""
+            before_plan = read_placements(parent_text, file=path) if parent_text else {}
+            plan_wrote = read_placements(git.show(sha, path) or "", file=path)
+            current_text = _read(git, "HEAD" if mode != "dry-run" else None, path)
+            current = read_placements(current_text, file=path)
+            targets: dict[str, dict[Location, int]] = {}
+            for workload, wrote in plan_wrote.items():
+                old = before_plan.get(workload, {})
+                changed = {loc for loc in set(wrote) | set(old) if wrote.get(loc) != old.get(loc)}
+                if not changed or workload not in current:
+                    continue
+                target = dict(current[workload])
+                for location in sorted(changed):
+                    if current[workload].get(location) != wrote.get(location):
+                        raise ConflictError(
+                            file=path,
+                            key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",
+                            expected=wrote.get(location),
+                            found=current[workload].get(location),
+                        )
+                    target[location] = old.get(location, 0)
+                targets[workload] = target
+            if not targets:
+                continue
+            after, changes = edit_placements(current_text, targets, file=path)
+            files.append(
+                FileChange(
+                    stacks[path],
+                    current_text,
+                    after,
+                    tuple(changes),
+                    {w: current[w] for w in targets},
+                )
+            )
+        diff = StackDiff(tuple(files))
+        subject, body = render_revert(
+            plan_id, sha, diff.changes, files=diff.paths, markdown_marker=mode == "pr"
+        )
+        message = f"{subject}\n\n{body}"
+        if not diff:
+            return ApplyResult(
+                plan_id, mode, diff, message, notes=("nothing to revert: values already restored",)
+            )
+        if mode == "dry-run":
+            return ApplyResult(plan_id, mode, diff, message)
+        if mode == "commit":
+            commit, branch, pushed, notes = _commit_here(
+                git, diff, message, remote=remote, push=push
+            )
+            return ApplyResult(
+                plan_id, mode, diff, message, commit, branch, pushed, notes=tuple(notes)
+            )
+        branch = f"{BRANCH_PREFIX}revert-{plan_id}"
+        base_branch = _base_branch(git)
+        commit, pushed = _commit_branch(
+            git,
+            diff,
+            message,
+            branch=branch,
+            parent=git.head(),
+            remote=remote,
+            push=push or mode == "pr",
+        )
+        pull = None
+        if mode == "pr":
+            the_forge = forge or Forge()
+            repository = _resolve_forge_repo(git, the_forge, remote)
+            pull = the_forge.open(
+                repository, branch=branch, base=base_branch, title=subject, body=body
+            )
+        return ApplyResult(plan_id, mode, diff, message, commit, branch, pushed, pull)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         StoreLockedError,
         ThrottledError,
     )
+    from cloudbalance.gitops import apply, revert
     from cloudbalance.models import Location, Move, Placement, Plan, RunRecord, Workload
     from cloudbalance.provider import CostProvider, get_provider
     from cloudbalance.store import Store
@@ -66,8 +67,10 @@ _LAZY: dict[str, str] = {
     "StoreLockedError": "cloudbalance.exceptions",
     "ThrottledError": "cloudbalance.exceptions",
     "Workload": "cloudbalance.models",
+    "apply": "cloudbalance.gitops",
     "get_provider": "cloudbalance.provider",
     "load_config": "cloudbalance.config",
+    "revert": "cloudbalance.gitops",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

@@ -112,13 +112,18 @@ class Guardrails:
         max_moves: Most placement values one plan may change without review.
         max_share_moved: Most replicas one plan may add, as a share of the replicas the
             affected workloads had before (0.25: a quarter).
+        min_saving: A plan expected to save less than this (in its currency) changes nothing:
+            a move has a risk and a review has a cost.
+        min_saving_pct: The same, as a share of the baseline cost (0.02: 2%).
         freeze: Windows during which no mode but ``dry-run`` acts.
         default_mode: The mode when none is given: ``dry-run`` unless configured otherwise.
     """
 
-    min_confidence: float = 0.9
+    min_confidence: float = 0.8
     max_moves: int | None = None
     max_share_moved: float | None = None
+    min_saving: float = 0.0
+    min_saving_pct: float = 0.0
     freeze: tuple[FreezeWindow, ...] = ()
     default_mode: Mode = "dry-run"
 
@@ -135,6 +140,20 @@ class Guardrails:
     def frozen(self, now: datetime) -> FreezeWindow | None:
         """The freeze window ``now`` falls in, if any."""
         return next((w for w in self.freeze if w.contains(now)), None)
+
+    def too_small(self, plan: Plan) -> str | None:
+        """Why the plan saves too little to act on, or None."""
+        if plan.saving < self.min_saving:
+            return (
+                f"expected saving {plan.saving:.2f} {plan.currency} is below "
+                f"min_saving={self.min_saving:.2f}"
+            )
+        if plan.baseline_cost > 0 and plan.saving / plan.baseline_cost < self.min_saving_pct:
+            return (
+                f"expected saving {plan.saving / plan.baseline_cost:.1%} of the baseline is below "
+                f"min_saving_pct={self.min_saving_pct:.1%}"
+            )
+        return None
 
     def violations(self, diff: StackDiff) -> list[str]:
         """The limits a diff exceeds, in words (empty: within every limit)."""
@@ -538,6 +557,7 @@ def apply(
     forge: Forge | None = None,
     policy_check: PolicyCheck | None = None,
     push: bool = True,
+    base: str | None = None,
     now: datetime | None = None,
     lock_timeout: float = 0.0,
 ) -> ApplyResult:
@@ -562,6 +582,8 @@ def apply(
         policy_check: Called with the plan and the diff before anything is written; its
             denies stop the change, its warnings go into the message.
         push: Push what was committed (``False`` keeps it local; ``pr`` mode needs it).
+        base: The branch pull requests target (default: the current branch's upstream, or
+            the current branch).
         now: The current time (naive UTC) for freeze windows; defaults to the clock.
         lock_timeout: Seconds to wait for another run's lock.
 
@@ -623,6 +645,18 @@ def apply(
                     + "); use --mode pr so a person reviews it"
                 )
             notes.extend(f"guardrail exceeded: {v}" for v in violations)
+        small = rails.too_small(plan)
+        if small is not None and chosen_mode != "dry-run":
+            subject, body = render(plan, diff.changes, files=diff.paths, warnings=[small])
+            return ApplyResult(
+                plan.plan_id,
+                "skipped",
+                diff,
+                f"{subject}\n\n{body}",
+                notes=(*notes, f"nothing written: {small}"),
+            )
+        if small is not None:
+            notes.append(f"would change nothing outside a dry run: {small}")
         if frozen is not None:
             if chosen_mode != "dry-run":
                 raise GitOpsError(f"changes are frozen today ({when:%Y-%m-%d}): {frozen}")
@@ -650,7 +684,7 @@ def apply(
             return ApplyResult(
                 plan.plan_id, "commit", diff, message, sha, branch, pushed, notes=(*notes, *more)
             )
-        base_branch = _base_branch(git)
+        base_branch = base or _base_branch(git)
         if chosen_mode == "branch":
             branch = f"{BRANCH_PREFIX}{plan.plan_id}"
             sha, pushed = _commit_branch(

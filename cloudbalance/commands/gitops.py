@@ -1,0 +1,250 @@
+"""Git commands: ``cloudbalance apply PLAN.json`` and ``cloudbalance revert PLAN_ID``.
+
+Defaults come from ``cloudbalance.yaml`` (``git:`` and ``guardrails:``) when one is found;
+options given on the command line win. Without either, ``apply`` is a dry run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from cloudbalance.config import Settings
+    from cloudbalance.gitops import ApplyResult, Forge, Guardrails
+
+_MODES = ("dry-run", "commit", "branch", "pr", "auto")
+
+
+def _settings(config: Path | None) -> Settings | None:
+    from cloudbalance.config import find_config, load_config
+
+    if config is not None:
+        return load_config(config)
+    found = find_config()
+    return load_config(found) if found is not None else None
+
+
+def _guardrails(
+    settings: Settings | None,
+    *,
+    min_confidence: float | None,
+    max_moves: int | None,
+    max_share: float | None,
+    freeze: list[str],
+) -> Guardrails:
+    from cloudbalance.gitops import FreezeWindow, Guardrails
+
+    values: dict[str, Any] = {}
+    windows: list[FreezeWindow] = []
+    if settings is not None:
+        rails = settings.guardrails
+        values = {
+            "min_confidence": rails.min_confidence_commit,
+            "max_moves": rails.max_moves,
+            "max_share_moved": rails.max_share_moved,
+            "min_saving": rails.min_saving,
+            "min_saving_pct": rails.min_saving_pct,
+            "default_mode": settings.git.mode,
+        }
+        windows = [FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze]
+    if min_confidence is not None:
+        values["min_confidence"] = min_confidence
+    if max_moves is not None:
+        values["max_moves"] = max_moves
+    if max_share is not None:
+        values["max_share_moved"] = max_share
+    windows.extend(FreezeWindow.parse(text) for text in freeze)
+    return Guardrails(freeze=tuple(windows), **values)
+
+
+def _forge(
+    settings: Settings | None, *, kind: str, api_url: str | None, repository: str | None
+) -> Forge:
+    from cloudbalance.exceptions import GitOpsError
+    from cloudbalance.gitops import Forge
+
+    if kind not in ("github", "gitlab"):
+        raise GitOpsError(f"unknown forge {kind!r}; use github or gitlab")
+    git = settings.git if settings is not None else None
+    return Forge(
+        kind="github" if kind == "github" else "gitlab",
+        repository=repository or (git.github_repo if git else None),
+        api_url=api_url or (git.api_url if git else None),
+    )
+
+
+def _report(result: ApplyResult, *, as_json: bool) -> None:
+    if as_json:
+        payload = {
+            "plan_id": result.plan_id,
+            "mode": result.mode,
+            "files": list(result.diff.paths),
+            "changes": [
+                {
+                    "workload": c.workload,
+                    "location": c.location.key,
+                    "before": c.before,
+                    "after": c.after,
+                }
+                for c in result.diff.changes
+            ],
+            "commit": result.commit,
+            "branch": result.branch,
+            "pushed": result.pushed,
+            "pull_request": result.pull_request.url if result.pull_request else None,
+            "notes": list(result.notes),
+            "message": result.message,
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if result.mode == "dry-run":
+        typer.echo(result.diff.unified() or "(no change)")
+        typer.echo("--- commit message ---")
+        typer.echo(result.message)
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if result.commit:
+        where = f" on {result.branch}" if result.branch else ""
+        pushed = " (pushed)" if result.pushed else " (not pushed)"
+        typer.echo(f"committed {result.commit[:12]}{where}{pushed}")
+    if result.pull_request is not None:
+        verb = "opened" if result.pull_request.created else "updated"
+        typer.echo(f"{verb} pull request #{result.pull_request.number}: {result.pull_request.url}")
+
+
+def _parse_stacks(pairs: list[str]) -> dict[str, str]:
+    from cloudbalance.exceptions import GitOpsError
+
+    hints = {}
+    for pair in pairs:
+        workload, sep, stack = pair.partition("=")
+        if not sep or "/" not in stack:
+            raise GitOpsError(f"--stack {pair!r}: expected WORKLOAD=PROJECT/STACK")
+        hints[workload.strip()] = stack.strip()
+    return hints
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``apply`` and ``revert`` to ``app``."""
+
+    @app.command("apply")
+    def apply_command(
+        plan_file: Annotated[Path, typer.Argument(help="The plan, as JSON (Plan.to_json).")],
+        repo: Annotated[
+            Path | None, typer.Option(help="Infrastructure repository (default: config git.repo).")
+        ] = None,
+        mode: Annotated[
+            str | None,
+            typer.Option(
+                help="dry-run, commit, branch, pr or auto (default: config, else dry-run)."
+            ),
+        ] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
+        min_confidence: Annotated[
+            float | None, typer.Option(help="auto mode: commit at or above this confidence.")
+        ] = None,
+        max_moves: Annotated[int | None, typer.Option(help="Most placements changed.")] = None,
+        max_share: Annotated[
+            float | None, typer.Option(help="Most replicas added, as a share (0.25).")
+        ] = None,
+        freeze: Annotated[
+            list[str] | None, typer.Option(help="Freeze window YYYY-MM-DD..YYYY-MM-DD (repeat).")
+        ] = None,
+        stack: Annotated[
+            list[str] | None,
+            typer.Option(help="WORKLOAD=PROJECT/STACK: where a workload lives (repeat)."),
+        ] = None,
+        remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
+        base: Annotated[str | None, typer.Option(help="Branch pull requests target.")] = None,
+        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
+        repository: Annotated[
+            str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
+        ] = None,
+        push: Annotated[bool, typer.Option("--push/--no-push", help="Push commits.")] = True,
+        config: Annotated[Path | None, typer.Option(help="cloudbalance.yaml to read.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
+        from cloudbalance.exceptions import GitOpsError
+        from cloudbalance.gitops import apply
+        from cloudbalance.models import Plan
+
+        try:
+            plan = Plan.from_json(plan_file.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise GitOpsError(f"{plan_file}: cannot read the plan: {err.strerror}") from err
+        except (ValueError, KeyError, TypeError) as err:
+            raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
+        settings = _settings(config)
+        chosen = "dry-run" if dry_run else mode
+        if chosen is not None and chosen not in _MODES:
+            raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
+        hints: dict[str, str] = {}
+        if settings is not None:
+            hints.update({w.name: w.stack for w in settings.workload_models() if w.stack})
+        hints.update(_parse_stacks(stack or []))
+        result = apply(
+            plan,
+            repo
+            if repo is not None
+            else (settings.resolve(settings.git.repo) if settings else "."),
+            mode=chosen,  # type: ignore[arg-type]
+            guardrails=_guardrails(
+                settings,
+                min_confidence=min_confidence,
+                max_moves=max_moves,
+                max_share=max_share,
+                freeze=freeze or [],
+            ),
+            workloads=hints,
+            remote=remote or (settings.git.remote if settings else "origin"),
+            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+            push=push,
+            base=base,
+        )
+        _report(result, as_json=as_json)
+
+    @app.command("revert")
+    def revert_command(
+        plan_id: Annotated[str, typer.Argument(help="The plan to revert (its Cloudbalance-Plan).")],
+        repo: Annotated[
+            Path | None, typer.Option(help="Infrastructure repository (default: config git.repo).")
+        ] = None,
+        mode: Annotated[str, typer.Option(help="commit, branch, pr or dry-run.")] = "commit",
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
+        remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
+        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
+        repository: Annotated[
+            str | None, typer.Option(help="owner/name for pull requests.")
+        ] = None,
+        push: Annotated[bool, typer.Option("--push/--no-push", help="Push commits.")] = True,
+        config: Annotated[Path | None, typer.Option(help="cloudbalance.yaml to read.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
+        from cloudbalance.exceptions import GitOpsError
+        from cloudbalance.gitops import revert
+
+        chosen = "dry-run" if dry_run else mode
+        if chosen not in ("dry-run", "commit", "branch", "pr"):
+            raise GitOpsError(
+                f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
+            )
+        settings = _settings(config)
+        result = revert(
+            plan_id,
+            repo
+            if repo is not None
+            else (settings.resolve(settings.git.repo) if settings else "."),
+            mode=chosen,  # type: ignore[arg-type]
+            remote=remote or (settings.git.remote if settings else "origin"),
+            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+            push=push,
+        )
+        _report(result, as_json=as_json)

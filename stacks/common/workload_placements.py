@@ -73,7 +73,9 @@ def workload_items(raw: Any) -> list[tuple[str, Mapping[str, Any]]]:
         name = str(name)
         if not NAME_PATTERN.match(name):
             raise WorkloadConfigError(
-                name, "name", "use 1-16 lower-case letters, digits or hyphens, starting with a letter"
+                name,
+                "name",
+                "use 1-16 lower-case letters, digits or hyphens, starting with a letter",
             )
         if not isinstance(spec, Mapping):
             raise WorkloadConfigError(name, "", "expected a mapping of settings")

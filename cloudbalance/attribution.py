@@ -43,7 +43,9 @@ class Attribution:
     tag_key: str = "workload"
     workloads: Sequence[Workload] = ()
 
-    def sql(self, tags: str = "Tags", resource: str = "ResourceId", service: str = "ServiceName") -> str:
+    def sql(
+        self, tags: str = "Tags", resource: str = "ResourceId", service: str = "ServiceName"
+    ) -> str:
         """The ``CASE`` expression giving ``x_Workload`` from the named columns."""
         tag_value = (
             f"CASE WHEN {tags} IS NOT NULL AND json_valid({tags}) "

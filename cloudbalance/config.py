@@ -178,7 +178,13 @@ class FreezeWindow:
 
 @dataclass(frozen=True)
 class GuardrailSettings:
-    """Limits on what an automated change may do."""
+    """Limits on what an automated change may do.
+
+    ``policies`` are extra Rego files or folders (see docs/policies.md); ``max_monthly_cost``
+    caps the estimated monthly cost per cloud (``{aws: 12000}``); ``rollback_threshold`` is the
+    amount by which an applied plan may cost more than not moving before a revert is proposed,
+    and ``health_check`` a command run per moved workload (see docs/verification.md).
+    """
 
     min_confidence_commit: float = 0.8
     max_moves: int | None = None
@@ -187,6 +193,9 @@ class GuardrailSettings:
     min_saving_pct: float = 0.0
     freeze: tuple[FreezeWindow, ...] = ()
     policies: tuple[str, ...] = ()
+    max_monthly_cost: dict[str, float] = field(default_factory=dict)
+    rollback_threshold: float | None = None
+    health_check: str | None = None
 
 
 @dataclass(frozen=True)
@@ -262,8 +271,9 @@ class _Loader:
         self.file = file
 
     def error(self, message: str, key: str, line: int | None) -> ConfigError:
-        return ConfigError(f"{key}: {message}" if key else message, file=self.file, line=line,
-                           key=key or None)
+        return ConfigError(
+            f"{key}: {message}" if key else message, file=self.file, line=line, key=key or None
+        )
 
     @staticmethod
     def line_of(parent: Any, key: Any) -> int | None:
@@ -282,7 +292,11 @@ class _Loader:
         if not isinstance(node, Mapping):
             raise self.error(f"expected a mapping, got {_kind(node)}", key, line)
         hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "path"}
+        fields = {
+            f.name: f
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.init and f.name != "path"
+        }
         values: dict[str, Any] = {}
         for name, value in node.items():
             sub = f"{key}.{name}" if key else str(name)
@@ -373,7 +387,7 @@ def _kind(value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """ruamel containers -> plain dicts and lists (plugins get ordinary values)."""
+    """Ruamel containers -> plain dicts and lists (plugins get ordinary values)."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -402,25 +416,36 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
             try:
                 Location.parse(text)
             except ValueError as err:
-                raise loader.error(str(err), f"{where}.allowed", line("workloads", name, "allowed")) from err
+                raise loader.error(
+                    str(err), f"{where}.allowed", line("workloads", name, "allowed")
+                ) from err
         if not 0 < ws.max_share <= 1:
             raise loader.error(
-                f"must be in (0, 1], got {ws.max_share}", f"{where}.max_share",
+                f"must be in (0, 1], got {ws.max_share}",
+                f"{where}.max_share",
                 line("workloads", name, "max_share"),
             )
         if ws.min_locations < 1:
-            raise loader.error("must be at least 1", f"{where}.min_locations",
-                               line("workloads", name, "min_locations"))
+            raise loader.error(
+                "must be at least 1",
+                f"{where}.min_locations",
+                line("workloads", name, "min_locations"),
+            )
         if ws.max_change is not None and ws.max_change < 0:
-            raise loader.error("must not be negative", f"{where}.max_change",
-                               line("workloads", name, "max_change"))
+            raise loader.error(
+                "must not be negative", f"{where}.max_change", line("workloads", name, "max_change")
+            )
         for attr in ("demand_per_replica",):
             if getattr(ws, attr) <= 0:
-                raise loader.error("must be positive", f"{where}.{attr}",
-                                   line("workloads", name, attr))
+                raise loader.error(
+                    "must be positive", f"{where}.{attr}", line("workloads", name, attr)
+                )
         if ws.replica.vcpus <= 0 or ws.replica.memory_gib < 0:
-            raise loader.error("vcpus must be positive and memory_gib not negative",
-                               f"{where}.replica", line("workloads", name, "replica"))
+            raise loader.error(
+                "vcpus must be positive and memory_gib not negative",
+                f"{where}.replica",
+                line("workloads", name, "replica"),
+            )
     if not 0 < settings.forecast.interval < 1:
         raise loader.error("must be in (0, 1)", "forecast.interval", line("forecast", "interval"))
     if settings.forecast.horizon < 1:
@@ -429,8 +454,9 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
         raise loader.error("must be in (0, 1)", "plan.quantile", line("plan", "quantile"))
     for window in settings.guardrails.freeze:
         if window.end < window.start:
-            raise loader.error("end is before start", "guardrails.freeze",
-                               line("guardrails", "freeze"))
+            raise loader.error(
+                "end is before start", "guardrails.freeze", line("guardrails", "freeze")
+            )
 
 
 def load_config(path: str | Path | None = None) -> Settings:

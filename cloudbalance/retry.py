@@ -23,7 +23,7 @@ __all__ = ["RetryPolicy", "Retryable", "retry_call"]
 T = TypeVar("T")
 
 
-class Retryable(Exception):  # noqa: N818 - a signal, not an error the user sees
+class Retryable(Exception):
     """Raised by a provider's call wrapper to ask for another try.
 
     Attributes:
@@ -56,8 +56,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, after: float | None, rng: random.Random) -> float:
         """Seconds to sleep before try ``attempt + 1`` (``attempt`` counts from 0)."""
-        backoff = min(self.cap, self.base * 2**attempt) * rng.random()
-        return min(self.max_wait, max(backoff, after or 0.0))
+        backoff = min(self.cap, self.base * 2.0**attempt) * rng.random()
+        return float(min(self.max_wait, max(backoff, after or 0.0)))
 
 
 def retry_call(

@@ -223,9 +223,7 @@ def _coerce(
     if col.kind == "float":
         infinite = np.isinf(coerced.to_numpy(dtype="float64", na_value=np.nan))
         for pos in np.flatnonzero(infinite)[: SchemaError.MAX_SHOWN]:
-            issues.append(
-                Issue("is infinite", column=col.name, row=int(rows[pos]), file=file)
-            )
+            issues.append(Issue("is infinite", column=col.name, row=int(rows[pos]), file=file))
     return coerced, issues
 
 
@@ -236,7 +234,8 @@ def _short(value: object) -> str:
 
 def _to_naive_utc(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None)
+        converted: pd.Series = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        return converted
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return values
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
@@ -413,7 +412,7 @@ def validate_series(frame: pd.DataFrame, *, file: str | None = None) -> pd.DataF
                     column="ds",
                     row=int(p) + 1,
                     file=file,
-                    value=f"{out['unique_id'].iat[p]} @ {out['ds'].iat[p]}",
+                    value=f"{out['unique_id'].iat[int(p)]} @ {out['ds'].iat[int(p)]}",
                 )
                 for p in np.flatnonzero(dup)
             ],
@@ -426,9 +425,7 @@ def validate_forecast(frame: pd.DataFrame, *, file: str | None = None) -> pd.Dat
     out = FORECAST.validate(frame, file=file)
     bad = (out["yhat_lower"] > out["yhat"] + 1e-9) | (out["yhat"] > out["yhat_upper"] + 1e-9)
     issues = [
-        Issue(
-            "yhat is outside [yhat_lower, yhat_upper]", column="yhat", row=int(p) + 1, file=file
-        )
+        Issue("yhat is outside [yhat_lower, yhat_upper]", column="yhat", row=int(p) + 1, file=file)
         for p in np.flatnonzero(bad.to_numpy())
     ]
     interval = out["interval"].to_numpy()
@@ -450,7 +447,7 @@ def validate_prices(frame: pd.DataFrame, *, file: str | None = None) -> pd.DataF
             column="price_kind",
             row=int(p) + 1,
             file=file,
-            value=str(out["price_kind"].iat[p]),
+            value=str(out["price_kind"].iat[int(p)]),
         )
         for p in np.flatnonzero(~out["price_kind"].isin(PRICE_KINDS).to_numpy())
     ]

@@ -215,9 +215,7 @@ class Store:
         self.con.execute(_DDL)
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            self.con.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         elif int(row[0]) > SCHEMA_VERSION:
             raise StoreError(
                 f"the store {self.path} was written by a newer cloudbalance "
@@ -274,7 +272,7 @@ class Store:
         else:
             checked["x_Source"] = source
         view = f"incoming_{uuid.uuid4().hex}"
-        self.con.register(view, checked[_LOAD_COLUMNS + ["x_Cloud", "x_Workload"]])
+        self.con.register(view, checked[[*_LOAD_COLUMNS, "x_Cloud", "x_Workload"]])
         try:
             return self.load_relation(
                 f"SELECT * FROM {view}", attribution=attribution, keep_given_labels=True
@@ -314,9 +312,7 @@ class Store:
             workload = f"coalesce(src.x_Workload, {workload})"
             cloud = f"coalesce(src.x_Cloud, {cloud})"
         columns = ", ".join(f'"{c}"' for c in COSTS.names)
-        projection = ", ".join(
-            [f'src."{c}"' for c in COSTS.names if c in _LOAD_COLUMNS[:-1]]
-        )
+        projection = ", ".join([f'src."{c}"' for c in COSTS.names if c in _LOAD_COLUMNS[:-1]])
         # COSTS column order: ... Tags, x_Cloud, x_Workload, x_Source, x_IngestedAt
         insert = (
             f"INSERT INTO costs ({columns}, x_LoadId) "
@@ -413,9 +409,7 @@ class Store:
             row = con.execute(f"UPDATE costs SET x_Workload = {attribution.sql()}").fetchone()
         return int(row[0]) if row else 0
 
-    def costs(
-        self, start: datetime | None = None, end: datetime | None = None
-    ) -> pd.DataFrame:
+    def costs(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """Stored cost lines charged in ``[start, end)`` as a costs frame."""
         where, params = _window(start, end)
         columns = ", ".join(f'"{c}"' for c in COSTS.names)
@@ -508,12 +502,8 @@ class Store:
         key = "ProviderName, RegionId, SkuId, price_kind, observed_at"
         try:
             with self.transaction() as con:
-                con.execute(
-                    f"DELETE FROM prices WHERE ({key}) IN (SELECT {key} FROM {view})"
-                )
-                con.execute(
-                    f"INSERT INTO prices SELECT *, ?, ? FROM {view}", [source, _now()]
-                )
+                con.execute(f"DELETE FROM prices WHERE ({key}) IN (SELECT {key} FROM {view})")
+                con.execute(f"INSERT INTO prices SELECT *, ?, ? FROM {view}", [source, _now()])
         finally:
             self.con.unregister(view)
         return len(checked)
@@ -564,8 +554,7 @@ class Store:
             [row[0]],
         ).df()
         accuracy = self.con.execute(
-            f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? "
-            "ORDER BY unique_id",
+            f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? ORDER BY unique_id",
             [row[0]],
         ).df()
         return forecast, accuracy
@@ -596,11 +585,14 @@ class Store:
         """
         row = self.con.execute("SELECT body FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
         if row is None:
-            recent = [r[0] for r in self.con.execute(
-                "SELECT plan_id FROM plans ORDER BY created_at DESC LIMIT 5").fetchall()]
+            recent = [
+                r[0]
+                for r in self.con.execute(
+                    "SELECT plan_id FROM plans ORDER BY created_at DESC LIMIT 5"
+                ).fetchall()
+            ]
             listed = ", ".join(recent) or "none stored yet"
-            raise StoreError(f"no plan {plan_id!r} in the store (latest: {listed})",
-                             path=self.path)
+            raise StoreError(f"no plan {plan_id!r} in the store (latest: {listed})", path=self.path)
         return Plan.from_json(row[0])
 
     def plans(self) -> pd.DataFrame:
@@ -641,16 +633,24 @@ class Store:
         try:
             yield outputs
         except BaseException as err:
-            self.record(RunRecord(run_id, step, "failed", started, _now(), dict(inputs or {}),
-                                  outputs, _first_line(err) or type(err).__name__))
+            self.record(
+                RunRecord(
+                    run_id,
+                    step,
+                    "failed",
+                    started,
+                    _now(),
+                    dict(inputs or {}),
+                    outputs,
+                    _first_line(err) or type(err).__name__,
+                )
+            )
             raise
         self.record(RunRecord(run_id, step, "ok", started, _now(), dict(inputs or {}), outputs))
 
     def runs(self, limit: int = 50) -> pd.DataFrame:
         """The latest audit-log entries, newest first."""
-        return self.con.execute(
-            "SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit]
-        ).df()
+        return self.con.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit]).df()
 
 
 _GROUPS: dict[str, str] = {

@@ -93,7 +93,9 @@ class ProviderContract:
         """Every day returned by a narrower window has the same rows as in the full window."""
         full = validate_costs(provider.costs(self.start, self.end))
         day = full["ChargePeriodStart"].dt.normalize().min()
-        narrow = validate_costs(provider.costs(day.to_pydatetime(), (day + pd.Timedelta(days=1)).to_pydatetime()))
+        narrow = validate_costs(
+            provider.costs(day.to_pydatetime(), (day + pd.Timedelta(days=1)).to_pydatetime())
+        )
         in_full = full[full["ChargePeriodStart"].dt.normalize() == day]
         assert len(narrow) == len(in_full)
         assert narrow["BilledCost"].sum() == pytest.approx(in_full["BilledCost"].sum())

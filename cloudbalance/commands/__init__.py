@@ -1,1 +1,4 @@
-"""CLI commands, one module per area, each with ``register(app)``; assembled by :mod:`cloudbalance.cli`."""
+"""CLI commands, one module per area, each with ``register(app)``.
+
+:mod:`cloudbalance.cli` assembles them and owns the exit codes.
+"""

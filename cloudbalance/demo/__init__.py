@@ -1,0 +1,1 @@
+"""The bundled demo: the sample data generator and a ready infrastructure repository."""

@@ -1,0 +1,1 @@
+"""Providers built into the core: FOCUS files and the bundled demo data."""

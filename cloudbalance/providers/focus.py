@@ -1,0 +1,417 @@
+"""FOCUS exports from any cloud: CSV, CSV.gz and Parquet; single files, globs or folders.
+
+The clouds write FOCUS in slightly different dialects, all read here:
+
+- **AWS Data Exports** (FOCUS 1.0/1.2, Parquet or CSV.gz, ``Tags`` as a Parquet ``MAP``);
+- **Azure FocusCost exports** (CSV or Parquet, ``Tags`` as JSON text, ``x_`` extension columns);
+- **GCP** BigQuery FOCUS view exported to files (Parquet or CSV, timestamps with offsets).
+
+Files are read by DuckDB, so a multi-gigabyte export is checked and loaded at columnar speed and
+never materialised in pandas. Reading is two passes over the files:
+
+1. one aggregate scan that counts, per column, the values that cannot be parsed (dates, numbers,
+   JSON tags), the missing mandatory values and the periods that end before they start;
+2. when the scan is clean, the typed load (``Store.load_relation``) in one transaction.
+
+Only when the scan finds problems are the offending files read again with pandas, to name the
+file, row and column of each problem (the slow path is paid by bad files only).
+
+Column names are matched case-insensitively, and older names are accepted: ``ChargeType`` ->
+``ChargeCategory``, ``Region`` -> ``RegionId``, ``AmortizedCost`` -> ``EffectiveCost``,
+``UsageQuantity`` -> ``ConsumedQuantity`` (FOCUS 0.5), ``ServiceProviderName`` -> ``ProviderName``
+(FOCUS 1.3 naming).
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from cloudbalance.attribution import Attribution, cloud_case_sql, sql_literal
+from cloudbalance.exceptions import ConfigError, Issue, ProviderError, SchemaError
+from cloudbalance.models import Location
+from cloudbalance.provider import ProviderCheck
+from cloudbalance.schema import COSTS, NULL_STRINGS, Column, FrameSchema
+from cloudbalance.store import IngestResult, Store
+
+__all__ = ["FocusProvider", "FocusReader", "discover_files"]
+
+_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+#: Older or newer FOCUS names -> the FOCUS 1.2 name we store.
+ALIASES: dict[str, str] = {
+    "servicecategory": "ServiceCategory",
+    "chargetype": "ChargeCategory",
+    "region": "RegionId",
+    "amortizedcost": "EffectiveCost",
+    "usagequantity": "ConsumedQuantity",
+    "usageunit": "ConsumedUnit",
+    "serviceprovidername": "ProviderName",
+    "billingaccountname": "BillingAccountId",
+}
+
+#: Columns every FOCUS file must have (FOCUS mandatory and needed by the loop).
+REQUIRED: tuple[str, ...] = tuple(
+    c.name for c in COSTS.columns if c.required and not c.name.startswith("x_")
+)
+
+_SOURCE_COLUMNS: tuple[Column, ...] = tuple(c for c in COSTS.columns if not c.name.startswith("x_"))
+
+
+def _suffix_ok(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(_SUFFIXES)
+
+
+def discover_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files, globs and folders (recursively) into FOCUS files, oldest first.
+
+    Order matters: when several files restate the same day, the newest wins (see the store).
+
+    Raises:
+        ConfigError: A path matches nothing, or a file has an unknown extension.
+    """
+    found: dict[Path, None] = {}
+    for raw in paths:
+        text = str(raw)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            matches = [p for p in path.rglob("*") if p.is_file() and _suffix_ok(p)]
+            if not matches:
+                raise ConfigError(f"{path}: folder holds no .parquet, .csv or .csv.gz file")
+        elif any(ch in text for ch in "*?["):
+            matches = [Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file()]
+            if not matches:
+                raise ConfigError(f"{text}: pattern matches no file")
+            matches = [p for p in matches if _suffix_ok(p)]
+        elif path.is_file():
+            if not _suffix_ok(path):
+                raise ConfigError(
+                    f"{path}: not a FOCUS export (expected .parquet, .csv or .csv.gz)"
+                )
+            matches = [path]
+        else:
+            raise ConfigError(f"{path}: no such file or folder")
+        for match in matches:
+            found[match] = None
+    return sorted(found, key=lambda p: (p.stat().st_mtime, str(p)))
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(".parquet")
+
+
+def _null_list() -> str:
+    return "[" + ", ".join(sql_literal(s) for s in NULL_STRINGS) + "]"
+
+
+def _groups(files: Sequence[Path]) -> list[list[Path]]:
+    """Files split by format: each format is scanned (and typed) on its own, then unioned."""
+    parquet = [f for f in files if _is_parquet(f)]
+    csv = [f for f in files if not _is_parquet(f)]
+    return [group for group in (parquet, csv) if group]
+
+
+def _scan_sql(files: Sequence[Path]) -> str:
+    """A relation over files of one format, with their own column names, plus ``filename``."""
+    listed = ", ".join(sql_literal(str(f)) for f in files)
+    if _is_parquet(files[0]):
+        return f"SELECT * FROM read_parquet([{listed}], union_by_name=true, filename=true)"
+    return (
+        f"SELECT * FROM read_csv([{listed}], header=true, all_varchar=true, "
+        f"union_by_name=true, filename=true, nullstr={_null_list()})"
+    )
+
+
+def _describe(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE {sql}").fetchall()
+    return {str(r[0]): str(r[1]).upper() for r in rows}
+
+
+def _resolve_columns(names: Iterable[str]) -> dict[str, str]:
+    """FOCUS column -> the file's column name (case-insensitive, with aliases)."""
+    by_lower = {n.lower(): n for n in names}
+    resolved: dict[str, str] = {}
+    for col in _SOURCE_COLUMNS:
+        if col.name.lower() in by_lower:
+            resolved[col.name] = by_lower[col.name.lower()]
+    for alias, target in ALIASES.items():
+        if target not in resolved and alias in by_lower:
+            resolved[target] = by_lower[alias]
+    return resolved
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _parse_expr(col: Column, source: str | None, source_type: str | None) -> str:
+    """SQL turning the file's column into the stored type; NULL when absent or unparseable."""
+    if source is None or source_type is None:
+        return {"timestamp": "NULL::TIMESTAMP", "float": "NULL::DOUBLE"}.get(
+            col.kind, "NULL::VARCHAR"
+        )
+    ref = _quote(source)
+    text = source_type.startswith("VARCHAR")
+    if col.kind == "timestamp":
+        if text:
+            return f"CAST(timezone('UTC', TRY_CAST({ref} AS TIMESTAMPTZ)) AS TIMESTAMP)"
+        if "WITH TIME ZONE" in source_type:
+            return f"CAST(timezone('UTC', {ref}) AS TIMESTAMP)"
+        return f"TRY_CAST({ref} AS TIMESTAMP)"
+    if col.kind == "float":
+        return f"TRY_CAST({ref} AS DOUBLE)"
+    if col.kind == "json":
+        if text:
+            return f"CASE WHEN json_valid({ref}) THEN {ref} END"
+        return f"CAST(to_json({ref}) AS VARCHAR)"
+    return ref if text else f"CAST({ref} AS VARCHAR)"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to read one batch of files: the typed projection and the checks."""
+
+    scan: str
+    exprs: dict[str, str]
+    sources: dict[str, str]
+    types: dict[str, str]
+
+
+class FocusReader:
+    """Reads FOCUS files into the store or into a costs frame.
+
+    Args:
+        con: A DuckDB connection to read with (the store's, so loads stay in one transaction).
+        progress: Told a short message at each phase (the CLI shows it).
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection | None = None,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.con = con if con is not None else duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.progress = progress or (lambda _message: None)
+
+    def _check_files(self, files: Sequence[Path]) -> None:
+        issues: list[Issue] = []
+        for file in files:
+            try:
+                names = _describe(self.con, _scan_sql([file])).keys()
+            except duckdb.Error as err:
+                issues.append(Issue(f"cannot be read: {str(err).splitlines()[0]}", file=str(file)))
+                continue
+            resolved = _resolve_columns(names)
+            for name in REQUIRED:
+                if name not in resolved:
+                    issues.append(
+                        Issue("mandatory FOCUS column is missing", column=name, file=str(file))
+                    )
+        if issues:
+            raise SchemaError("costs", issues)
+
+    def _plan(self, files: Sequence[Path]) -> _Plan:
+        scan = _scan_sql(files)
+        types = _describe(self.con, scan)
+        sources = _resolve_columns(types)
+        exprs = {
+            col.name: _parse_expr(col, sources.get(col.name), types.get(sources.get(col.name, "")))
+            for col in _SOURCE_COLUMNS
+        }
+        return _Plan(scan=scan, exprs=exprs, sources=sources, types=types)
+
+    def _validate(self, plan: _Plan, files: Sequence[Path]) -> None:
+        """The aggregate scan; on any problem, the per-file diagnosis."""
+        checks: list[tuple[str, str, str]] = []  # (column, problem, SQL condition)
+        for col in _SOURCE_COLUMNS:
+            source = plan.sources.get(col.name)
+            if source is None:
+                continue
+            raw = _quote(source)
+            parsed = plan.exprs[col.name]
+            if col.kind in ("timestamp", "float", "json"):
+                what = {"timestamp": "a date/time", "float": "a number", "json": "a JSON object"}
+                checks.append(
+                    (
+                        col.name,
+                        f"is not {what[col.kind]}",
+                        f"{raw} IS NOT NULL AND {parsed} IS NULL",
+                    )
+                )
+            if not col.nullable:
+                checks.append((col.name, "is empty", f"{raw} IS NULL"))
+        if "ChargePeriodStart" in plan.sources and "ChargePeriodEnd" in plan.sources:
+            checks.append(
+                (
+                    "ChargePeriodEnd",
+                    "ends before it starts",
+                    f"{plan.exprs['ChargePeriodEnd']} <= {plan.exprs['ChargePeriodStart']}",
+                )
+            )
+        counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for _, _, cond in checks)
+        row = self.con.execute(f"SELECT {counts} FROM ({plan.scan})").fetchone()
+        bad = [
+            (c, p, cond, int(n)) for (c, p, cond), n in zip(checks, row or (), strict=False) if n
+        ]
+        if not bad:
+            return
+        issues = self._diagnose(plan, bad)
+        raise SchemaError("costs", issues)
+
+    def _diagnose(self, plan: _Plan, bad: list[tuple[str, str, str, int]]) -> list[Issue]:
+        """Name file, row and column of the problems found by the aggregate scan.
+
+        The offending files are found in SQL, then only their offending columns are read with
+        pandas and checked by the same validator as in-memory frames, so the messages are the
+        same wherever the data came from.
+        """
+        issues: list[Issue] = []
+        columns = sorted({column for column, *_ in bad})
+        counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for _, _, cond, _ in bad)
+        per_file = self.con.execute(
+            f"SELECT filename, {counts} FROM ({plan.scan}) GROUP BY filename ORDER BY filename"
+        ).fetchall()
+        for filename, *file_counts in per_file:
+            if not any(file_counts):
+                continue
+            issues += _diagnose_file(Path(filename), {c: plan.sources[c] for c in columns})
+        if not issues:  # DuckDB and pandas disagree on a format: report the counts
+            issues = [Issue(f"{n} values: {problem}", column=c) for c, problem, _, n in bad]
+        return issues
+
+    def select_sql(self, paths: Iterable[str | Path]) -> tuple[str, list[Path]]:
+        """Validate the files and return a typed SQL relation over them, with its files.
+
+        The relation yields every costs column except ``x_Cloud``, ``x_Workload`` and
+        ``x_IngestedAt``; ``x_Source`` is the file path.
+        """
+        files = discover_files(paths)
+        self.progress(f"checking {len(files)} file(s)")
+        self._check_files(files)
+        parts = []
+        for group in _groups(files):
+            plan = self._plan(group)
+            self._validate(plan, group)
+            projection = ", ".join(f"{expr} AS {_quote(name)}" for name, expr in plan.exprs.items())
+            parts.append(f"SELECT {projection}, filename AS x_Source FROM ({plan.scan})")
+        return " UNION ALL ".join(parts), files
+
+    def ingest(
+        self, store: Store, paths: Iterable[str | Path], *, attribution: Attribution | None = None
+    ) -> IngestResult:
+        """Load FOCUS files into ``store`` (idempotently; see the store's ingest key)."""
+        if store.con is not self.con:
+            raise ValueError("the reader must use the store's connection")
+        sql, files = self.select_sql(paths)
+        self.progress(f"loading {len(files)} file(s)")
+        return store.load_relation(
+            sql, attribution=attribution, source_order=[str(f) for f in files]
+        )
+
+    def read(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Read FOCUS files into a costs frame (optionally only charges in ``[start, end)``)."""
+        sql, _ = self.select_sql(paths)
+        where, params = [], []
+        if start is not None:
+            where.append("ChargePeriodStart >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("ChargePeriodStart < ?")
+            params.append(end)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        names = [c.name for c in COSTS.columns]
+        select = ", ".join(
+            f"{cloud_case_sql()} AS x_Cloud"
+            if n == "x_Cloud"
+            else f"NULL::VARCHAR AS {n}"
+            if n == "x_Workload"
+            else f"NULL::TIMESTAMP AS {n}"
+            if n == "x_IngestedAt"
+            else _quote(n)
+            for n in names
+        )
+        return self.con.execute(f"SELECT {select} FROM ({sql}){clause}", params).df()
+
+
+class FocusProvider:
+    """The built-in ``focus`` provider: FOCUS exports already on disk (or a mounted bucket).
+
+    Options (``providers.focus`` in cloudbalance.yaml):
+        paths: Files, globs or folders (a string or a list).
+    """
+
+    name = "focus"
+    revision_days = 0
+
+    def __init__(self, paths: str | Sequence[str] = ()) -> None:
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        if not self.paths:
+            raise ConfigError(
+                "providers.focus.paths: give the FOCUS files, globs or folders to read",
+                key="providers.focus.paths",
+            )
+
+    def costs(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Charges in ``[start, end)`` from the configured files."""
+        try:
+            frame = FocusReader().read(self.paths, start=start, end=end)
+        except ConfigError as err:
+            raise ProviderError(str(err), provider=self.name) from err
+        return frame
+
+    def prices(self, locations: Sequence[Location] | None = None) -> pd.DataFrame:
+        """FOCUS files carry charges, not price lists: always empty."""
+        from cloudbalance.schema import PRICES
+
+        return PRICES.validate(pd.DataFrame({name: [] for name in PRICES.names}))
+
+    def check(self) -> ProviderCheck:
+        """Whether the configured paths hold FOCUS files."""
+        try:
+            files = discover_files(self.paths)
+        except ConfigError as err:
+            return ProviderCheck(self.name, ok=False, detail=str(err), missing="FOCUS files")
+        return ProviderCheck(self.name, ok=True, detail=f"{len(files)} file(s)")
+
+
+def required_schema() -> FrameSchema:
+    """The columns a FOCUS file must provide (for documentation and error messages)."""
+    return FrameSchema("focus", tuple(c for c in _SOURCE_COLUMNS if c.name in REQUIRED))
+
+
+def _diagnose_file(file: Path, sources: dict[str, str]) -> list[Issue]:
+    """Validate the named columns of one file with the frame validators (file, row, column)."""
+    wanted = sorted(set(sources.values()) | {s for s in (sources.get("ChargePeriodStart"),) if s})
+    if _is_parquet(file):
+        frame = pd.read_parquet(file, columns=wanted)
+    else:
+        frame = pd.read_csv(file, usecols=wanted, dtype=str, keep_default_na=False)
+    frame = frame.rename(columns={v: k for k, v in sources.items()})
+    schema = FrameSchema("costs", tuple(c for c in _SOURCE_COLUMNS if c.name in sources))
+    try:
+        schema.validate(frame, file=str(file))
+    except SchemaError as err:
+        return err.issues
+    if "ChargePeriodEnd" in sources and "ChargePeriodStart" in sources:
+        start = pd.to_datetime(frame["ChargePeriodStart"], utc=True, errors="coerce")
+        end = pd.to_datetime(frame["ChargePeriodEnd"], utc=True, errors="coerce")
+        return [
+            Issue("ends before it starts", column="ChargePeriodEnd", row=int(i) + 1, file=str(file))
+            for i in (end <= start).to_numpy().nonzero()[0][:20]
+        ]
+    return []

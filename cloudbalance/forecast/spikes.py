@@ -1,0 +1,174 @@
+"""Spike warnings: forecast periods expected to exceed a series' normal level, and how surely.
+
+A spike is judged per forecast period against a threshold, one of:
+
+- ``relative`` (default): ``threshold = baseline * (1 + margin)``, the baseline being the median
+  of the series' last four seasons (28 days of daily data, 4 days of hourly data);
+- ``absolute``: a fixed value per series (or one for all);
+- ``budget``: a spend limit per period, per series (or one for all).
+
+The probability that the period exceeds the threshold comes from the forecast's (calibrated)
+interval, read as a normal distribution: ``sd = (upper - lower) / (2 z)`` where ``z`` is the
+normal quantile of the interval, and ``P = 1 - Phi((threshold - yhat) / sd)``. A period is a spike
+when ``P >= probability``; consecutive spike periods of a series form one warning saying when
+(start, end, peak), how big (expected peak vs the normal level and their ratio) and how sure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+from cloudbalance.exceptions import ForecastError
+
+__all__ = ["SPIKE_COLUMNS", "SpikeRule", "SpikeWarning", "spike_scores", "spike_warnings"]
+
+Basis = Literal["relative", "absolute", "budget"]
+
+SPIKE_COLUMNS: tuple[str, ...] = (
+    "unique_id",
+    "start",
+    "end",
+    "peak_ds",
+    "expected",
+    "normal_level",
+    "threshold",
+    "ratio",
+    "probability",
+    "periods",
+    "basis",
+)
+
+
+@dataclass(frozen=True)
+class SpikeRule:
+    """How to decide that a forecast period is a spike.
+
+    Attributes:
+        basis: ``relative``, ``absolute`` or ``budget``.
+        margin: For ``relative``: how far above the baseline counts (0.25 = 25% above).
+        value: For ``absolute``/``budget``: the threshold, one number or one per unique_id.
+        probability: How sure we must be (P(y > threshold)) to warn.
+    """
+
+    basis: Basis = "relative"
+    margin: float = 0.25
+    value: float | Mapping[str, float] | None = None
+    probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.basis not in ("relative", "absolute", "budget"):
+            raise ForecastError(f"spike basis must be relative, absolute or budget, got "
+                                f"{self.basis!r}")
+        if self.basis != "relative" and self.value is None:
+            raise ForecastError(f"a {self.basis} spike rule needs a value (threshold or budget)")
+        if not 0 < self.probability < 1:
+            raise ForecastError(f"spike probability must be in (0, 1), got {self.probability}")
+
+    def threshold(self, unique_id: str, normal_level: float) -> float:
+        """The level above which a period of ``unique_id`` is a spike."""
+        if self.basis == "relative":
+            return normal_level + abs(normal_level) * self.margin
+        value = self.value
+        if isinstance(value, Mapping):
+            if unique_id not in value:
+                return math.inf
+            return float(value[unique_id])
+        return float(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SpikeWarning:
+    """One expected spike: when, how big, how sure."""
+
+    unique_id: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    peak_ds: pd.Timestamp
+    expected: float
+    normal_level: float
+    threshold: float
+    ratio: float
+    probability: float
+    periods: int
+    basis: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.unique_id}: expected {self.expected:,.2f} on {self.peak_ds} "
+            f"({self.ratio:.2f}x the normal {self.normal_level:,.2f}), "
+            f"{self.periods} period(s) from {self.start} to {self.end}, "
+            f"probability {self.probability:.0%}"
+        )
+
+
+def spike_scores(
+    yhat: npt.NDArray[np.float64],
+    lower: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+    threshold: float,
+    level: float,
+) -> npt.NDArray[np.float64]:
+    """P(y > threshold) per period, from the interval read as a normal distribution."""
+    if not math.isfinite(threshold):
+        return np.zeros_like(yhat)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    sd = np.maximum((upper - lower) / (2 * z), 1e-12 * (1 + np.abs(yhat)))
+    out: npt.NDArray[np.float64] = stats.norm.sf((threshold - yhat) / sd)
+    return out
+
+
+def spike_warnings(forecast: pd.DataFrame, levels: Mapping[str, float],
+                   rule: SpikeRule) -> list[SpikeWarning]:
+    """Group consecutive spike periods of a forecast frame into warnings.
+
+    Args:
+        forecast: A forecast frame with ``spike`` and ``spike_score`` filled.
+        levels: Normal level per unique_id (the relative baseline).
+        rule: The rule that produced the ``spike`` column.
+    """
+    out: list[SpikeWarning] = []
+    flagged = forecast[forecast["spike"].fillna(False).astype(bool)]
+    for uid, part in flagged.groupby("unique_id", sort=True):
+        full = forecast[forecast["unique_id"] == uid].reset_index(drop=True)
+        is_spike = full["spike"].fillna(False).astype(bool).to_numpy()
+        runs = np.flatnonzero(np.diff(np.concatenate([[0], is_spike.astype(int), [0]])))
+        normal = float(levels.get(str(uid), math.nan))
+        threshold = rule.threshold(str(uid), normal)
+        for a, b in zip(runs[::2], runs[1::2], strict=True):
+            seg = full.iloc[a:b]
+            peak = int(seg["yhat"].to_numpy().argmax())
+            expected = float(seg["yhat"].iat[peak])
+            ref = normal if rule.basis == "relative" else threshold
+            ratio = expected / ref if ref and math.isfinite(ref) else math.nan
+            out.append(
+                SpikeWarning(
+                    unique_id=str(uid),
+                    start=pd.Timestamp(seg["ds"].iat[0]),
+                    end=pd.Timestamp(seg["ds"].iat[-1]),
+                    peak_ds=pd.Timestamp(seg["ds"].iat[peak]),
+                    expected=expected,
+                    normal_level=normal,
+                    threshold=threshold,
+                    ratio=ratio,
+                    probability=float(seg["spike_score"].max()),
+                    periods=int(b - a),
+                    basis=rule.basis,
+                )
+            )
+        del part
+    return out
+
+
+def warnings_frame(warnings: list[SpikeWarning]) -> pd.DataFrame:
+    """Spike warnings as a frame with :data:`SPIKE_COLUMNS`."""
+    return pd.DataFrame(
+        [[getattr(w, c) for c in SPIKE_COLUMNS] for w in warnings], columns=list(SPIKE_COLUMNS)
+    )

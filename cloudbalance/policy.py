@@ -1,0 +1,818 @@
+"""Guardrails as code: Rego policies evaluated in-process before any change is written.
+
+Policies follow the conftest convention so that files people already write for conftest or OPA
+work unchanged: each ``package`` may define ``deny`` and ``warn`` rules (and ``deny_<name>`` /
+``warn_<name>`` variants), each a set of messages (a string, or an object with a ``msg`` field).
+A ``deny`` stops the change; a ``warn`` is written into the commit message and pull-request body.
+Rules named ``test_<name>`` are unit tests, run by :meth:`PolicySet.run_tests`.
+
+Policies are evaluated with regopy (the Python binding of rego-cpp), in the process: no OPA
+server, no network. Policies must use Rego v1 syntax (``deny contains msg if { ... }``), the
+default of OPA 1.0 and of current conftest.
+
+Every policy sees one input document, whether the change comes from a plan or from a stack-config
+diff (a person's pull request), so a single policy covers both. Its shape is versioned
+(:data:`POLICY_INPUT_VERSION`) and described by ``schemas/policy-input.schema.json``::
+
+    {
+      "version": 1,
+      "kind": "plan" | "stack-diff",
+      "now": "2026-11-23",               # the day the change would be written (UTC)
+      "mode": "commit" | "pr" | "branch" | "check" | "dry-run",
+      "changes": [{workload, cloud, region, location, before, after, delta}],
+      "changes_by_workload": {workload: [change, ...]},                # the same, grouped
+      "placements": {workload: [{cloud, region, location, replicas}]},   # after the change
+      "current": {workload: [...]},                                     # before the change
+      "summary": {workloads, moves, replicas_before, replicas_moved, share_moved},
+      "costs": {"currency", "monthly_by_cloud": {cloud: amount} | null},
+      "plan": {plan_id, confidence, saving, expected_cost, baseline_cost, currency, horizon,
+               period, period_start, moves: [...], notes, forecast: {workload: {...}}} | null,
+      "diff": {files: [..], base, head} | null,
+      "settings": {workloads: {name: {allowed, min_locations, max_share}},
+                   guardrails: {max_share_moved, max_moves, min_confidence_commit, freeze,
+                                max_monthly_cost}}
+    }
+
+Why aggregate messages per workload in the starter policies: rego-cpp stores a rule's set of
+messages so that inserting ``n`` distinct messages costs about ``n**2`` comparisons; a policy that
+yields one message per move of a 5,000-move plan takes seconds, one per workload milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from cloudbalance.exceptions import PolicyDeniedError, PolicyError
+from cloudbalance.models import Location, Plan
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cloudbalance.config import GuardrailSettings, Settings
+
+__all__ = [
+    "POLICY_INPUT_VERSION",
+    "STARTER_POLICIES",
+    "PolicyGate",
+    "PolicyMessage",
+    "PolicyReport",
+    "PolicySet",
+    "PolicyTestResult",
+    "check_policies",
+    "diff_input",
+    "load_policies",
+    "plan_input",
+    "policy_gate",
+    "starter_policy_paths",
+]
+
+#: Version of the input document policies receive; bumped on any incompatible change.
+POLICY_INPUT_VERSION = 1
+
+#: The starter library shipped in ``cloudbalance/policies`` (file stem -> what it guards).
+STARTER_POLICIES: dict[str, str] = {
+    "residency": "a workload runs only in its allowed locations (workloads.<name>.allowed)",
+    "max_share_moved": "at most guardrails.max_share_moved of the replicas and "
+    "guardrails.max_moves moves per change",
+    "min_locations": "a workload keeps at least workloads.<name>.min_locations locations (HA)",
+    "max_monthly_cost": "estimated monthly cost per cloud stays under guardrails.max_monthly_cost",
+    "freeze": "no change during a guardrails.freeze window",
+    "confidence": "a direct commit needs a plan confidence of guardrails.min_confidence_commit",
+}
+
+Mode = Literal["commit", "pr", "branch", "check", "dry-run"]
+_MODES: tuple[Mode, ...] = ("commit", "pr", "branch", "check", "dry-run")
+
+_PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
+_RULE = re.compile(r"^(deny|warn|violation)(_\w+)?\b(?=\s*(contains|if|:=|=|\{|\[))", re.MULTILINE)
+_TEST = re.compile(r"^(test_\w+)\b", re.MULTILINE)
+_V0_RULE = re.compile(r"^(deny|warn|violation)(_\w+)?\[\w+\]\s*\{", re.MULTILINE)
+_REGO_ERROR = re.compile(
+    r"\(error \d+:(?P<file>[^|]*)\|(?P<offset>\d+)\|\d+\s*\(errormsg \d+:(?P<msg>[^)]*)\)"
+)
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class PolicyMessage:
+    """One message yielded by a ``deny`` or ``warn`` rule.
+
+    Attributes:
+        kind: ``deny`` or ``warn``.
+        message: What the rule said.
+        package: The Rego package (``cloudbalance.starter.residency``).
+        rule: The rule name (``deny``, ``warn_budget``...).
+        file: The policy file that defines the package.
+    """
+
+    kind: Literal["deny", "warn"]
+    message: str
+    package: str
+    rule: str
+    file: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "package": self.package,
+            "rule": self.rule,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    """The outcome of evaluating a policy set on one input document.
+
+    Attributes:
+        denies: Messages of ``deny`` rules (the change must not be written).
+        warnings: Messages of ``warn`` rules (written into commit message and PR body).
+        packages: The packages evaluated.
+        files: The policy files evaluated.
+    """
+
+    denies: tuple[PolicyMessage, ...] = ()
+    warnings: tuple[PolicyMessage, ...] = ()
+    packages: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+    @property
+    def denied(self) -> bool:
+        """Whether any ``deny`` rule fired."""
+        return bool(self.denies)
+
+    @property
+    def deny_messages(self) -> list[str]:
+        """The ``deny`` messages, as text."""
+        return [m.message for m in self.denies]
+
+    @property
+    def warning_messages(self) -> list[str]:
+        """The ``warn`` messages, as text."""
+        return [m.message for m in self.warnings]
+
+    def raise_for_denies(self) -> None:
+        """Raise :class:`PolicyDeniedError` with the messages when a ``deny`` fired."""
+        if self.denies:
+            raise PolicyDeniedError(self.deny_messages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "denied": self.denied,
+            "denies": [m.to_dict() for m in self.denies],
+            "warnings": [m.to_dict() for m in self.warnings],
+            "packages": list(self.packages),
+            "files": list(self.files),
+        }
+
+    def to_markdown(self) -> str:
+        """A short Markdown section for a job summary, PR comment or report."""
+        lines = [
+            f"**Policies**: {len(self.packages)} package(s) evaluated, "
+            f"{len(self.denies)} deny, {len(self.warnings)} warn."
+        ]
+        if self.denies or self.warnings:
+            lines.append("")
+            lines.append("| Result | Package | Message |")
+            lines.append("|---|---|---|")
+            for item in [*self.denies, *self.warnings]:
+                text = item.message.replace("|", "\\|").replace("\n", " ")
+                lines.append(f"| {item.kind} | `{item.package}` | {text} |")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PolicyTestResult:
+    """One ``test_`` rule's outcome."""
+
+    package: str
+    name: str
+    file: str
+    passed: bool
+
+
+# ---------------------------------------------------------------------------------- modules
+
+
+@dataclass(frozen=True)
+class _Module:
+    file: str
+    source: str
+    package: str
+    rules: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+def starter_policy_paths(names: Iterable[str] | None = None) -> list[Path]:
+    """Paths of the starter policies shipped with the package (all, or the ``names`` given).
+
+    Raises:
+        PolicyError: When a name is not a starter policy (the message lists them).
+    """
+    folder = Path(str(resources.files("cloudbalance").joinpath("policies")))
+    wanted = list(STARTER_POLICIES) if names is None else list(names)
+    unknown = [n for n in wanted if n not in STARTER_POLICIES]
+    if unknown:
+        raise PolicyError(
+            f"no starter policy named {', '.join(unknown)} "
+            f"(starter policies: {', '.join(STARTER_POLICIES)})"
+        )
+    return [folder / f"{name}.rego" for name in wanted]
+
+
+def _rego_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.rego") if p.is_file())
+    if path.is_file():
+        return [path]
+    raise PolicyError("policy file or folder not found", file=path)
+
+
+def _line_at(source: str, offset: int) -> int:
+    return source.encode("utf-8")[:offset].decode("utf-8", errors="ignore").count("\n") + 1
+
+
+def _parse_module(file: str, source: str) -> _Module:
+    packages = _PACKAGE.findall(source)
+    if not packages:
+        raise PolicyError("no `package` declaration", file=file, line=1)
+    if len(packages) > 1:
+        raise PolicyError("more than one `package` declaration in one file", file=file)
+    old = _V0_RULE.search(source)
+    if old is not None:
+        raise PolicyError(
+            f"`{old.group(0).rstrip('{ ')}` is Rego v0 syntax; write "
+            f"`{old.group(1)}{old.group(2) or ''} contains msg if {{` (Rego v1)",
+            file=file,
+            line=_line_at(source, old.start()),
+        )
+    rules = tuple(dict.fromkeys(m.group(1) + (m.group(2) or "") for m in _RULE.finditer(source)))
+    tests = tuple(dict.fromkeys(_TEST.findall(source)))
+    return _Module(file, source, packages[0], rules, tests)
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence rego-cpp's own diagnostic dump on fd 2: we raise our own, file- and line-precise."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def _rego_error(err: Exception, modules: Mapping[str, _Module], fallback: str) -> PolicyError:
+    text = str(err.args[0]) if err.args else str(err)
+    match = _REGO_ERROR.search(text)
+    if match is None:
+        return PolicyError(text.strip() or "cannot compile policy", file=fallback)
+    file = match.group("file") or fallback
+    module = modules.get(file)
+    line = _line_at(module.source, int(match.group("offset"))) if module is not None else None
+    return PolicyError(match.group("msg").strip(), file=file, line=line)
+
+
+class PolicySet:
+    """A set of Rego modules, compiled once per evaluation by rego-cpp.
+
+    Example:
+        >>> policies = PolicySet.load(["policies/"], starter=True)  # doctest: +SKIP
+        >>> report = policies.evaluate(plan_input(plan, settings=settings))  # doctest: +SKIP
+        >>> report.raise_for_denies()  # doctest: +SKIP
+    """
+
+    def __init__(self, modules: Sequence[_Module], data: Mapping[str, Any] | None = None) -> None:
+        self._modules = list(modules)
+        self._data = dict(data or {})
+        by_file = {m.file: m for m in self._modules}
+        if len(by_file) != len(self._modules):
+            raise PolicyError("the same policy file was given twice")
+        self._by_file = by_file
+        # Compile once now so a syntax error is reported when the policies are loaded.
+        self._interpreter()
+
+    @classmethod
+    def load(
+        cls,
+        paths: Iterable[str | Path] = (),
+        *,
+        starter: bool | Iterable[str] = False,
+        data: Mapping[str, Any] | None = None,
+    ) -> PolicySet:
+        """Read policy files and folders (folders: every ``*.rego`` below them).
+
+        Args:
+            paths: Policy files or folders.
+            starter: ``True`` adds the whole starter library, a list of names adds those.
+            data: A base document merged into ``data`` (conftest's ``--data``).
+
+        Raises:
+            PolicyError: A path does not exist, or a file does not compile (file and line).
+        """
+        files: list[Path] = []
+        if starter:
+            names = None if starter is True else list(starter)
+            files.extend(starter_policy_paths(names))
+        for path in paths:
+            files.extend(_rego_files(Path(path)))
+        modules = []
+        for file in files:
+            try:
+                source = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise PolicyError(f"cannot read policy: {err}", file=file) from err
+            modules.append(_parse_module(str(file), source))
+        return cls(modules, data)
+
+    @classmethod
+    def from_sources(
+        cls, sources: Mapping[str, str], *, data: Mapping[str, Any] | None = None
+    ) -> PolicySet:
+        """Build from ``{file name: Rego source}`` held in memory."""
+        return cls([_parse_module(name, text) for name, text in sources.items()], data)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The packages defined, in load order."""
+        return tuple(dict.fromkeys(m.package for m in self._modules))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The policy files, in load order."""
+        return tuple(m.file for m in self._modules)
+
+    def _interpreter(self) -> Any:
+        import regopy
+
+        interpreter = regopy.Interpreter()
+        interpreter.log_level = regopy.LogLevel.NONE
+        if self._data:
+            interpreter.add_data_json(json.dumps(self._data, default=str))
+        for module in self._modules:
+            try:
+                with _quiet_stderr():
+                    interpreter.add_module(module.file, module.source)
+            except regopy.RegoError as err:
+                raise _rego_error(err, self._by_file, module.file) from err
+        return interpreter
+
+    def _query(self, interpreter: Any, query: str, file: str) -> Any:
+        import regopy
+
+        try:
+            with _quiet_stderr():
+                output = interpreter.query(query)
+        except regopy.RegoError as err:
+            raise _rego_error(err, self._by_file, file) from err
+        except json.JSONDecodeError as err:
+            # rego-cpp 1.5 formats a string built by concat() with %s in sprintf with its
+            # quotes and without escaping them, which makes its result unreadable.
+            raise PolicyError(
+                f"the result of {query} cannot be decoded ({err.msg}); if a message uses "
+                "sprintf with %s on a computed string, use %v instead",
+                file=file,
+            ) from err
+        if not output.ok():
+            raise PolicyError(f"evaluating {query} failed: {str(output).strip()}", file=file)
+        return output
+
+    def evaluate(self, document: Mapping[str, Any]) -> PolicyReport:
+        """Evaluate every ``deny``/``warn`` rule of every package on ``document``.
+
+        Raises:
+            PolicyError: A rule fails at evaluation time (file named).
+        """
+        interpreter = self._interpreter()
+        interpreter.set_input_term(json.dumps(document, default=str))
+        denies: list[PolicyMessage] = []
+        warnings: list[PolicyMessage] = []
+        seen: set[tuple[str, str]] = set()
+        for module in self._modules:
+            for rule in module.rules:
+                if (module.package, rule) in seen:
+                    continue  # a package split over several files: its rules are one document
+                seen.add((module.package, rule))
+                output = self._query(interpreter, f"x := data.{module.package}.{rule}", module.file)
+                kind: Literal["deny", "warn"] = "warn" if rule.startswith("warn") else "deny"
+                target = warnings if kind == "warn" else denies
+                for result in output.results:
+                    value = result.bindings.get("x") if result.bindings else None
+                    for text in _messages(value, module.file, rule):
+                        target.append(PolicyMessage(kind, text, module.package, rule, module.file))
+        return PolicyReport(tuple(denies), tuple(warnings), self.packages, self.files)
+
+    def run_tests(self) -> list[PolicyTestResult]:
+        """Run every ``test_`` rule; a test passes when it evaluates to ``true``."""
+        interpreter = self._interpreter()
+        results = []
+        for module in self._modules:
+            for name in module.tests:
+                output = self._query(interpreter, f"data.{module.package}.{name}", module.file)
+                passed = any(r.expressions == [True] for r in output.results)
+                results.append(PolicyTestResult(module.package, name, module.file, passed))
+        return results
+
+
+def _messages(value: Any, file: str, rule: str) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, bool):
+        # A boolean ``deny`` (``deny if {...}``) says no without a message.
+        return [f"{rule} in {file}"] if value else []
+    texts = []
+    for item in items:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, Mapping) and "msg" in item:
+            texts.append(str(item["msg"]))
+        else:
+            texts.append(json.dumps(item, sort_keys=True))
+    return sorted(texts)
+
+
+def load_policies(
+    settings: Settings | None = None,
+    *,
+    paths: Iterable[str | Path] = (),
+    starter: bool | Iterable[str] = True,
+    data: Mapping[str, Any] | None = None,
+) -> PolicySet:
+    """The policy set a run uses: the starter library plus ``guardrails.policies`` and ``paths``.
+
+    Paths in the settings are relative to the configuration file's folder.
+    """
+    configured: list[str | Path] = []
+    if settings is not None:
+        configured.extend(settings.resolve(p) for p in settings.guardrails.policies)
+    return PolicySet.load([*configured, *paths], starter=starter, data=data)
+
+
+# ---------------------------------------------------------------------------------- inputs
+
+
+def _settings_doc(settings: Settings | None) -> dict[str, Any]:
+    if settings is None:
+        return {"workloads": {}, "guardrails": _guardrails_doc(None)}
+    return {
+        "workloads": {
+            name: {
+                "allowed": [Location.parse(t).key for t in ws.allowed],
+                "min_locations": ws.min_locations,
+                "max_share": ws.max_share,
+            }
+            for name, ws in settings.workloads.items()
+        },
+        "guardrails": _guardrails_doc(settings.guardrails),
+    }
+
+
+def _guardrails_doc(guardrails: GuardrailSettings | None) -> dict[str, Any]:
+    if guardrails is None:
+        from cloudbalance.config import GuardrailSettings
+
+        guardrails = GuardrailSettings()
+    return {
+        "max_share_moved": guardrails.max_share_moved,
+        "max_moves": guardrails.max_moves,
+        "min_confidence_commit": guardrails.min_confidence_commit,
+        "freeze": [
+            {"start": w.start.isoformat(), "end": w.end.isoformat(), "reason": w.reason}
+            for w in guardrails.freeze
+        ],
+        "max_monthly_cost": dict(getattr(guardrails, "max_monthly_cost", {}) or {}),
+    }
+
+
+def _place(location: Location, replicas: int) -> dict[str, Any]:
+    return {
+        "cloud": location.cloud,
+        "region": location.region,
+        "location": location.key,
+        "replicas": int(replicas),
+    }
+
+
+def _changes_and_summary(
+    before: Mapping[str, Mapping[Location, int]], after: Mapping[str, Mapping[Location, int]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    changes = []
+    for workload in sorted(set(before) | set(after)):
+        old, new = before.get(workload, {}), after.get(workload, {})
+        for location in sorted(set(old) | set(new)):
+            b, a = int(old.get(location, 0)), int(new.get(location, 0))
+            if a != b:
+                changes.append(
+                    {
+                        "workload": workload,
+                        **_place(location, a),
+                        "before": b,
+                        "after": a,
+                        "delta": a - b,
+                    }
+                )
+    for change in changes:
+        change.pop("replicas")
+    replicas_before = sum(sum(v.values()) for v in before.values())
+    moved = sum(max(0, c["delta"]) for c in changes)
+    summary = {
+        "workloads": len({c["workload"] for c in changes}),
+        "moves": len(changes),
+        "replicas_before": replicas_before,
+        "replicas_after": sum(sum(v.values()) for v in after.values()),
+        "replicas_moved": moved,
+        "share_moved": (moved / replicas_before) if replicas_before else (1.0 if moved else 0.0),
+    }
+    return changes, summary
+
+
+def _by_workload(changes: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for change in changes:
+        grouped.setdefault(str(change["workload"]), []).append(change)
+    return grouped
+
+
+def _placements_doc(placements: Mapping[str, Mapping[Location, int]]) -> dict[str, Any]:
+    return {
+        w: [_place(loc, n) for loc, n in sorted(locs.items())]
+        for w, locs in sorted(placements.items())
+    }
+
+
+def _periods_per_month(period: str) -> float:
+    import pandas as pd
+
+    try:
+        length = pd.Timedelta(period if period[:1].isdigit() else f"1{period}")
+    except (ValueError, TypeError):
+        return 30.0
+    return pd.Timedelta(days=30) / length if length.total_seconds() > 0 else 30.0
+
+
+def _monthly_by_cloud(
+    placements: Mapping[str, Mapping[Location, int]],
+    unit_costs: Mapping[str, float] | None,
+    periods_per_month: float,
+) -> dict[str, float] | None:
+    """Monthly cost per cloud of ``placements`` from per-replica, per-period unit costs.
+
+    ``unit_costs`` keys are ``workload@cloud:region`` or ``cloud:region``; ``None`` when a
+    placed location has no cost (a cap cannot then be checked, the policy says so).
+    """
+    if not unit_costs:
+        return None
+    totals: dict[str, float] = {}
+    for workload, locations in placements.items():
+        for location, replicas in locations.items():
+            if replicas <= 0:
+                continue
+            unit = unit_costs.get(f"{workload}@{location.key}", unit_costs.get(location.key))
+            if unit is None:
+                return None
+            totals[location.cloud] = totals.get(location.cloud, 0.0) + (
+                float(unit) * replicas * periods_per_month
+            )
+    return {cloud: round(amount, 2) for cloud, amount in sorted(totals.items())}
+
+
+def _forecast_summary(forecast: pd.DataFrame | None) -> dict[str, Any]:
+    if forecast is None or len(forecast) == 0:
+        return {}
+    summary: dict[str, Any] = {}
+    for uid, group in forecast.groupby("unique_id", sort=True):
+        entry: dict[str, Any] = {
+            "start": str(group["ds"].min()),
+            "end": str(group["ds"].max()),
+            "mean": round(float(group["yhat"].mean()), 4),
+            "peak": round(float(group["yhat"].max()), 4),
+            "peak_upper": round(float(group["yhat_upper"].max()), 4),
+        }
+        if "spike" in group:
+            entry["spike"] = bool(group["spike"].fillna(False).astype(bool).any())
+        summary[str(uid)] = entry
+    return summary
+
+
+def _today(now: date | datetime | None) -> str:
+    if now is None:
+        return datetime.now(UTC).date().isoformat()
+    return (now.date() if isinstance(now, datetime) else now).isoformat()
+
+
+def plan_input(
+    plan: Plan,
+    *,
+    settings: Settings | None = None,
+    mode: Mode = "pr",
+    now: date | datetime | None = None,
+    forecast: pd.DataFrame | None = None,
+    unit_costs: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The policy input document for a plan about to be written (see the module docstring).
+
+    Args:
+        plan: The plan.
+        settings: Workload and guardrail settings the starter policies read.
+        mode: How the change would be written (``commit`` is a direct commit).
+        now: The day of the change (default: today, UTC).
+        forecast: A forecast frame to summarise per series (default: none).
+        unit_costs: Cost of one replica for one period per ``workload@cloud:region`` or
+            ``cloud:region``; default ``plan.inputs["unit_costs"]`` when the planner stored it.
+    """
+    current: dict[str, dict[Location, int]] = {}
+    for p in plan.current:
+        current.setdefault(p.workload, {})[p.location] = p.replicas
+    after: dict[str, dict[Location, int]] = {w: dict(v) for w, v in current.items()}
+    for p in plan.first_period:
+        after.setdefault(p.workload, {})[p.location] = p.replicas
+    for move in plan.moves:
+        after.setdefault(move.workload, {})[move.location] = move.after
+        current.setdefault(move.workload, {}).setdefault(move.location, move.before)
+    changes, summary = _changes_and_summary(current, after)
+    costs = unit_costs if unit_costs is not None else plan.inputs.get("unit_costs")
+    return {
+        "version": POLICY_INPUT_VERSION,
+        "kind": "plan",
+        "now": _today(now),
+        "mode": mode,
+        "changes": changes,
+        "changes_by_workload": _by_workload(changes),
+        "placements": _placements_doc(after),
+        "current": _placements_doc(current),
+        "summary": summary,
+        "costs": {
+            "currency": plan.currency,
+            "monthly_by_cloud": _monthly_by_cloud(
+                after,
+                costs if isinstance(costs, Mapping) else None,
+                _periods_per_month(plan.period),
+            ),
+        },
+        "plan": {
+            "plan_id": plan.plan_id,
+            "confidence": plan.confidence,
+            "saving": plan.saving,
+            "expected_cost": plan.expected_cost,
+            "baseline_cost": plan.baseline_cost,
+            "currency": plan.currency,
+            "horizon": plan.horizon,
+            "period": plan.period,
+            "period_start": plan.period_start.isoformat(),
+            "moves": [m.to_dict() for m in plan.moves],
+            "notes": list(plan.notes),
+            "forecast": _forecast_summary(forecast),
+        },
+        "diff": None,
+        "settings": _settings_doc(settings),
+    }
+
+
+def diff_input(
+    before: Mapping[str, Mapping[Location, int]],
+    after: Mapping[str, Mapping[Location, int]],
+    *,
+    files: Sequence[str] = (),
+    base: str | None = None,
+    head: str | None = None,
+    settings: Settings | None = None,
+    mode: Mode = "check",
+    now: date | datetime | None = None,
+    unit_costs: Mapping[str, float] | None = None,
+    currency: str = "USD",
+    period: str = "1D",
+) -> dict[str, Any]:
+    """The policy input document for a stack-config change (placements before and after).
+
+    ``before``/``after`` map workload -> location -> replicas, as
+    ``cloudbalance.gitops`` reads them from ``Pulumi.<stack>.yaml``. Workloads of several
+    stack files are merged (a workload lives in one stack).
+    """
+    changes, summary = _changes_and_summary(before, after)
+    return {
+        "version": POLICY_INPUT_VERSION,
+        "kind": "stack-diff",
+        "now": _today(now),
+        "mode": mode,
+        "changes": changes,
+        "changes_by_workload": _by_workload(changes),
+        "placements": _placements_doc(after),
+        "current": _placements_doc(before),
+        "summary": summary,
+        "costs": {
+            "currency": currency,
+            "monthly_by_cloud": _monthly_by_cloud(after, unit_costs, _periods_per_month(period)),
+        },
+        "plan": None,
+        "diff": {"files": list(files), "base": base, "head": head},
+        "settings": _settings_doc(settings),
+    }
+
+
+# ---------------------------------------------------------------------------------- entry points
+
+
+def check_policies(
+    document: Mapping[str, Any] | Plan,
+    *,
+    settings: Settings | None = None,
+    policies: PolicySet | None = None,
+    mode: Mode = "pr",
+    raise_on_deny: bool = False,
+) -> PolicyReport:
+    """Evaluate the configured policies on a plan or an input document.
+
+    Args:
+        document: A :class:`~cloudbalance.models.Plan` (turned into its input document) or an
+            input document built by :func:`plan_input` / :func:`diff_input`.
+        settings: Settings for the input document and ``guardrails.policies``.
+        policies: The policy set (default: :func:`load_policies` of ``settings``).
+        mode: For a plan, how it would be written.
+        raise_on_deny: Raise :class:`PolicyDeniedError` instead of returning a denied report.
+    """
+    if isinstance(document, Plan):
+        document = plan_input(document, settings=settings, mode=mode)
+    policy_set = policies if policies is not None else load_policies(settings)
+    report = policy_set.evaluate(document)
+    if raise_on_deny:
+        report.raise_for_denies()
+    return report
+
+
+@dataclass
+class PolicyGate:
+    """The hook ``gitops.apply(..., policy_check=...)`` calls before writing anything.
+
+    Called with the plan (and, when the caller knows it, the write ``mode``), it evaluates the
+    policies, raises :class:`PolicyDeniedError` on a ``deny`` and returns the ``warn`` messages
+    for the commit message and pull-request body. The last report is kept for the audit log.
+
+    Attributes:
+        settings: Workload and guardrail settings.
+        policies: The policy set (default: loaded from ``settings`` on first call).
+        forecast: A forecast frame summarised into the input document.
+        unit_costs: Per-replica, per-period costs for the monthly-cost policy.
+        now: Override of today's date (tests).
+    """
+
+    settings: Settings | None = None
+    policies: PolicySet | None = None
+    forecast: pd.DataFrame | None = None
+    unit_costs: Mapping[str, float] | None = None
+    now: date | datetime | None = None
+    last_report: PolicyReport | None = field(default=None, init=False)
+
+    def __call__(self, plan: Plan, mode: str = "pr") -> list[str]:
+        """Evaluate; raise on deny, return the warnings."""
+        if self.policies is None:
+            self.policies = load_policies(self.settings)
+        checked_mode: Mode = "pr"
+        for known in _MODES:
+            if mode == known:
+                checked_mode = known
+        document = plan_input(
+            plan,
+            settings=self.settings,
+            mode=checked_mode,
+            now=self.now,
+            forecast=self.forecast,
+            unit_costs=self.unit_costs,
+        )
+        self.last_report = self.policies.evaluate(document)
+        self.last_report.raise_for_denies()
+        return self.last_report.warning_messages
+
+
+def policy_gate(
+    settings: Settings | None = None,
+    *,
+    policies: PolicySet | None = None,
+    forecast: pd.DataFrame | None = None,
+    unit_costs: Mapping[str, float] | None = None,
+) -> PolicyGate:
+    """A :class:`PolicyGate` for ``settings``: pass it as ``apply(..., policy_check=...)``."""
+    return PolicyGate(settings, policies, forecast, unit_costs)

@@ -1,0 +1,490 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime
+
+import pytest
+
+from cloudbalance.exceptions import (
+    ConflictError,
+    GitOpsError,
+    PolicyDeniedError,
+    StackConfigError,
+)
+from cloudbalance.gitops import (
+    Forge,
+    FreezeWindow,
+    Guardrails,
+    PolicyResult,
+    StackDiff,
+    apply,
+    parse_trailers,
+    read_placements,
+    repository_lock,
+    revert,
+)
+from cloudbalance.gitops._git import Git
+from cloudbalance.models import Location, Move, Plan, Workload
+
+AWS = Location("aws", "us-east-1")
+GCP = Location("gcp", "us-central1")
+
+CURRENT = {"checkout": {"aws:us-east-1": 6, "gcp:us-central1": 2}}
+SHIFT = {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 5}}
+
+
+def shift_plan(plan_factory, **kwargs) -> Plan:
+    return plan_factory(SHIFT, current=CURRENT, **kwargs)
+
+
+def test_dry_run_is_the_default_and_changes_nothing(infra, plan_factory) -> None:
+    head = infra.head()
+    before = infra.prod.read_bytes()
+    result = apply(shift_plan(plan_factory), infra.root)
+    assert result.mode == "dry-run"
+    assert result.commit is None
+    assert infra.head() == head
+    assert infra.prod.read_bytes() == before
+    assert infra.git("status", "--porcelain") == ""
+    diff = result.diff.unified()
+    assert "-        - {cloud: aws, region: us-east-1, replicas: 6}    # primary" in diff
+    assert "+        - {cloud: aws, region: us-east-1, replicas: 3}    # primary" in diff
+    assert diff.startswith("--- a/shop/Pulumi.prod.yaml\n+++ b/shop/Pulumi.prod.yaml\n")
+
+
+def test_commit_mode_commits_only_the_stack_file_with_trailers_and_pushes(
+    infra, plan_factory
+) -> None:
+    (infra.root / "scratch.txt").write_text("untracked notes\n")
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert result.mode == "commit"
+    assert result.pushed
+    assert infra.head() == result.commit
+    assert infra.remote_git("rev-parse", "main") == result.commit
+    assert infra.files_in() == ["shop/Pulumi.prod.yaml"]
+    assert infra.git("status", "--porcelain") == "?? scratch.txt"
+    message = infra.message()
+    trailers = parse_trailers(message)
+    assert trailers["Cloudbalance-Plan"] == "p-20261124-a1"
+    assert trailers["Cloudbalance-Confidence"] == "0.87"
+    assert trailers["Cloudbalance-Saving"] == "100.00 USD"
+    # git itself reads the same trailers.
+    parsed = infra.git("log", "-1", "--format=%(trailers:key=Cloudbalance-Plan,valueonly)")
+    assert parsed == "p-20261124-a1"
+    subject = message.splitlines()[0]
+    assert subject == "cloudbalance: move 3 replicas of checkout (saves 100.00 USD)"
+    assert "| checkout | aws:us-east-1 | 6 | 3 | 8 | 12.50 | 0.90 | cheaper at aws:us-east-1 |" in (
+        message
+    )
+    assert "| checkout | gcp:us-central1 | 2 | 5 |" in message
+    assert read_placements(infra.prod.read_text())["checkout"] == {AWS: 3, GCP: 5}
+
+
+def test_applying_the_same_plan_twice_changes_nothing_the_second_time(infra, plan_factory) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    head = infra.head()
+    again = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert again.commit is None
+    assert infra.head() == head
+    assert any("already matches" in note for note in again.notes)
+
+
+def test_branch_mode_pushes_a_new_branch_and_leaves_the_working_copy_alone(
+    infra, plan_factory
+) -> None:
+    head = infra.head()
+    result = apply(shift_plan(plan_factory), infra.root, mode="branch")
+    assert result.branch == "cloudbalance/p-20261124-a1"
+    assert infra.git("branch", "--show-current") == "main"
+    assert infra.head() == head
+    assert infra.git("status", "--porcelain") == ""
+    assert infra.remote_git("rev-parse", "cloudbalance/p-20261124-a1") == result.commit
+    assert infra.git("rev-parse", f"{result.commit}^") == head
+    assert infra.files_in(result.commit or "") == ["shop/Pulumi.prod.yaml"]
+    on_branch = infra.git("show", f"{result.commit}:shop/Pulumi.prod.yaml")
+    assert read_placements(on_branch)["checkout"] == {AWS: 3, GCP: 5}
+    with pytest.raises(GitOpsError, match="already exists"):
+        apply(shift_plan(plan_factory), infra.root, mode="branch")
+
+
+def test_pr_mode_opens_a_pull_request_with_the_checked_request(
+    infra, plan_factory, github, token
+) -> None:
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    result = apply(shift_plan(plan_factory), infra.root, mode="pr", forge=forge)
+    assert github.errors == []
+    post = [r for r in github.requests if r["method"] == "POST"]
+    assert len(post) == 1
+    request = post[0]
+    assert request["path"] == "/repos/acme/infra/pulls"
+    assert request["headers"]["authorization"] == f"Bearer {token}"
+    body = request["body"]
+    assert body["head"] == "cloudbalance/p-20261124-a1"
+    assert body["base"] == "main"
+    assert body["title"].startswith("cloudbalance: move 3 replicas of checkout")
+    assert "| checkout | aws:us-east-1 | 6 | 3 |" in body["body"]
+    assert "<!-- cloudbalance:managed -->" in body["body"]
+    assert parse_trailers(body["body"])["Cloudbalance-Plan"] == "p-20261124-a1"
+    assert result.pull_request is not None
+    assert result.pull_request.created
+    assert result.pull_request.url.endswith("/pull/1")
+    assert infra.remote_git("rev-parse", "main") == infra.head()  # main untouched
+
+
+def test_a_later_run_updates_its_open_pull_request_instead_of_opening_another(
+    infra, plan_factory, github
+) -> None:
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    first = apply(shift_plan(plan_factory), infra.root, mode="pr", forge=forge)
+    second_plan = plan_factory(
+        {"checkout": {"aws:us-east-1": 2, "gcp:us-central1": 6}},
+        current=CURRENT,
+        plan_id="p-20261125-b2",
+    )
+    second = apply(second_plan, infra.root, mode="pr", forge=forge)
+    assert [r["method"] for r in github.requests] == ["GET", "POST", "GET", "PATCH"]
+    assert len(github.pulls) == 1
+    assert second.pull_request is not None
+    assert not second.pull_request.created
+    assert second.branch == first.branch
+    # A new commit on top of the first one: a fast-forward, never a force-push.
+    tip = infra.remote_git("rev-parse", first.branch or "")
+    assert tip == second.commit
+    assert infra.remote_git("rev-parse", f"{tip}^") == first.commit
+    assert parse_trailers(github.pulls[1]["body"])["Cloudbalance-Plan"] == "p-20261125-b2"
+    text = infra.remote_git("show", f"{tip}:shop/Pulumi.prod.yaml")
+    assert read_placements(text)["checkout"] == {AWS: 2, GCP: 6}
+    assert [(c.before, c.after) for c in second.diff.changes] == [(3, 2), (5, 6)]
+
+
+def test_pull_request_on_gitlab_opens_a_merge_request(infra, plan_factory, gitlab, token) -> None:
+    forge = Forge(kind="gitlab", api_url=gitlab.url, repository="acme/infra")
+    result = apply(shift_plan(plan_factory), infra.root, mode="pr", forge=forge)
+    post = next(r for r in gitlab.requests if r["method"] == "POST")
+    assert post["path"] == "/projects/acme%2Finfra/merge_requests"
+    assert post["headers"]["private-token"] == token
+    assert post["body"]["source_branch"] == "cloudbalance/p-20261124-a1"
+    assert post["body"]["target_branch"] == "main"
+    assert "Cloudbalance-Plan: p-20261124-a1" in post["body"]["description"]
+    assert result.pull_request is not None
+    assert result.pull_request.url.endswith("/merge_requests/1")
+    again = apply(
+        plan_factory(
+            SHIFT | {"checkout": {"aws:us-east-1": 1, "gcp:us-central1": 7}},
+            current=CURRENT,
+            plan_id="p2",
+        ),
+        infra.root,
+        mode="pr",
+        forge=forge,
+    )
+    assert again.pull_request is not None and not again.pull_request.created
+    assert gitlab.requests[-1]["method"] == "PUT"
+
+
+def test_api_errors_never_show_the_token(infra, plan_factory, github, token) -> None:
+    github.fail_with = 422
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    with pytest.raises(GitOpsError) as caught:
+        apply(shift_plan(plan_factory), infra.root, mode="pr", forge=forge)
+    assert "422" in str(caught.value)
+    assert token not in str(caught.value)
+
+
+def test_pr_mode_without_a_token_says_which_variable_to_set(infra, plan_factory) -> None:
+    forge = Forge(api_url="http://127.0.0.1:9", repository="acme/infra")
+    with pytest.raises(GitOpsError, match=r"\$GITHUB_TOKEN"):
+        apply(shift_plan(plan_factory), infra.root, mode="pr", forge=forge)
+
+
+def test_dirty_working_copy_is_refused(infra, plan_factory) -> None:
+    (infra.root / "README.md").write_text("edited\n")
+    with pytest.raises(GitOpsError, match=r"uncommitted changes \(README.md\)"):
+        apply(shift_plan(plan_factory), infra.root, mode="commit")
+
+
+def test_detached_head_is_refused(infra, plan_factory) -> None:
+    infra.git("checkout", "-q", "--detach", "HEAD")
+    with pytest.raises(GitOpsError, match="detached"):
+        apply(shift_plan(plan_factory), infra.root, mode="commit")
+
+
+def test_a_second_run_cannot_interleave_with_one_holding_the_lock(infra, plan_factory) -> None:
+    with repository_lock(Git.open(infra.root)):
+        with pytest.raises(GitOpsError, match="another cloudbalance run"):
+            apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert apply(shift_plan(plan_factory), infra.root, mode="commit").commit is not None
+
+
+def test_lock_held_by_another_process_is_respected(infra, plan_factory) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from cloudbalance.gitops import repository_lock
+        from cloudbalance.gitops._git import Git
+        with repository_lock(Git.open({str(infra.root)!r})):
+            print("locked", flush=True)
+            sys.stdin.readline()
+        """
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(GitOpsError, match=f"pid {holder.pid}"):
+            apply(shift_plan(plan_factory), infra.root, mode="commit")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+def test_human_edit_since_the_last_plan_is_a_conflict_showing_both_values(
+    infra, plan_factory
+) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    text = infra.prod.read_text().replace(
+        "region: us-central1, replicas: 5", "region: us-central1, replicas: 9"
+    )
+    infra.prod.write_text(text)
+    infra.commit_all("ops: more overflow capacity for the sale")
+    head = infra.head()
+    later = plan_factory(
+        {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 4}}, current=CURRENT, plan_id="p2"
+    )
+    with pytest.raises(ConflictError) as caught:
+        apply(later, infra.root, mode="commit")
+    err = caught.value
+    assert err.file == "shop/Pulumi.prod.yaml"
+    assert err.key == "cloudbalance:workloads.checkout.placements[gcp:us-central1].replicas"
+    assert (err.expected, err.found) == (5, 9)
+    assert "5" in str(err) and "9" in str(err)
+    assert infra.head() == head
+    # A plan that agrees with the person overwrites nothing, so it goes through.
+    agreeing = plan_factory(
+        {"checkout": {"aws:us-east-1": 2, "gcp:us-central1": 9}}, current=CURRENT, plan_id="p3"
+    )
+    assert apply(agreeing, infra.root, mode="commit").commit is not None
+
+
+def test_conflict_is_reported_in_a_dry_run_too(infra, plan_factory) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    infra.prod.write_text(infra.prod.read_text().replace("replicas: 3}", "replicas: 1}"))
+    infra.commit_all("hand edit")
+    with pytest.raises(ConflictError):
+        apply(plan_factory(CURRENT, plan_id="p2"), infra.root)
+
+
+def test_revert_restores_the_file_byte_for_byte_in_a_new_commit(infra, plan_factory) -> None:
+    original = infra.prod.read_bytes()
+    applied = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    result = revert("p-20261124-a1", infra.root)
+    assert result.commit == infra.head()
+    assert infra.prod.read_bytes() == original
+    assert infra.git("rev-parse", "HEAD^") == applied.commit  # history kept, not rewritten
+    trailers = parse_trailers(infra.message())
+    assert trailers["Cloudbalance-Revert"] == "p-20261124-a1"
+    assert trailers["Cloudbalance-Reverted-Commit"] == applied.commit
+    assert infra.remote_git("rev-parse", "main") == result.commit
+    with pytest.raises(GitOpsError, match="already reverted"):
+        revert("p-20261124-a1", infra.root)
+    # The revert counts as cloudbalance's own write: the next plan sees no conflict.
+    assert apply(shift_plan(plan_factory, plan_id="p4"), infra.root, mode="commit").commit
+
+
+def test_revert_of_an_unknown_plan_is_a_clear_error(infra) -> None:
+    with pytest.raises(GitOpsError, match="no commit of plan nope"):
+        revert("nope", infra.root)
+
+
+def test_revert_refuses_to_overwrite_a_later_human_edit(infra, plan_factory) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    infra.prod.write_text(infra.prod.read_text().replace("replicas: 3}", "replicas: 4}"))
+    infra.commit_all("hand edit")
+    with pytest.raises(ConflictError) as caught:
+        revert("p-20261124-a1", infra.root)
+    assert (caught.value.expected, caught.value.found) == (3, 4)
+
+
+def test_auto_mode_commits_at_or_above_the_confidence_threshold(infra, plan_factory) -> None:
+    rails = Guardrails(min_confidence=0.87)
+    result = apply(shift_plan(plan_factory), infra.root, mode="auto", guardrails=rails)
+    assert result.mode == "commit"
+    assert result.commit == infra.head()
+
+
+def test_auto_mode_below_the_threshold_opens_a_pull_request(infra, plan_factory, github) -> None:
+    rails = Guardrails(min_confidence=0.95)
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    head = infra.head()
+    result = apply(shift_plan(plan_factory), infra.root, mode="auto", guardrails=rails, forge=forge)
+    assert result.mode == "pr"
+    assert infra.head() == head
+    assert "confidence 0.87 < 0.95" in github.pulls[1]["body"]
+
+
+def test_auto_mode_over_the_move_limit_asks_a_human(infra, plan_factory, github) -> None:
+    rails = Guardrails(min_confidence=0.5, max_moves=1)
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    result = apply(shift_plan(plan_factory), infra.root, mode="auto", guardrails=rails, forge=forge)
+    assert result.mode == "pr"
+    assert "max_moves=1" in github.pulls[1]["body"]
+
+
+def test_commit_mode_over_the_share_limit_is_refused(infra, plan_factory) -> None:
+    rails = Guardrails(max_share_moved=0.25)  # the shift adds 3 of 8 replicas: 38%
+    with pytest.raises(GitOpsError, match="max_share_moved=25%"):
+        apply(shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails)
+
+
+def test_freeze_window_stops_every_mode_but_a_dry_run(infra, plan_factory) -> None:
+    rails = Guardrails(freeze=(FreezeWindow(date(2026, 12, 20), date(2027, 1, 3), "year end"),))
+    during = datetime(2026, 12, 24, 10)
+    with pytest.raises(GitOpsError, match="frozen.*year end"):
+        apply(shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails, now=during)
+    dry = apply(shift_plan(plan_factory), infra.root, guardrails=rails, now=during)
+    assert dry.diff and any("freeze window" in n for n in dry.notes)
+    after = datetime(2027, 1, 4)
+    assert apply(
+        shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails, now=after
+    ).commit
+
+
+def test_freeze_window_text_is_parsed_and_checked() -> None:
+    window = FreezeWindow.parse("2026-12-20..2027-01-03")
+    assert window.contains(datetime(2027, 1, 3, 23, 59))
+    assert not window.contains(datetime(2027, 1, 4))
+    with pytest.raises(GitOpsError, match="YYYY-MM-DD"):
+        FreezeWindow.parse("next week")
+
+
+def test_plan_saving_too_little_writes_nothing(infra, plan_factory) -> None:
+    head = infra.head()
+    result = apply(
+        shift_plan(plan_factory), infra.root, mode="commit", guardrails=Guardrails(min_saving=500)
+    )
+    assert result.mode == "skipped"
+    assert infra.head() == head
+
+
+def test_policy_denies_stop_the_change_and_warnings_reach_the_message(infra, plan_factory) -> None:
+    seen: list[StackDiff] = []
+
+    def deny(plan: Plan, diff: StackDiff) -> PolicyResult:
+        seen.append(diff)
+        return PolicyResult(denies=("checkout may not leave aws below 4 replicas",))
+
+    head = infra.head()
+    with pytest.raises(PolicyDeniedError, match="below 4 replicas"):
+        apply(shift_plan(plan_factory), infra.root, mode="commit", policy_check=deny)
+    assert infra.head() == head
+    assert seen[0].paths == ("shop/Pulumi.prod.yaml",)
+
+    def warn(plan: Plan, diff: StackDiff) -> PolicyResult:
+        return PolicyResult(warnings=("gcp budget 80% used",))
+
+    apply(shift_plan(plan_factory), infra.root, mode="commit", policy_check=warn)
+    assert "- policy: gcp budget 80% used" in infra.message()
+
+
+def test_workload_in_no_stack_is_a_stack_config_error(infra, plan_factory) -> None:
+    plan = plan_factory({"billing": {"aws:us-east-1": 2}})
+    with pytest.raises(StackConfigError, match="'billing' is in no stack file"):
+        apply(plan, infra.root)
+
+
+def test_workload_stack_names_the_project_and_stack_to_write(infra, plan_factory) -> None:
+    other = infra.root / "shop" / "Pulumi.dr.yaml"
+    other.write_text(infra.prod.read_text())
+    infra.commit_all("disaster-recovery stack")
+    plan = shift_plan(plan_factory)
+    with pytest.raises(StackConfigError, match="several stack files"):
+        apply(plan, infra.root)
+    result = apply(
+        plan, infra.root, mode="commit", workloads=[Workload("checkout", stack="shop/dr")]
+    )
+    assert infra.files_in() == ["shop/Pulumi.dr.yaml"]
+    assert result.diff.paths == ("shop/Pulumi.dr.yaml",)
+    with pytest.raises(StackConfigError, match="names stack 'shop/qa'"):
+        apply(plan, infra.root, workloads={"checkout": "shop/qa"})
+
+
+def test_plan_spanning_two_projects_changes_both_in_one_commit(infra, plan_factory) -> None:
+    search = infra.root / "search"
+    search.mkdir()
+    (search / "Pulumi.yaml").write_text("name: search\nruntime: python\n")
+    (search / "Pulumi.prod.yaml").write_text(
+        "config:\n  cloudbalance:workloads:\n    index:\n      placements:\n"
+        "        - {cloud: azure, region: westeurope, replicas: 2}\n"
+    )
+    infra.commit_all("search project")
+    plan = plan_factory(SHIFT | {"index": {"azure:westeurope": 1, "gcp:us-central1": 1}})
+    result = apply(plan, infra.root, mode="commit")
+    assert sorted(infra.files_in()) == ["search/Pulumi.prod.yaml", "shop/Pulumi.prod.yaml"]
+    assert len(result.diff.changes) == 4
+
+
+def test_push_is_refused_when_the_remote_moved_on_and_nothing_is_forced(
+    infra, plan_factory, tmp_path
+) -> None:
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(infra.remote), str(other)], check=True)
+    (other / "README.md").write_text("someone else\n")
+    subprocess.run(["git", "-C", str(other), "commit", "-qam", "docs"], check=True)
+    subprocess.run(["git", "-C", str(other), "push", "-q"], check=True)
+    remote_main = infra.remote_git("rev-parse", "main")
+    head = infra.head()
+    with pytest.raises(GitOpsError, match="behind origin/main; pull first"):
+        apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert infra.remote_git("rev-parse", "main") == remote_main
+    assert infra.head() == head
+    assert infra.git("status", "--porcelain") == ""
+
+
+def test_failing_commit_hook_leaves_the_working_copy_clean(infra, plan_factory) -> None:
+    hook = infra.root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    head = infra.head()
+    with pytest.raises(GitOpsError, match="lint failed"):
+        apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert infra.head() == head
+    assert infra.git("status", "--porcelain") == ""
+
+
+def test_commit_without_upstream_stays_local_and_says_so(infra, plan_factory) -> None:
+    infra.git("switch", "-q", "-c", "local-only")
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert not result.pushed
+    assert any("no upstream" in n for n in result.notes)
+
+
+def test_plan_id_that_cannot_name_a_branch_is_refused(infra, plan_factory) -> None:
+    with pytest.raises(GitOpsError, match="cannot name a branch"):
+        apply(shift_plan(plan_factory, plan_id="../main"), infra.root)
+
+
+def test_reason_and_forecast_of_each_move_are_in_the_message(infra, plan_factory) -> None:
+    plan = plan_factory(
+        SHIFT,
+        current=CURRENT,
+        moves=(
+            Move("checkout", AWS, 6, 3, 40.0, 0.91, "us-east-1 spot prices spike on Black Friday"),
+            Move("checkout", GCP, 2, 5, 60.0, 0.84, "us-central1 | committed use discount"),
+        ),
+        later=({"checkout": {"aws:us-east-1": 2, "gcp:us-central1": 8}},),
+        notes=("throttled checkout to 3 added replicas per day",),
+    )
+    result = apply(plan, infra.root)
+    assert (
+        "| checkout | aws:us-east-1 | 6 | 3 | 8 → 10 | 40.00 | 0.91 | "
+        "us-east-1 spot prices spike on Black Friday |"
+    ) in result.message
+    assert "us-central1 \\| committed use discount" in result.message
+    assert "- throttled checkout to 3 added replicas per day" in result.message

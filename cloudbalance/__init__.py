@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         StoreLockedError,
         ThrottledError,
     )
+    from cloudbalance.forecast import backtest, detect_anomalies, forecast
     from cloudbalance.gitops import apply, revert
     from cloudbalance.models import Location, Move, Placement, Plan, RunRecord, Workload
     from cloudbalance.provider import CostProvider, get_provider
@@ -68,6 +69,9 @@ _LAZY: dict[str, str] = {
     "ThrottledError": "cloudbalance.exceptions",
     "Workload": "cloudbalance.models",
     "apply": "cloudbalance.gitops",
+    "backtest": "cloudbalance.forecast",
+    "detect_anomalies": "cloudbalance.forecast",
+    "forecast": "cloudbalance.forecast",
     "get_provider": "cloudbalance.provider",
     "load_config": "cloudbalance.config",
     "revert": "cloudbalance.gitops",

@@ -31,6 +31,7 @@ __all__ = ["app", "main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "cloudbalance.commands.data",
     "cloudbalance.commands.gitops",
+    "cloudbalance.commands.forecast",
 )
 
 app = typer.Typer(

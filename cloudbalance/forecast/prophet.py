@@ -257,9 +257,6 @@ def _feature_sign(
     p = x.shape[0]
     eps = 1e-12
 
-    def value(z: FloatArray) -> float:
-        return 0.5 * float(z @ h @ z) - float(b @ z) + lam * float(np.abs(z[l1]).sum())
-
     active = ~l1 | (x != 0)
     for it in range(max_iter):
         grad = h @ x - b
@@ -292,15 +289,16 @@ def _feature_sign(
                     tk = x_old_a[k] / den
                     if 0 < tk < 1:
                         ts.append(float(tk))
-        best_val, best = np.inf, x
-        for tk in ts:
-            cand = x.copy()
-            cand[idx] = x_old_a + tk * (x_new_a - x_old_a)
-            cand[l1 & (np.abs(cand) < eps)] = 0.0
-            # a coordinate that ended with the wrong sign is set to zero
-            val = value(cand)
-            if val < best_val:
-                best_val, best = val, cand
+        steps = np.asarray(ts)
+        cands = np.repeat(x[None, :], steps.size, axis=0)
+        cands[:, idx] = x_old_a[None, :] + steps[:, None] * (x_new_a - x_old_a)[None, :]
+        cands[:, l1] = np.where(np.abs(cands[:, l1]) < eps, 0.0, cands[:, l1])
+        values = (
+            0.5 * np.einsum("ij,jk,ik->i", cands, h, cands)
+            - cands @ b
+            + lam * np.abs(cands[:, l1]).sum(axis=1)
+        )
+        best = cands[int(np.argmin(values))].copy()
         x = best
         active = ~l1 | (x != 0)
     return x, max_iter

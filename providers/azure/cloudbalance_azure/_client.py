@@ -164,6 +164,7 @@ def call(fn: Callable[[], T], *, what: str) -> T:
     """
     from azure.core.exceptions import (
         ClientAuthenticationError,
+        DecodeError,
         HttpResponseError,
         ServiceRequestError,
         ServiceResponseError,
@@ -177,6 +178,10 @@ def call(fn: Callable[[], T], *, what: str) -> T:
             "sign in with `az login` or set AZURE_CLIENT_ID/AZURE_TENANT_ID and a secret or "
             "certificate for a service principal",
             provider=PROVIDER,
+        ) from err
+    except DecodeError as err:
+        raise ProviderError(
+            f"{what}: malformed response, the body is not JSON", provider=PROVIDER
         ) from err
     except HttpResponseError as err:
         status = err.status_code

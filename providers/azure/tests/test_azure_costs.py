@@ -363,3 +363,11 @@ def test_management_group_scope_takes_sub_account_from_resource_ids(
 def test_registered_entry_point_builds_the_provider() -> None:
     provider = get_provider("azure", {"subscription_id": SUB})
     assert provider.name == "azure"
+
+
+def test_non_json_query_body_is_a_malformed_response(
+    make_provider: Any, azure_server: AzureServer
+) -> None:
+    azure_server.fail_next(Reply(200, b"<html>gateway</html>"))
+    with pytest.raises(ProviderError, match="not JSON"):
+        make_provider().costs(START, END)

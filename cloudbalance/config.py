@@ -295,7 +295,7 @@ class _Loader:
         fields = {
             f.name: f
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-            if f.init and f.name != "path"
+            if f.init and not (cls is Settings and f.name == "path")
         }
         values: dict[str, Any] = {}
         for name, value in node.items():

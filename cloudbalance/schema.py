@@ -206,6 +206,8 @@ def _coerce(
         coerced = values.astype(object).where(~missing, None)
         coerced = coerced.map(lambda v: v if v is None else str(v).strip())
     unparsed = coerced.isna().to_numpy() & ~missing
+    if col.kind == "json":
+        unparsed[:] = False  # already reported as "is not a JSON object"
     what = {"timestamp": "a date/time", "float": "a number", "bool": "true/false"}
     for pos in np.flatnonzero(unparsed)[: SchemaError.MAX_SHOWN * 4]:
         issues.append(

@@ -99,6 +99,11 @@ CREATE TABLE IF NOT EXISTS plans (
   currency VARCHAR,
   body JSON NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sync_state (
+  provider VARCHAR PRIMARY KEY,
+  synced_until TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
   run_id VARCHAR NOT NULL,
   step VARCHAR NOT NULL,
@@ -491,6 +496,19 @@ class Store:
             + ", ".join([*(str(i + 1) for i in range(len(by))), "currency"])
         )
         return self.con.execute(sql, params).df()
+
+    def sync_state(self, provider: str) -> datetime | None:
+        """End (exclusive) of the last successful sync of ``provider``, if any."""
+        row = self.con.execute(
+            "SELECT synced_until FROM sync_state WHERE provider = ?", [provider]
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_sync_state(self, provider: str, synced_until: datetime) -> None:
+        """Remember how far ``provider`` has been synced."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO sync_state VALUES (?, ?, ?)", [provider, synced_until, _now()]
+        )
 
     # ------------------------------------------------------------------ prices
 

@@ -54,6 +54,7 @@ __all__ = [
     "StackDiff",
     "apply",
     "revert",
+    "unified_diff",
 ]
 
 Mode = Literal["dry-run", "commit", "branch", "pr", "auto"]
@@ -170,6 +171,39 @@ class Guardrails:
         return found
 
 
+def _hunk_range(start: int, stop: int) -> str:
+    length = stop - start
+    first = start + 1 if length else start
+    return str(first) if length == 1 else f"{first},{length}"
+
+
+def unified_diff(before: str, after: str, path: str, *, context: int = 3) -> str:
+    """A unified diff of two texts, like ``git diff`` shows it.
+
+    ``difflib.unified_diff`` treats lines frequent in a long file (``- cloud: aws``) as junk
+    and then shows unchanged neighbours as changed; stack files repeat such lines, so the
+    matcher here runs without that heuristic and the diff shows only the lines that change.
+    """
+    a = before.splitlines(keepends=True)
+    b = after.splitlines(keepends=True)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    out: list[str] = []
+    for group in matcher.get_grouped_opcodes(context):
+        if not out:
+            out += [f"--- a/{path}\n", f"+++ b/{path}\n"]
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            out += ["-" + line for line in a[i1:i2]]
+            out += ["+" + line for line in b[j1:j2]]
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out
+    )
+
+
 @dataclass(frozen=True)
 class FileChange:
     """The edit of one stack file.
@@ -190,14 +224,7 @@ class FileChange:
 
     def unified_diff(self) -> str:
         """``git diff``-style text of the edit."""
-        return "".join(
-            difflib.unified_diff(
-                self.before.splitlines(keepends=True),
-                self.after.splitlines(keepends=True),
-                fromfile=f"a/{self.stack.path}",
-                tofile=f"b/{self.stack.path}",
-            )
-        )
+        return unified_diff(self.before, self.after, self.stack.path)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -173,42 +173,48 @@ def _line_of(document: Any, path: Sequence[str | int]) -> int | None:
     return line
 
 
-def validate_stack_config(source: str | Path, *, text: str | None = None) -> Any:
+def validate_stack_config(source: str | Path, *, text: str | None = None) -> None:
     """Validate a stack file against ``cloudbalance/schemas/stack-config.schema.json``.
 
     Besides the JSON Schema (placements of ``aws|azure|gcp``, a region, integer replicas >= 0),
-    a location may appear only once per workload. Called before and after every edit.
+    a location may appear only once per workload. cloudbalance calls it before and after every
+    edit; stack templates and tests can call it on any stack file.
 
     Args:
         source: The stack file's path (read unless ``text`` is given; named in errors).
         text: The file's content, when already in memory.
 
-    Returns:
-        The parsed round-trip document.
-
     Raises:
-        StackConfigError: With file and line of the first problem.
+        StackConfigError: With file and line of the first problem in the file.
     """
-    import jsonschema
-
     file = str(source)
     if text is None:
         try:
             text = Path(source).read_text(encoding="utf-8")
         except OSError as err:
             raise StackConfigError(f"cannot read stack file: {err.strerror}", file=file) from err
+    _validated(text, file)
+
+
+@lru_cache(maxsize=64)
+def _validated(text: str, file: str) -> Any:
+    """Parse and validate ``text``; the round-trip document, shared: callers never mutate it.
+
+    Cached because one run reads the same stack file several times (discovery, conflict
+    check, edit) and parsing is the cost of an edit.
+    """
+    import jsonschema
+
     document = _load(text, file)
     if document is None:
         document = CommentedMap()
     plain = json.loads(json.dumps(document, default=str))
     validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(plain), key=lambda e: list(e.absolute_path))
+    errors = [(_line_of(document, list(e.path)) or 0, e) for e in validator.iter_errors(plain)]
     if errors:
-        first = errors[0]
+        line, first = min(errors, key=lambda pair: pair[0])
         where = ".".join(str(p) for p in first.absolute_path) or "(document)"
-        raise StackConfigError(
-            f"{where}: {first.message}", file=file, line=_line_of(document, list(first.path))
-        )
+        raise StackConfigError(f"{where}: {first.message}", file=file, line=line or None)
     workloads = (plain.get("config") or {}).get(WORKLOADS_KEY) or {}
     for name, settings in workloads.items():
         seen: set[tuple[str, str]] = set()
@@ -238,7 +244,7 @@ def read_placements(text: str, *, file: str = "<stack>") -> dict[str, dict[Locat
     Raises:
         StackConfigError: When the text is not a valid stack file.
     """
-    document = validate_stack_config(file, text=text)
+    document = _validated(text, file)
     node = _workloads_node(document)
     result: dict[str, dict[Location, int]] = {}
     for name, settings in (node or {}).items():
@@ -394,7 +400,7 @@ def edit_placements(
         StackConfigError: When the file is invalid before or after the edit, or a workload of
             ``targets`` is not in it.
     """
-    document = validate_stack_config(file, text=text)
+    document = _validated(text, file)
     node = _workloads_node(document)
     editor = _Editor(text)
     changes: list[PlacementChange] = []
@@ -438,7 +444,7 @@ def _verify(
     before: Any, new_text: str, targets: Mapping[str, Mapping[Location, int]], file: str
 ) -> None:
     """Re-parse the edited text: it must equal the old document with only the targets applied."""
-    after = validate_stack_config(file, text=new_text)
+    after = _validated(new_text, file)
     expected = _plain(before)
     workloads = expected["config"][WORKLOADS_KEY]
     for workload, target in targets.items():

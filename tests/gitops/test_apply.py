@@ -180,7 +180,8 @@ def test_pull_request_on_gitlab_opens_a_merge_request(infra, plan_factory, gitla
         mode="pr",
         forge=forge,
     )
-    assert again.pull_request is not None and not again.pull_request.created
+    assert again.pull_request is not None
+    assert not again.pull_request.created
     assert gitlab.requests[-1]["method"] == "PUT"
 
 
@@ -212,9 +213,11 @@ def test_detached_head_is_refused(infra, plan_factory) -> None:
 
 
 def test_a_second_run_cannot_interleave_with_one_holding_the_lock(infra, plan_factory) -> None:
-    with repository_lock(Git.open(infra.root)):
-        with pytest.raises(GitOpsError, match="another cloudbalance run"):
-            apply(shift_plan(plan_factory), infra.root, mode="commit")
+    with (
+        repository_lock(Git.open(infra.root)),
+        pytest.raises(GitOpsError, match="another cloudbalance run"),
+    ):
+        apply(shift_plan(plan_factory), infra.root, mode="commit")
     assert apply(shift_plan(plan_factory), infra.root, mode="commit").commit is not None
 
 
@@ -233,7 +236,8 @@ def test_lock_held_by_another_process_is_respected(infra, plan_factory) -> None:
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(GitOpsError, match=f"pid {holder.pid}"):
             apply(shift_plan(plan_factory), infra.root, mode="commit")
     finally:
@@ -264,7 +268,8 @@ def test_human_edit_since_the_last_plan_is_a_conflict_showing_both_values(
     assert err.file == "shop/Pulumi.prod.yaml"
     assert err.key == "cloudbalance:workloads.checkout.placements[gcp:us-central1].replicas"
     assert (err.expected, err.found) == (5, 9)
-    assert "5" in str(err) and "9" in str(err)
+    assert "5" in str(err)
+    assert "9" in str(err)
     assert infra.head() == head
     # A plan that agrees with the person overwrites nothing, so it goes through.
     agreeing = plan_factory(
@@ -346,10 +351,11 @@ def test_commit_mode_over_the_share_limit_is_refused(infra, plan_factory) -> Non
 def test_freeze_window_stops_every_mode_but_a_dry_run(infra, plan_factory) -> None:
     rails = Guardrails(freeze=(FreezeWindow(date(2026, 12, 20), date(2027, 1, 3), "year end"),))
     during = datetime(2026, 12, 24, 10)
-    with pytest.raises(GitOpsError, match="frozen.*year end"):
+    with pytest.raises(GitOpsError, match=r"frozen.*year end"):
         apply(shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails, now=during)
     dry = apply(shift_plan(plan_factory), infra.root, guardrails=rails, now=during)
-    assert dry.diff and any("freeze window" in n for n in dry.notes)
+    assert dry.diff
+    assert any("freeze window" in n for n in dry.notes)
     after = datetime(2027, 1, 4)
     assert apply(
         shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails, now=after

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cloudbalance.cli import main
+from cloudbalance.gitops import parse_trailers
+
+CURRENT = {"checkout": {"aws:us-east-1": 6, "gcp:us-central1": 2}}
+SHIFT = {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 5}}
+
+
+@pytest.fixture
+def plan_file(tmp_path: Path, plan_factory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no cloudbalance.yaml above: built-in defaults
+    path = tmp_path / "plan.json"
+    path.write_text(plan_factory(SHIFT, current=CURRENT).to_json(), encoding="utf-8")
+    return path
+
+
+def test_apply_without_a_mode_prints_the_diff_and_commits_nothing(infra, plan_file, capsys) -> None:
+    head = infra.head()
+    assert main(["apply", str(plan_file), "--repo", str(infra.root)]) == 0
+    out = capsys.readouterr().out
+    assert "+        - {cloud: aws, region: us-east-1, replicas: 3}    # primary" in out
+    assert "Cloudbalance-Plan: p-20261124-a1" in out
+    assert infra.head() == head
+
+
+def test_apply_commit_mode_commits_and_reports_the_commit(infra, plan_file, capsys) -> None:
+    assert main(["apply", str(plan_file), "--repo", str(infra.root), "--mode", "commit"]) == 0
+    out = capsys.readouterr().out
+    assert f"committed {infra.head()[:12]} on main (pushed)" in out
+    assert parse_trailers(infra.message())["Cloudbalance-Plan"] == "p-20261124-a1"
+
+
+def test_apply_json_output_lists_the_changes(infra, plan_file, capsys) -> None:
+    assert main(["apply", str(plan_file), "--repo", str(infra.root), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["mode"] == "dry-run"
+    assert payload["files"] == ["shop/Pulumi.prod.yaml"]
+    assert payload["changes"][0] == {
+        "workload": "checkout",
+        "location": "aws:us-east-1",
+        "before": 6,
+        "after": 3,
+    }
+
+
+def test_apply_reads_mode_and_guardrails_from_cloudbalance_yaml(
+    infra, plan_file, tmp_path: Path, capsys
+) -> None:
+    config = tmp_path / "cloudbalance.yaml"
+    config.write_text(
+        f"git:\n  repo: {infra.root}\n  mode: commit\nguardrails:\n  max_moves: 1\n",
+        encoding="utf-8",
+    )
+    assert main(["apply", str(plan_file), "--config", str(config)]) == 1
+    assert "max_moves=1" in capsys.readouterr().err
+    assert main(["apply", str(plan_file), "--config", str(config), "--max-moves", "5"]) == 0
+    assert "committed" in capsys.readouterr().out
+
+
+def test_freeze_option_refuses_with_exit_code_1(infra, plan_file, capsys) -> None:
+    code = main(
+        [
+            "apply",
+            str(plan_file),
+            "--repo",
+            str(infra.root),
+            "--mode",
+            "commit",
+            "--freeze",
+            "2000-01-01..2999-12-31",
+        ]
+    )
+    assert code == 1
+    assert "frozen" in capsys.readouterr().err
+
+
+def test_revert_command_makes_the_revert_commit(infra, plan_file, capsys) -> None:
+    original = infra.prod.read_bytes()
+    main(["apply", str(plan_file), "--repo", str(infra.root), "--mode", "commit"])
+    assert main(["revert", "p-20261124-a1", "--repo", str(infra.root)]) == 0
+    assert infra.prod.read_bytes() == original
+    assert parse_trailers(infra.message())["Cloudbalance-Revert"] == "p-20261124-a1"
+
+
+def test_unreadable_plan_and_unknown_mode_are_user_errors(infra, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "plan.json"
+    bad.write_text("{}", encoding="utf-8")
+    assert main(["apply", str(bad), "--repo", str(infra.root)]) == 1
+    assert "not a plan JSON file" in capsys.readouterr().err
+    assert main(["apply", str(tmp_path / "missing.json"), "--repo", str(infra.root)]) == 1
+    assert "cannot read the plan" in capsys.readouterr().err
+    assert main(["revert", "x", "--repo", str(infra.root), "--mode", "yolo"]) == 1
+    assert "unknown mode" in capsys.readouterr().err

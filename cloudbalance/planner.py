@@ -47,10 +47,12 @@ Baseline, saving, confidence and guardrails
 The baseline ("never move") keeps each workload in its current locations, scaled in proportion
 to serve the same demand; it is priced with the same costs, move costs and commitments. The
 saving of a workload is its baseline cost minus its planned cost over the horizon (move costs
-included). Its uncertainty is ``(1 - confidence_w) * |saving_w|`` plus what the price forecast's
-interval puts on the replicas the plan places differently from the baseline; a workload whose
-saving does not exceed its uncertainty keeps its baseline first period (its moves are not made)
-and the rest is re-optimised. Confidence per workload is the ``confidence`` column of the
+included). Its uncertainty is ``(1 - confidence_w) * stake_w``, where ``stake_w`` is the cost of
+the replica-periods the plan places where the baseline would not (what is lost if the forecast
+behind the move is wrong), plus the half-width of the price forecast's interval on every
+replica-period placed differently from the baseline. A workload whose saving does not exceed its
+uncertainty keeps its baseline first period (its moves are not made) and the rest is
+re-optimised: with confidence 0.9 a move must save more than 10% of what it puts at stake. Confidence per workload is the ``confidence`` column of the
 forecast backtests (accuracy frame); without one it is derived from the width of the forecast
 interval. If the plan's total saving is below ``min_saving`` (currency) or ``min_saving_pct``
 (percent of the baseline), no relocation is written: the plan holds the current locations.
@@ -1440,7 +1442,9 @@ def solve_problem(
         saving = base_w - plan_w
         band = (np.nan_to_num(problem.cost_upper - problem.cost_lower) / 2.0)[:, :, : x.shape[2]]
         price_unc = (np.abs(x - base) * band).sum(axis=(1, 2))
-        uncertainty = (1.0 - confidence) * np.abs(saving) + price_unc
+        placed = np.nan_to_num(problem.cost[:, :, : x.shape[2]], nan=0.0)
+        stake = (np.maximum(0.0, x - base) * placed).sum(axis=(1, 2))
+        uncertainty = (1.0 - confidence) * stake + price_unc
         reject = [
             i
             for i in range(len(x))

@@ -29,6 +29,7 @@ __all__ = ["app", "main"]
 
 #: Modules that contribute commands, in help order. Each defines ``register(app: typer.Typer)``.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "cloudbalance.commands.demo",
     "cloudbalance.commands.data",
     "cloudbalance.commands.gitops",
     "cloudbalance.commands.forecast",

@@ -467,6 +467,27 @@ def _diff(
     return StackDiff(tuple(files))
 
 
+def _stale(plan: Plan, diff: StackDiff) -> list[str]:
+    """Where the plan's idea of the current placement differs from the stack file's.
+
+    Not an error (the plan may have counted running replicas, not configured ones), but a
+    reviewer should know the plan started from other numbers.
+    """
+    found = []
+    for change in diff.files:
+        for move in plan.moves:
+            placed = change.previous.get(move.workload)
+            if placed is None:
+                continue
+            actual = placed.get(move.location, 0)
+            if actual != move.before:
+                found.append(
+                    f"plan assumed {move.before} replicas of {move.workload} at {move.location}, "
+                    f"the stack file has {actual}"
+                )
+    return found
+
+
 def _resolve_forge_repo(git: Git, forge: Forge, remote: str) -> str:
     return forge.repository or repository_from_url(git.remote_url(remote))
 
@@ -641,7 +662,7 @@ def apply(
             git.current_branch()
         diff = _diff(git, None if chosen_mode == "dry-run" else "HEAD", targets, hints)
         notes: list[str] = []
-        warnings: list[str] = []
+        warnings: list[str] = _stale(plan, diff)
         if policy_check is not None:
             outcome = policy_check(plan, diff)
             if outcome.denies:

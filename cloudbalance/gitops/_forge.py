@@ -135,14 +135,21 @@ class Forge:
     def find_open(self, repository: str, base: str) -> PullRequest | None:
         """The open pull request a previous cloudbalance run opened against ``base``, if any.
 
-        Recognised by its source branch (``cloudbalance/...``) and the marker in its body.
+        Recognised by its source branch (``cloudbalance/...``) in the same repository (a
+        fork's pull request is never taken for ours) and the marker in its body.
         """
         if self.kind == "github":
             query = urllib.parse.urlencode({"state": "open", "base": base, "per_page": 100})
             items = self._request("GET", f"/repos/{repository}/pulls?{query}") or []
             for item in items:
-                ref = item.get("head", {}).get("ref", "")
-                if ref.startswith(BRANCH_PREFIX) and MARKER in (item.get("body") or ""):
+                head = item.get("head") or {}
+                ref = head.get("ref", "")
+                same_repo = ((head.get("repo") or {}).get("full_name") or "").lower()
+                if (
+                    ref.startswith(BRANCH_PREFIX)
+                    and same_repo == repository.lower()  # never a fork's branch
+                    and MARKER in (item.get("body") or "")
+                ):
                     return PullRequest(int(item["number"]), item["html_url"], ref, False)
             return None
         project = urllib.parse.quote(repository, safe="")
@@ -150,7 +157,11 @@ class Forge:
         items = self._request("GET", f"/projects/{project}/merge_requests?{query}") or []
         for item in items:
             ref = item.get("source_branch", "")
-            if ref.startswith(BRANCH_PREFIX) and MARKER in (item.get("description") or ""):
+            if (
+                ref.startswith(BRANCH_PREFIX)
+                and item.get("source_project_id") == item.get("target_project_id")
+                and MARKER in (item.get("description") or "")
+            ):
                 return PullRequest(int(item["iid"]), item["web_url"], ref, False)
         return None
 

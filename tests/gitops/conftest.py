@@ -259,7 +259,7 @@ class FakeForge:
                 "html_url": f"https://github.example/acme/infra/pull/{number}",
                 "title": body["title"],
                 "body": body["body"],
-                "head": {"ref": body["head"]},
+                "head": {"ref": body["head"], "repo": {"full_name": "acme/infra"}},
                 "base": {"ref": body["base"]},
             }
             return 201, self.pulls[number]
@@ -285,6 +285,8 @@ class FakeForge:
                 "iid": iid,
                 "state": "opened",
                 "web_url": f"https://gitlab.example/acme/infra/-/merge_requests/{iid}",
+                "source_project_id": 42,
+                "target_project_id": 42,
                 **body,
             }
             return 201, self.pulls[iid]

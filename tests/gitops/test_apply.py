@@ -494,3 +494,37 @@ def test_reason_and_forecast_of_each_move_are_in_the_message(infra, plan_factory
     ) in result.message
     assert "us-central1 \\| committed use discount" in result.message
     assert "- throttled checkout to 3 added replicas per day" in result.message
+
+
+def test_a_forks_pull_request_is_never_taken_for_our_own(infra, plan_factory, github) -> None:
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    github.pulls[1] = {
+        "number": 1,
+        "state": "open",
+        "html_url": "https://github.example/acme/infra/pull/1",
+        "title": "cloudbalance: totally legit",
+        "body": "<!-- cloudbalance:managed -->",
+        "head": {"ref": "cloudbalance/evil", "repo": {"full_name": "mallory/infra"}},
+        "base": {"ref": "main"},
+    }
+    result = apply(shift_plan(plan_factory), infra.root, mode="pr", forge=forge)
+    assert result.pull_request is not None
+    assert result.pull_request.created
+    assert result.pull_request.number == 2
+    assert github.pulls[1]["title"] == "cloudbalance: totally legit"
+
+
+def test_plan_started_from_other_numbers_than_the_file_is_flagged(infra, plan_factory) -> None:
+    stale = plan_factory(SHIFT, current={"checkout": {"aws:us-east-1": 7, "gcp:us-central1": 2}})
+    result = apply(stale, infra.root)
+    assert "plan assumed 7 replicas of checkout at aws:us-east-1, the stack file has 6" in (
+        result.message
+    )
+
+
+def test_public_api_exports_apply_and_revert() -> None:
+    import cloudbalance
+    import cloudbalance.gitops
+
+    assert cloudbalance.apply is cloudbalance.gitops.apply
+    assert cloudbalance.revert is cloudbalance.gitops.revert

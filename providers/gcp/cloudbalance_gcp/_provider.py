@@ -13,7 +13,7 @@ from cloudbalance.exceptions import ConfigError, ProviderError
 from cloudbalance.models import Location
 from cloudbalance.provider import ProviderCheck
 from cloudbalance.retry import RetryPolicy, retry_call
-from cloudbalance.schema import COSTS, PRICES, validate_costs
+from cloudbalance.schema import COSTS, PRICES
 from cloudbalance.testing import empty_frame
 from cloudbalance_gcp._auth import default_credentials, describe
 from cloudbalance_gcp._costs import rows_to_costs, run_query
@@ -364,7 +364,7 @@ class GCPProvider:
             source=f"gcp:bigquery:{self.billing_table}",
         )
         inside = (frame["ChargePeriodStart"] >= first) & (frame["ChargePeriodStart"] < last)
-        return validate_costs(frame[inside].reset_index(drop=True))
+        return frame[inside].reset_index(drop=True)
 
     def prices(self, locations: Sequence[Location] | None = None) -> pd.DataFrame:
         """Hourly on-demand and spot prices of whole machine types per region.

@@ -192,7 +192,9 @@ class _FakeServer:
                 return
 
         self._server = HTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def endpoint(self) -> str:
@@ -352,12 +354,12 @@ class FakeBigQuery(_FakeServer):
             name = f'"{project}"."{dataset}"."{table}"'
             columns = ", ".join(f'"{col}" {_ddl_type(t)}' for col, t in schema.items())
             self.db.execute(f"CREATE TABLE {name} ({columns})")
-            structure = json.dumps(dict(schema))
-            for row in rows:
-                text = json.dumps({k: row.get(k) for k in schema}, default=str)
+            records = [{k: row.get(k) for k in schema} for row in rows]
+            if records:
                 self.db.execute(
-                    f"INSERT INTO {name} BY NAME SELECT unnest(from_json(?::JSON, ?))",
-                    [text, structure],
+                    f"INSERT INTO {name} BY NAME "
+                    "SELECT unnest(r) FROM (SELECT unnest(from_json(?::JSON, ?)) AS r)",
+                    [json.dumps(records, default=str), json.dumps([dict(schema)])],
                 )
 
     def add_export(
@@ -430,6 +432,8 @@ class FakeBigQuery(_FakeServer):
                 cursor = self.db.execute(duck)
                 description = cursor.description or []
                 fetched = cursor.fetchall()
+        except duckdb.CatalogException as err:
+            raise _HTTPError(404, "notFound", f"Not found: {str(err).splitlines()[0]}") from err
         except (ValueError, duckdb.Error) as err:
             raise _HTTPError(400, "invalidQuery", str(err).splitlines()[0]) from err
         fields = [

@@ -243,8 +243,8 @@ def attribute_rows(table: QueryTable, names: tuple[str, ...]) -> dict[tuple[date
     )
     for number, rec in enumerate(records, start=1):
         value = rec["value"]
-        if value is None or str(value).strip() == "":
-            continue
+        if value is None or str(value).strip() == "" or not rec["resource"]:
+            continue  # charges without a resource share one empty id: nothing to attribute
         key = (_day(rec["day"], table, number), str(rec["resource"] or ""))
         cost = abs(_number(rec["cost"], table, number, "Cost")) if rec["cost"] is not None else 0
         if key not in best or cost > best[key][0]:

@@ -79,7 +79,8 @@ class AzureProvider:
             each key costs one more query per chunk.
         amortized: Also query ``AmortizedCost`` for ``EffectiveCost`` (default true).
         chunk_days: Days per query, 1..366 (default 31).
-        revision_days: Trailing days ``cloudbalance sync`` re-pulls (default 3).
+        revision_days: Trailing days ``cloudbalance sync`` re-pulls (default 5: usage arrives
+            up to 72 hours late and amortized charges settle in the first days of a month).
         regions: ARM regions whose prices :meth:`prices` reads when no locations are given
             (default: every region, which is several hundred pages).
         currency: Price currency (``currencyCode``; default USD).
@@ -125,7 +126,7 @@ class AzureProvider:
         self.regions = _strings(options.get("regions"), "regions")
         self.amortized = bool(options.get("amortized", True))
         self.chunk_days = self._int(options, "chunk_days", 31, 1, MAX_CHUNK_DAYS)
-        self.revision_days = self._int(options, "revision_days", 3, 0, 60)
+        self.revision_days = self._int(options, "revision_days", 5, 0, 60)
         self.max_attempts = self._int(options, "max_attempts", 5, 1, 20)
         self.currency: str | None = options.get("currency")
         term = str(options.get("reservation_term", "1 Year"))

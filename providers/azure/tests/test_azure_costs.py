@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
 import pytest
-from cloudbalance_azure.testing import SUB, AzureServer, FakeCredential, Reply, resource
+from cloudbalance_azure.testing import SUB, AzureServer, FakeCredential, Reply, Usage, resource
 
 from cloudbalance.exceptions import CredentialsError, ProviderError, ThrottledError
 from cloudbalance.provider import CostProvider, get_provider
@@ -371,3 +371,16 @@ def test_non_json_query_body_is_a_malformed_response(
     azure_server.fail_next(Reply(200, b"<html>gateway</html>"))
     with pytest.raises(ProviderError, match="not JSON"):
         make_provider().costs(START, END)
+
+
+def test_charges_without_a_resource_get_no_region_or_tags_from_each_other(
+    make_provider: Any, azure_server: AzureServer
+) -> None:
+    azure_server.usage.append(
+        Usage(date(2024, 3, 1), "", "Marketplace", "US East", 50.0, 50.0, {"workload": "x"})
+    )
+    frame = make_provider(tag_keys=["workload"]).costs(START, datetime(2024, 3, 2))
+    no_resource = frame[frame.ResourceId.isna()]
+    assert set(no_resource.ServiceName) == {"Support", "Marketplace"}
+    assert no_resource.RegionId.isna().all()
+    assert no_resource.Tags.isna().all()

@@ -74,6 +74,7 @@ __all__ = [
     "load_policies",
     "plan_input",
     "policy_gate",
+    "stack_diff_placements",
     "starter_policy_paths",
 ]
 
@@ -97,6 +98,7 @@ _MODES: tuple[Mode, ...] = ("commit", "pr", "branch", "check", "dry-run")
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _RULE = re.compile(r"^(deny|warn|violation)(_\w+)?\b(?=\s*(contains|if|:=|=|\{|\[))", re.MULTILINE)
 _TEST = re.compile(r"^(test_\w+)\b", re.MULTILINE)
+_IMPORT = re.compile(r"^import\s+[^\n]+", re.MULTILINE)
 _V0_RULE = re.compile(r"^(deny|warn|violation)(_\w+)?\[\w+\]\s*\{", re.MULTILINE)
 _REGO_ERROR = re.compile(
     r"\(error \d+:(?P<file>[^|]*)\|(?P<offset>\d+)\|\d+\s*\(errormsg \d+:(?P<msg>[^)]*)\)"
@@ -211,12 +213,27 @@ class PolicyTestResult:
 
 
 @dataclass(frozen=True)
+class _TestRule:
+    name: str
+    line: int
+    body: str
+    input_term: str | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class _Module:
+    """A policy file, parsed.
+
+    ``source`` is what the engine compiles: the file with its ``test_`` rules blanked (lines
+    kept, so errors keep their line numbers); the tests are run apart.
+    """
+
     file: str
     source: str
     package: str
     rules: tuple[str, ...]
-    tests: tuple[str, ...]
+    tests: tuple[_TestRule, ...]
 
 
 def starter_policy_paths(names: Iterable[str] | None = None) -> list[Path]:
@@ -263,8 +280,115 @@ def _parse_module(file: str, source: str) -> _Module:
             line=_line_at(source, old.start()),
         )
     rules = tuple(dict.fromkeys(m.group(1) + (m.group(2) or "") for m in _RULE.finditer(source)))
-    tests = tuple(dict.fromkeys(_TEST.findall(source)))
-    return _Module(file, source, packages[0], rules, tests)
+    compiled, tests = _split_tests(source)
+    return _Module(file, compiled, packages[0], rules, tuple(tests))
+
+
+def _scan_end(text: str, start: int, *, stop_at_newline: bool) -> int:
+    """Index just past a balanced term or rule starting at ``start`` (strings, comments skipped).
+
+    With ``stop_at_newline`` the scan ends at the first newline outside brackets (a rule's end);
+    otherwise it ends after the first balanced bracket group or plain reference (a term's end).
+    """
+    depth, i, n = 0, start, len(text)
+    opened = False
+    while i < n:
+        ch = text[i]
+        if ch in '"`':
+            close = text.find(ch, i + 1) if ch == "`" else _string_end(text, i)
+            i = (close if close >= 0 else n - 1) + 1
+            continue
+        if ch == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                return n
+            continue
+        if ch in "{[(":
+            depth += 1
+            opened = True
+        elif ch in "}])":
+            depth -= 1
+            if depth == 0 and not stop_at_newline:
+                return i + 1
+        elif depth == 0 and _ends_here(ch, stop_at_newline=stop_at_newline, opened=opened):
+            return i
+        i += 1
+    return n
+
+
+def _ends_here(ch: str, *, stop_at_newline: bool, opened: bool) -> bool:
+    if stop_at_newline:
+        return ch == "\n"
+    return not opened and (ch.isspace() or ch == ";")
+
+
+def _string_end(text: str, start: int) -> int:
+    i = start + 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return i
+        i += 1
+    return -1
+
+
+_WITH_INPUT = re.compile(r"\bwith\s+input\s+as\s+")
+_TEST_HEAD = re.compile(r"^test_\w+\s+if\s*", re.DOTALL)
+
+
+def _split_tests(source: str) -> tuple[str, list[_TestRule]]:
+    """Blank the ``test_`` rules out of ``source`` and return them apart.
+
+    Why: rego-cpp 1.5 aborts the whole process when it compiles a module in which a rule that
+    calls a built-in function is evaluated under ``with input as``, the way every Rego unit test
+    is written. So tests never reach the engine with their ``with``: each test's
+    ``with input as X`` is lifted out, ``X`` becomes the input document, and the rest of the
+    body is evaluated as a plain rule (see :meth:`PolicySet.run_tests`).
+    """
+    tests: list[_TestRule] = []
+    pieces: list[str] = []
+    last = 0
+    for match in _TEST.finditer(source):
+        start = match.start()
+        if start < last:
+            continue
+        end = _scan_end(source, start, stop_at_newline=True)
+        text = source[start:end]
+        pieces.append(source[last:start])
+        pieces.append("\n" * text.count("\n"))
+        last = end
+        tests.append(_lift_test(match.group(1), _line_at(source, start), text))
+    pieces.append(source[last:])
+    return "".join(pieces), tests
+
+
+def _lift_test(name: str, line: int, text: str) -> _TestRule:
+    head = _TEST_HEAD.match(text)
+    if head is None:
+        return _TestRule(name, line, "", None, "write tests as `test_name if { ... }`")
+    rest = text[head.end() :].strip()
+    body = rest[1:-1] if rest.startswith("{") and rest.endswith("}") else rest
+    terms: list[str] = []
+    kept: list[str] = []
+    position = 0
+    for found in _WITH_INPUT.finditer(body):
+        if found.start() < position:
+            continue
+        term_end = _scan_end(body, found.end(), stop_at_newline=False)
+        terms.append(body[found.end() : term_end].strip())
+        kept.append(body[position : found.start()])
+        position = term_end
+    kept.append(body[position:])
+    if "with " in "".join(kept).replace("\n", " "):
+        return _TestRule(name, line, "", None, "only `with input as ...` is supported in tests")
+    distinct = {" ".join(t.split()) for t in terms}
+    if len(distinct) > 1:
+        return _TestRule(
+            name, line, "", None, "a test may give one `with input as` value (split the test)"
+        )
+    return _TestRule(name, line, "".join(kept), terms[0] if terms else None)
 
 
 @contextmanager
@@ -400,6 +524,32 @@ class PolicySet:
             raise PolicyError(f"evaluating {query} failed: {str(output).strip()}", file=file)
         return output
 
+    def _gather(self, interpreter: Any, targets: Sequence[tuple[_Module, str]]) -> list[list[Any]]:
+        """Values of ``data.<package>.<rule>`` for each target, in one query.
+
+        One query compiles the modules once (a query per rule would compile them per rule).
+        ``[v | v := data.p.r]`` is ``[]`` when the rule is undefined, so one undefined rule does
+        not make the whole query undefined. When the combined query fails, each rule is queried
+        alone so the error names the file it comes from.
+        """
+        if not targets:
+            return []
+        names = [f"r{i}" for i in range(len(targets))]
+        query = "; ".join(
+            f"{name} := [v | v := data.{module.package}.{rule}]"
+            for name, (module, rule) in zip(names, targets, strict=True)
+        )
+        try:
+            output = self._query(interpreter, query, targets[0][0].file)
+        except PolicyError:
+            for module, rule in targets:
+                self._query(
+                    interpreter, f"x := [v | v := data.{module.package}.{rule}]", module.file
+                )
+            raise
+        bindings = output.results[0].bindings if output.results else {}
+        return [list(bindings.get(name) or []) for name in names]
+
     def evaluate(self, document: Mapping[str, Any]) -> PolicyReport:
         """Evaluate every ``deny``/``warn`` rule of every package on ``document``.
 
@@ -408,33 +558,81 @@ class PolicySet:
         """
         interpreter = self._interpreter()
         interpreter.set_input_term(json.dumps(document, default=str))
-        denies: list[PolicyMessage] = []
-        warnings: list[PolicyMessage] = []
+        targets: list[tuple[_Module, str]] = []
         seen: set[tuple[str, str]] = set()
         for module in self._modules:
             for rule in module.rules:
-                if (module.package, rule) in seen:
-                    continue  # a package split over several files: its rules are one document
-                seen.add((module.package, rule))
-                output = self._query(interpreter, f"x := data.{module.package}.{rule}", module.file)
-                kind: Literal["deny", "warn"] = "warn" if rule.startswith("warn") else "deny"
-                target = warnings if kind == "warn" else denies
-                for result in output.results:
-                    value = result.bindings.get("x") if result.bindings else None
-                    for text in _messages(value, module.file, rule):
-                        target.append(PolicyMessage(kind, text, module.package, rule, module.file))
+                if (module.package, rule) not in seen:  # a package split over several files
+                    seen.add((module.package, rule))
+                    targets.append((module, rule))
+        denies: list[PolicyMessage] = []
+        warnings: list[PolicyMessage] = []
+        for (module, rule), values in zip(targets, self._gather(interpreter, targets), strict=True):
+            kind: Literal["deny", "warn"] = "warn" if rule.startswith("warn") else "deny"
+            target = warnings if kind == "warn" else denies
+            for value in values:
+                for text in _messages(value, module.file, rule):
+                    target.append(PolicyMessage(kind, text, module.package, rule, module.file))
         return PolicyReport(tuple(denies), tuple(warnings), self.packages, self.files)
 
     def run_tests(self) -> list[PolicyTestResult]:
-        """Run every ``test_`` rule; a test passes when it evaluates to ``true``."""
-        interpreter = self._interpreter()
+        """Run every ``test_`` rule; a test passes when it evaluates to ``true``.
+
+        Each test runs in an interpreter of its own holding every module (tests blanked) plus
+        one generated module in the test's package: the test's body as a rule, and its
+        ``with input as`` value as the input document.
+        """
         results = []
         for module in self._modules:
-            for name in module.tests:
-                output = self._query(interpreter, f"data.{module.package}.{name}", module.file)
-                passed = any(r.expressions == [True] for r in output.results)
-                results.append(PolicyTestResult(module.package, name, module.file, passed))
+            for test in module.tests:
+                if test.problem is not None:
+                    raise PolicyError(
+                        f"{test.name}: {test.problem}", file=module.file, line=test.line
+                    )
+                results.append(
+                    PolicyTestResult(
+                        module.package, test.name, module.file, self._run_test(module, test)
+                    )
+                )
         return results
+
+    def _run_test(self, module: _Module, test: _TestRule) -> bool:
+        import regopy
+
+        interpreter = self._interpreter()
+        generated = f"{module.file}#{test.name}"
+        # Pad with blank lines so an error in the body points at the test's own line.
+        imports = [
+            line for line in _IMPORT.findall(module.source) if line.strip() != "import rego.v1"
+        ]
+        header = [f"package {module.package}", "import rego.v1", *imports]
+        source = (
+            "\n".join(header)
+            + "\n" * max(1, test.line - len(header))
+            + f"__test_body if {{\n{test.body}\n}}\n"
+        )
+        if test.input_term is not None:
+            source += f"__test_input := {test.input_term}\n"
+        modules = {**self._by_file, generated: _Module(generated, source, module.package, (), ())}
+        try:
+            with _quiet_stderr():
+                interpreter.add_module(generated, source)
+        except regopy.RegoError as err:
+            raise _rego_error(err, modules, module.file) from err
+        ref = f"data.{module.package}"
+        if test.input_term is not None:
+            value = self._query(interpreter, f"x := [v | v := {ref}.__test_input]", module.file)
+            values = value.results[0].bindings.get("x") if value.results else None
+            if not values:
+                raise PolicyError(
+                    f"{test.name}: the `with input as` value is undefined",
+                    file=module.file,
+                    line=test.line,
+                )
+            interpreter.set_input_term(json.dumps(values[0]))
+        output = self._query(interpreter, f"x := [v | v := {ref}.__test_body]", module.file)
+        bindings = output.results[0].bindings if output.results else {}
+        return list(bindings.get("x") or []) == [True]
 
 
 def _messages(value: Any, file: str, rule: str) -> list[str]:
@@ -550,6 +748,27 @@ def _changes_and_summary(
     return changes, summary
 
 
+def stack_diff_placements(
+    diff: Any,
+) -> tuple[dict[str, dict[Location, int]], dict[str, dict[Location, int]]]:
+    """Placements before and after a :class:`~cloudbalance.gitops.StackDiff` (changed workloads).
+
+    Duck-typed on ``diff.files[*].previous`` and ``.changes`` so this module does not import
+    gitops at load time.
+    """
+    before: dict[str, dict[Location, int]] = {}
+    after: dict[str, dict[Location, int]] = {}
+    for file in diff.files:
+        for workload, locations in file.previous.items():
+            before.setdefault(workload, {}).update(locations)
+            after.setdefault(workload, {}).update(locations)
+        for change in file.changes:
+            after.setdefault(change.workload, {})[change.location] = int(change.after)
+            if change.before is not None:
+                before.setdefault(change.workload, {})[change.location] = int(change.before)
+    return before, after
+
+
 def _by_workload(changes: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for change in changes:
@@ -632,6 +851,7 @@ def plan_input(
     now: date | datetime | None = None,
     forecast: pd.DataFrame | None = None,
     unit_costs: Mapping[str, float] | None = None,
+    diff: Any = None,
 ) -> dict[str, Any]:
     """The policy input document for a plan about to be written (see the module docstring).
 
@@ -643,16 +863,23 @@ def plan_input(
         forecast: A forecast frame to summarise per series (default: none).
         unit_costs: Cost of one replica for one period per ``workload@cloud:region`` or
             ``cloud:region``; default ``plan.inputs["unit_costs"]`` when the planner stored it.
+        diff: The :class:`~cloudbalance.gitops.StackDiff` gitops computed for the plan; when
+            given, the changes are read from it (what the stack files would really get) rather
+            than from the plan's moves.
     """
     current: dict[str, dict[Location, int]] = {}
-    for p in plan.current:
-        current.setdefault(p.workload, {})[p.location] = p.replicas
-    after: dict[str, dict[Location, int]] = {w: dict(v) for w, v in current.items()}
-    for p in plan.first_period:
-        after.setdefault(p.workload, {})[p.location] = p.replicas
-    for move in plan.moves:
-        after.setdefault(move.workload, {})[move.location] = move.after
-        current.setdefault(move.workload, {}).setdefault(move.location, move.before)
+    after: dict[str, dict[Location, int]] = {}
+    if diff is not None:
+        current, after = stack_diff_placements(diff)
+    else:
+        for p in plan.current:
+            current.setdefault(p.workload, {})[p.location] = p.replicas
+        after = {w: dict(v) for w, v in current.items()}
+        for p in plan.first_period:
+            after.setdefault(p.workload, {})[p.location] = p.replicas
+        for move in plan.moves:
+            after.setdefault(move.workload, {})[move.location] = move.after
+            current.setdefault(move.workload, {}).setdefault(move.location, move.before)
     changes, summary = _changes_and_summary(current, after)
     costs = unit_costs if unit_costs is not None else plan.inputs.get("unit_costs")
     return {
@@ -673,6 +900,7 @@ def plan_input(
                 _periods_per_month(plan.period),
             ),
         },
+        "diff": None if diff is None else {"files": list(diff.paths), "base": None, "head": None},
         "plan": {
             "plan_id": plan.plan_id,
             "confidence": plan.confidence,
@@ -687,7 +915,6 @@ def plan_input(
             "notes": list(plan.notes),
             "forecast": _forecast_summary(forecast),
         },
-        "diff": None,
         "settings": _settings_doc(settings),
     }
 
@@ -765,14 +992,19 @@ def check_policies(
 
 @dataclass
 class PolicyGate:
-    """The hook ``gitops.apply(..., policy_check=...)`` calls before writing anything.
+    """The hook ``cloudbalance.gitops.apply(..., policy_check=...)`` calls before writing.
 
-    Called with the plan (and, when the caller knows it, the write ``mode``), it evaluates the
-    policies, raises :class:`PolicyDeniedError` on a ``deny`` and returns the ``warn`` messages
-    for the commit message and pull-request body. The last report is kept for the audit log.
+    gitops calls it with the plan and the :class:`~cloudbalance.gitops.StackDiff` it is about to
+    write; the input document is built from that diff (what would really change in the stack
+    files), with the plan's confidence, saving and forecast. It returns a
+    :class:`~cloudbalance.gitops.PolicyResult`: gitops raises
+    :class:`~cloudbalance.exceptions.PolicyDeniedError` on its ``denies`` and writes its
+    ``warnings`` into the commit message and pull-request body. The last report is kept for the
+    audit log (:attr:`last_report`).
 
     Attributes:
         settings: Workload and guardrail settings.
+        mode: How the change will be written (``commit`` engages the confidence policy).
         policies: The policy set (default: loaded from ``settings`` on first call).
         forecast: A forecast frame summarised into the input document.
         unit_costs: Per-replica, per-period costs for the monthly-cost policy.
@@ -780,39 +1012,56 @@ class PolicyGate:
     """
 
     settings: Settings | None = None
+    mode: str = "pr"
     policies: PolicySet | None = None
     forecast: pd.DataFrame | None = None
     unit_costs: Mapping[str, float] | None = None
     now: date | datetime | None = None
     last_report: PolicyReport | None = field(default=None, init=False)
 
-    def __call__(self, plan: Plan, mode: str = "pr") -> list[str]:
-        """Evaluate; raise on deny, return the warnings."""
+    def __call__(self, plan: Plan, diff: Any = None) -> Any:
+        """Evaluate the policies on the change; return ``PolicyResult(denies, warnings)``."""
+        from cloudbalance.gitops import PolicyResult
+
+        report = self.evaluate(plan, diff)
+        return PolicyResult(tuple(report.deny_messages), tuple(report.warning_messages))
+
+    def evaluate(self, plan: Plan, diff: Any = None) -> PolicyReport:
+        """The full report for ``plan`` (and the stack diff gitops computed, when given)."""
         if self.policies is None:
             self.policies = load_policies(self.settings)
-        checked_mode: Mode = "pr"
-        for known in _MODES:
-            if mode == known:
-                checked_mode = known
         document = plan_input(
             plan,
             settings=self.settings,
-            mode=checked_mode,
+            mode=_mode(self.mode),
             now=self.now,
             forecast=self.forecast,
             unit_costs=self.unit_costs,
+            diff=diff,
         )
         self.last_report = self.policies.evaluate(document)
-        self.last_report.raise_for_denies()
-        return self.last_report.warning_messages
+        return self.last_report
+
+
+def _mode(text: str) -> Mode:
+    for known in _MODES:
+        if text == known:
+            return known
+    return "pr"
 
 
 def policy_gate(
     settings: Settings | None = None,
     *,
+    mode: str = "pr",
     policies: PolicySet | None = None,
     forecast: pd.DataFrame | None = None,
     unit_costs: Mapping[str, float] | None = None,
 ) -> PolicyGate:
-    """A :class:`PolicyGate` for ``settings``: pass it as ``apply(..., policy_check=...)``."""
-    return PolicyGate(settings, policies, forecast, unit_costs)
+    """A :class:`PolicyGate` for ``settings``: pass it as ``apply(..., policy_check=...)``.
+
+    Example:
+        >>> from cloudbalance.gitops import apply  # doctest: +SKIP
+        >>> apply(plan, repo, mode="pr", policy_check=policy_gate(settings))  # doctest: +SKIP
+    """
+    return PolicyGate(settings, mode, policies, forecast, unit_costs)

@@ -9,6 +9,7 @@ with integers as floats; registrations are asynchronous, so a run waits for all 
 
 from __future__ import annotations
 
+import importlib
 import json
 import runpy
 import sys
@@ -26,22 +27,35 @@ from pulumi.runtime import settings as pulumi_settings
 #: imported; those warnings are theirs, not ours, so they are ignored for the SDK modules only.
 SDK_WARNINGS = r"pulumi_(aws|azure_native|gcp)(\..*)?$"
 
+#: The resource classes the programs use. The SDKs load their modules lazily on first attribute
+#: access (the Azure ones take seconds each), so they are loaded once here, not inside a test.
+SDK_CLASSES = {
+    "pulumi_aws": [
+        "autoscaling.Group",
+        "ec2.LaunchTemplate",
+        "ec2.SecurityGroup",
+        "ecs.Service",
+        "iam.Role",
+        "lb.LoadBalancer",
+        "route53.Record",
+        "ssm.get_parameter_output",
+    ],
+    "pulumi_azure_native": [
+        "app.ContainerApp",
+        "compute.VirtualMachineScaleSet",
+        "network.VirtualNetwork",
+        "resources.ResourceGroup",
+    ],
+    "pulumi_gcp": ["cloudrunv2.Service", "compute.InstanceTemplate"],
+}
+
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=SDK_WARNINGS)
-    # Import the provider SDKs and the submodules the programs use once: they are large.
-    import pulumi_aws.autoscaling
-    import pulumi_aws.ec2
-    import pulumi_aws.ecs
-    import pulumi_aws.iam
-    import pulumi_aws.lb
-    import pulumi_aws.route53
-    import pulumi_aws.ssm  # noqa: F401
-    import pulumi_azure_native.app
-    import pulumi_azure_native.compute
-    import pulumi_azure_native.network
-    import pulumi_azure_native.resources  # noqa: F401
-    import pulumi_gcp.cloudrunv2
-    import pulumi_gcp.compute  # noqa: F401
+    for package, paths in SDK_CLASSES.items():
+        root = importlib.import_module(package)
+        for path in paths:
+            module, _, attribute = path.partition(".")
+            getattr(getattr(root, module), attribute)
 
 REPO = Path(__file__).resolve().parents[2]
 STACKS = REPO / "stacks"
@@ -163,14 +177,11 @@ def run_stack() -> Iterator[Runner]:
             result.namespace = runpy.run_path(str(directory / "__main__.py"), run_name="__main__")
             return check(result.namespace) if check is not None else None
 
-        dont_write = sys.dont_write_bytecode
-        sys.dont_write_bytecode = True  # keep __pycache__ out of the shipped templates
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning, module=SDK_WARNINGS)
                 program()
         finally:
-            sys.dont_write_bytecode = dont_write
             for module in modules:
                 sys.modules.pop(module, None)
         return result

@@ -1,7 +1,9 @@
 """Git commands: ``cloudbalance apply PLAN.json`` and ``cloudbalance revert PLAN_ID``.
 
 Defaults come from ``cloudbalance.yaml`` (``git:`` and ``guardrails:``) when one is found;
-options given on the command line win. Without either, ``apply`` is a dry run.
+options given on the command line win. Without either, ``apply`` is a dry run. With a
+configuration file, ``apply`` also evaluates the Rego guardrails (the starter policies and
+``guardrails.policies``) before writing: a deny stops the change, warnings go into the message.
 """
 
 from __future__ import annotations
@@ -59,6 +61,24 @@ def _guardrails(
         values["max_share_moved"] = max_share
     windows.extend(FreezeWindow.parse(text) for text in freeze)
     return Guardrails(freeze=tuple(windows), **values)
+
+
+def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
+    """The settings with the command line's guardrails, so policies see the same limits."""
+    import dataclasses
+
+    from cloudbalance.config import FreezeWindow
+
+    return dataclasses.replace(
+        settings,
+        guardrails=dataclasses.replace(
+            settings.guardrails,
+            min_confidence_commit=rails.min_confidence,
+            max_moves=rails.max_moves,
+            max_share_moved=rails.max_share_moved,
+            freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
+        ),
+    )
 
 
 def _forge(
@@ -167,6 +187,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         push: Annotated[bool, typer.Option("--push/--no-push", help="Push commits.")] = True,
         config: Annotated[Path | None, typer.Option(help="cloudbalance.yaml to read.")] = None,
+        policies: Annotated[
+            bool,
+            typer.Option(
+                "--policies/--no-policies",
+                help="Evaluate the Rego guardrails (when a cloudbalance.yaml is used).",
+            ),
+        ] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
@@ -188,24 +215,33 @@ def register(app: typer.Typer) -> None:
         if settings is not None:
             hints.update({w.name: w.stack for w in settings.workload_models() if w.stack})
         hints.update(_parse_stacks(stack or []))
+        rails = _guardrails(
+            settings,
+            min_confidence=min_confidence,
+            max_moves=max_moves,
+            max_share=max_share,
+            freeze=freeze or [],
+        )
+        policy_check = None
+        if policies and settings is not None:
+            from cloudbalance.policy import policy_gate
+
+            policy_check = policy_gate(
+                _with_guardrails(settings, rails), mode=chosen or settings.git.mode
+            )
         result = apply(
             plan,
             repo
             if repo is not None
             else (settings.resolve(settings.git.repo) if settings else "."),
             mode=chosen,  # type: ignore[arg-type]
-            guardrails=_guardrails(
-                settings,
-                min_confidence=min_confidence,
-                max_moves=max_moves,
-                max_share=max_share,
-                freeze=freeze or [],
-            ),
+            guardrails=rails,
             workloads=hints,
             remote=remote or (settings.git.remote if settings else "origin"),
             forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
             push=push,
             base=base,
+            policy_check=policy_check,
         )
         _report(result, as_json=as_json)
 

@@ -57,8 +57,12 @@ def test_apply_reads_mode_and_guardrails_from_cloudbalance_yaml(
         f"git:\n  repo: {infra.root}\n  mode: commit\nguardrails:\n  max_moves: 1\n",
         encoding="utf-8",
     )
-    assert main(["apply", str(plan_file), "--config", str(config)]) == 1
+    assert main(["apply", str(plan_file), "--config", str(config), "--no-policies"]) == 1
     assert "max_moves=1" in capsys.readouterr().err
+    # The Rego guardrails read the same limit ...
+    assert main(["apply", str(plan_file), "--config", str(config)]) == 1
+    assert "more than the 1 allowed" in capsys.readouterr().err
+    # ... and the command line's override reaches both.
     assert main(["apply", str(plan_file), "--config", str(config), "--max-moves", "5"]) == 0
     assert "committed" in capsys.readouterr().out
 
@@ -97,3 +101,28 @@ def test_unreadable_plan_and_unknown_mode_are_user_errors(infra, tmp_path: Path,
     assert "cannot read the plan" in capsys.readouterr().err
     assert main(["revert", "x", "--repo", str(infra.root), "--mode", "yolo"]) == 1
     assert "unknown mode" in capsys.readouterr().err
+
+
+def test_rego_policy_from_the_configuration_can_deny_the_change(
+    infra, plan_file, tmp_path: Path, capsys
+) -> None:
+    (tmp_path / "pinned.rego").write_text(
+        "package cloudbalance.pinned\n\n"
+        "deny contains msg if {\n"
+        "  some change in input.changes\n"
+        '  change.workload == "checkout"\n'
+        '  msg := "checkout is pinned during the migration"\n'
+        "}\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "cloudbalance.yaml"
+    config.write_text(
+        f"git:\n  repo: {infra.root}\n  mode: commit\nguardrails:\n  policies: [pinned.rego]\n",
+        encoding="utf-8",
+    )
+    head = infra.head()
+    assert main(["apply", str(plan_file), "--config", str(config)]) == 1
+    assert "checkout is pinned during the migration" in capsys.readouterr().err
+    assert infra.head() == head
+    assert main(["apply", str(plan_file), "--config", str(config), "--no-policies"]) == 0
+    assert infra.head() != head

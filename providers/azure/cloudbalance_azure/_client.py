@@ -24,6 +24,7 @@ from cloudbalance.retry import Retryable
 __all__ = [
     "ARM_ENDPOINT",
     "PRICES_ENDPOINT",
+    "QueryTooLargeError",
     "call",
     "cost_client",
     "default_credential",
@@ -50,6 +51,19 @@ _RETRY_HEADERS = (
     "x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after",
 )
 _TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+_TIMEOUTS = frozenset({408, 504})
+#: How Cost Management words a query over its size limits (period too long, result too big).
+_TOO_LARGE = re.compile(r"(?i)(exceed|too large|too many|too long)")
+
+
+class QueryTooLargeError(ProviderError):
+    """The query asked for more than the API serves at once; a smaller period may pass.
+
+    Raised instead of retrying the same request when the caller can split it (a 400 over the
+    size limits, or a gateway timeout on a heavy query).
+    """
+
+
 _SECRETISH = re.compile(r"(?i)(bearer\s+\S+|eyJ[a-zA-Z0-9_\-]{10,}\S*)")
 
 
@@ -149,15 +163,18 @@ def _error_text(err: Any) -> str:
     return _scrub(f"{head}: {message}" if head else str(message))[:500]
 
 
-def call(fn: Callable[[], T], *, what: str) -> T:
+def call(fn: Callable[[], T], *, what: str, splittable: bool = False) -> T:
     """Run one SDK call; map its errors onto our tree (or :class:`Retryable`).
 
     Args:
         fn: The SDK call.
         what: What is being done, for messages ("query /subscriptions/…").
+        splittable: The caller can retry with a smaller request; size-limit errors and gateway
+            timeouts then raise :class:`QueryTooLargeError` instead of being retried as is.
 
     Raises:
         Retryable: Throttled (429) or a transient failure; ``after`` is the server's wait.
+        QueryTooLargeError: Only when ``splittable``: the request is over the API's limits.
         CredentialsError: No usable credential, an expired or refused token (401), or a missing
             role assignment (403).
         ProviderError: Any other failure, with the SDK error chained.
@@ -185,6 +202,11 @@ def call(fn: Callable[[], T], *, what: str) -> T:
         ) from err
     except HttpResponseError as err:
         status = err.status_code
+        text = _error_text(err)
+        if splittable and (
+            status in _TIMEOUTS or (status == 400 and _TOO_LARGE.search(text) is not None)
+        ):
+            raise QueryTooLargeError(f"{what}: {text}", provider=PROVIDER) from err
         if status in _TRANSIENT:
             headers = getattr(err.response, "headers", None)
             raise Retryable(f"{what}: {_error_text(err)}", after=retry_after(headers)) from err

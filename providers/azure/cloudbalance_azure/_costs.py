@@ -10,7 +10,9 @@ What one ``costs(start, end)`` call sends, per chunk of at most ``chunk_days`` d
 The query API accepts at most two groupings per query, so the region and the tags arrive by
 separate queries and are joined on (day, resource); the costs themselves come from queries 1-2
 only, so nothing is counted twice. A query's time period may not exceed one year, and large
-scopes time out on long periods, which is why the window is cut into chunks. Each query follows
+scopes time out on long periods, which is why the window is cut into chunks; a chunk the API
+still refuses as too large (a 400 over its limits, or a gateway timeout) is halved and asked
+again, down to single days. Each query follows
 ``nextLink`` (the SDK's ``query.usage`` returns only the first page) by posting the same body to
 the link through the same client pipeline (so the same credential and policies apply), and only
 to the endpoint's own origin, so a bearer token never leaves for another host.
@@ -30,6 +32,7 @@ from cloudbalance.exceptions import ProviderError
 from cloudbalance.retry import RetryPolicy, retry_call
 from cloudbalance_azure._client import (
     PROVIDER,
+    QueryTooLargeError,
     call,
     raise_for_status,
     request_options,
@@ -115,6 +118,7 @@ class CostQuery:
     chunk_days: int
     policy: RetryPolicy
     sleep: Callable[[float], None]
+    _splittable: bool = False
 
     @property
     def source(self) -> str:
@@ -123,8 +127,19 @@ class CostQuery:
 
     def costs(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Every row of every whole day in ``[start, end)``."""
-        frames = [self._chunk(a, b) for a, b in day_chunks(start, end, self.chunk_days)]
-        frames = [f for f in frames if len(f)]
+        pending = list(reversed(day_chunks(start, end, self.chunk_days)))
+        frames: list[pd.DataFrame] = []
+        while pending:
+            a, b = pending.pop()
+            days = (b - a).days
+            try:
+                frame = self._chunk(a, b, splittable=days > 1)
+            except QueryTooLargeError:
+                half = a + timedelta(days=days // 2)
+                pending += [(half, b), (a, half)]  # the earlier half is popped first
+                continue
+            if len(frame):
+                frames.append(frame)
         if not frames:
             return costs_frame(
                 actual={},
@@ -137,7 +152,9 @@ class CostQuery:
             )
         return pd.concat(frames, ignore_index=True)
 
-    def _chunk(self, start: datetime, end: datetime) -> pd.DataFrame:
+    def _chunk(self, start: datetime, end: datetime, *, splittable: bool) -> pd.DataFrame:
+        """One chunk's rows; a chunk over the API's limits raises QueryTooLargeError."""
+        self._splittable = splittable
         by_service = [_dimension("ResourceId"), _dimension("ServiceName")]
         actual = cost_rows(self._table("ActualCost", start, end, by_service))
         amortized = (
@@ -233,8 +250,12 @@ class CostQuery:
         return _page_json(data)
 
     def _retry(self, fn: Callable[[], Any], what: str) -> Any:
+        splittable = self._splittable
         return retry_call(
-            lambda: call(fn, what=what), provider=PROVIDER, policy=self.policy, sleep=self.sleep
+            lambda: call(fn, what=what, splittable=splittable),
+            provider=PROVIDER,
+            policy=self.policy,
+            sleep=self.sleep,
         )
 
 

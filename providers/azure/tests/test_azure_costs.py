@@ -384,3 +384,55 @@ def test_charges_without_a_resource_get_no_region_or_tags_from_each_other(
     assert set(no_resource.ServiceName) == {"Support", "Marketplace"}
     assert no_resource.RegionId.isna().all()
     assert no_resource.Tags.isna().all()
+
+
+def _services_periods(server: AzureServer) -> list[tuple[str, str]]:
+    return [
+        (q["timePeriod"]["from"][:10], q["timePeriod"]["to"][:10])
+        for q in server.queries()
+        if q["type"] == "ActualCost" and q["dataset"]["grouping"][1]["name"] == "ServiceName"
+    ]
+
+
+def test_gateway_timeout_on_a_long_chunk_halves_it_instead_of_retrying(
+    make_provider: Any, azure_server: AzureServer
+) -> None:
+    azure_server.fail_next(Reply(504, {"error": {"code": "GatewayTimeout", "message": "slow"}}))
+    provider = make_provider(amortized=False)
+    frame = provider.costs(START, END)
+    assert provider.waits == []
+    assert _services_periods(azure_server) == [
+        ("2024-03-01", "2024-03-07"),
+        ("2024-03-01", "2024-03-03"),
+        ("2024-03-04", "2024-03-07"),
+    ]
+    expected = make_provider(amortized=False).costs(START, END)
+    pd.testing.assert_frame_equal(frame, expected)
+
+
+def test_query_over_the_size_limit_is_split_down_to_days(
+    make_provider: Any, azure_server: AzureServer
+) -> None:
+    too_large = Reply(
+        400, {"error": {"code": "BadRequest", "message": "The query result exceeds the row limit"}}
+    )
+    azure_server.fail_next(too_large, too_large)
+    frame = make_provider(amortized=False).costs(START, datetime(2024, 3, 5))
+    assert _services_periods(azure_server) == [
+        ("2024-03-01", "2024-03-04"),
+        ("2024-03-01", "2024-03-02"),
+        ("2024-03-01", "2024-03-01"),
+        ("2024-03-02", "2024-03-02"),
+        ("2024-03-03", "2024-03-04"),
+    ]
+    assert frame.ChargePeriodStart.dt.day.nunique() == 4
+
+
+def test_size_limit_on_a_single_day_is_a_provider_error(
+    make_provider: Any, azure_server: AzureServer
+) -> None:
+    azure_server.fail_next(
+        Reply(400, {"error": {"code": "BadRequest", "message": "The query exceeds the limit"}})
+    )
+    with pytest.raises(ProviderError, match="exceeds"):
+        make_provider().costs(START, datetime(2024, 3, 2))

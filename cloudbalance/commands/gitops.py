@@ -240,7 +240,7 @@ def register(app: typer.Typer) -> None:
             remote=remote or (settings.git.remote if settings else "origin"),
             forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
             push=push,
-            base=base,
+            base=base or (settings.git.base if settings else None),
             policy_check=policy_check,
         )
         _report(result, as_json=as_json)

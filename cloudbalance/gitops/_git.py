@@ -267,7 +267,10 @@ class Git:
             tree = self.run("write-tree", env=env).stdout.strip()
             msg_file = Path(tmp) / "message"
             msg_file.write_text(message, encoding="utf-8")
-            return self.out("commit-tree", tree, "-p", parent, "-F", str(msg_file))
+            # commit-tree ignores commit.gpgSign: honour it here, as `git commit` would.
+            signing = self.run("config", "--bool", "commit.gpgSign", check=False).stdout.strip()
+            sign = ["-S"] if signing == "true" else []
+            return self.out("commit-tree", *sign, tree, "-p", parent, "-F", str(msg_file))
 
     def update_branch(self, branch: str, new: str, old: str | None) -> None:
         """Point ``refs/heads/<branch>`` at ``new`` if it still points at ``old`` (None: absent)."""

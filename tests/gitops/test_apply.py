@@ -528,3 +528,11 @@ def test_public_api_exports_apply_and_revert() -> None:
 
     assert cloudbalance.apply is cloudbalance.gitops.apply
     assert cloudbalance.revert is cloudbalance.gitops.revert
+
+
+def test_branch_commits_are_signed_when_git_is_configured_to_sign(infra, plan_factory) -> None:
+    infra.git("config", "commit.gpgSign", "true")
+    infra.git("config", "gpg.program", "false")  # a signer that always fails
+    with pytest.raises(GitOpsError, match="commit-tree failed"):
+        apply(shift_plan(plan_factory), infra.root, mode="branch")
+    assert infra.git("branch", "--list", "cloudbalance/*") == ""

@@ -222,9 +222,9 @@ def _demand(spec: _Spec, days: pd.DatetimeIndex, rng: np.random.Generator) -> np
     if spec.workload.name == "training":  # projects start and stop: a step function
         steps = rng.choice([0.4, 1.0, 1.8], size=len(days) // 45 + 1, p=[0.25, 0.45, 0.3])
         trend = np.repeat(steps, 45)[: len(days)]
-    weekday = days.dayofweek.to_numpy()
+    weekday = days.day_of_week.to_numpy()
     weekly = 1 + spec.weekly * np.where(weekday < 5, 1.0, -1.5)
-    yearly = 1 + spec.yearly * np.sin(2 * np.pi * (days.dayofyear.to_numpy() - 80) / 365.25)
+    yearly = 1 + spec.yearly * np.sin(2 * np.pi * (days.day_of_year.to_numpy() - 80) / 365.25)
     month_end = np.where(
         days.is_month_end | (days + pd.Timedelta(days=1)).is_month_end,
         1 + spec.month_end * (spec.month_end > 0),

@@ -43,6 +43,7 @@ from cloudbalance.store import IngestResult, Store
 __all__ = ["FocusProvider", "FocusReader", "discover_files"]
 
 _SUFFIXES = (".parquet", ".csv", ".csv.gz")
+_PERIOD = ("ChargePeriodStart", "ChargePeriodEnd")
 
 #: Older or newer FOCUS names -> the FOCUS 1.2 name we store.
 ALIASES: dict[str, str] = {
@@ -283,7 +284,8 @@ class FocusReader:
         for filename, *file_counts in per_file:
             if not any(file_counts):
                 continue
-            issues += _diagnose_file(Path(filename), {c: plan.sources[c] for c in columns})
+            wanted = {*columns, *(c for c in _PERIOD if c in plan.sources)}
+            issues += _diagnose_file(Path(filename), {c: plan.sources[c] for c in wanted})
         if not issues:  # DuckDB and pandas disagree on a format: report the counts
             issues = [Issue(f"{n} values: {problem}", column=c) for c, problem, _, n in bad]
         return issues
@@ -396,7 +398,7 @@ def required_schema() -> FrameSchema:
 
 def _diagnose_file(file: Path, sources: dict[str, str]) -> list[Issue]:
     """Validate the named columns of one file with the frame validators (file, row, column)."""
-    wanted = sorted(set(sources.values()) | {s for s in (sources.get("ChargePeriodStart"),) if s})
+    wanted = sorted(set(sources.values()))
     if _is_parquet(file):
         frame = pd.read_parquet(file, columns=wanted)
     else:

@@ -350,11 +350,16 @@ def _locate(
     by_ref: dict[str, list[StackFile]] = defaultdict(list)
     for stack in stacks:
         by_ref[stack.ref].append(stack)
-    contents: dict[StackFile, dict[str, dict[Location, int]]] = {}
-    for stack in stacks:
-        if rev is not None and git.show(rev, stack.path) is None:
-            continue
-        contents[stack] = read_placements(_read(git, rev, stack.path), file=stack.path)
+    read: dict[StackFile, dict[str, dict[Location, int]]] = {}
+
+    def placed_in(stack: StackFile) -> dict[str, dict[Location, int]]:
+        # Read on demand: with every workload's stack given, other stack files are not parsed
+        # (an unrelated broken file does not block the change).
+        if stack not in read:
+            text = _read(git, None, stack.path) if rev is None else git.show(rev, stack.path)
+            read[stack] = read_placements(text, file=stack.path) if text is not None else {}
+        return read[stack]
+
     chosen: dict[StackFile, dict[str, Mapping[Location, int]]] = defaultdict(dict)
     for workload, target in targets.items():
         if workload in hints:
@@ -368,18 +373,18 @@ def _locate(
                     f"(stacks found: {known})"
                 )
             stack = matches[0]
-            if workload not in contents.get(stack, {}):
+            if workload not in placed_in(stack):
                 raise StackConfigError(
                     f"workload {workload!r} is not under {WORKLOADS_KEY}; add it with its "
                     "placements first",
                     file=stack.path,
                 )
         else:
-            holders = [s for s, placed in contents.items() if workload in placed]
+            holders = [s for s in stacks if workload in placed_in(s)]
             if not holders:
                 raise StackConfigError(
                     f"workload {workload!r} is in no stack file's {WORKLOADS_KEY} "
-                    f"(searched {len(contents)} stack file(s) under {git.root.name}); add it to "
+                    f"(searched {len(stacks)} stack file(s) under {git.root.name}); add it to "
                     "a stack file or set the workload's stack"
                 )
             if len(holders) > 1:

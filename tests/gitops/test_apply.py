@@ -536,3 +536,17 @@ def test_branch_commits_are_signed_when_git_is_configured_to_sign(infra, plan_fa
     with pytest.raises(GitOpsError, match="commit-tree failed"):
         apply(shift_plan(plan_factory), infra.root, mode="branch")
     assert infra.git("branch", "--list", "cloudbalance/*") == ""
+
+
+def test_broken_unrelated_stack_file_is_named_and_skipped_when_the_stack_is_given(
+    infra, plan_factory
+) -> None:
+    (infra.root / "shop" / "Pulumi.qa.yaml").write_text("config:\n  aws:region: [us-east-1\n")
+    infra.commit_all("qa stack, half written")
+    plan = shift_plan(plan_factory)
+    with pytest.raises(StackConfigError) as caught:
+        apply(plan, infra.root)
+    assert caught.value.file == "shop/Pulumi.qa.yaml"
+    assert caught.value.line is not None
+    result = apply(plan, infra.root, mode="commit", workloads={"checkout": "shop/prod"})
+    assert result.diff.paths == ("shop/Pulumi.prod.yaml",)

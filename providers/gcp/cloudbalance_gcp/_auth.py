@@ -8,7 +8,11 @@ server"), never a key or token.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+from cloudbalance.exceptions import ConfigError
 
 __all__ = ["SCOPES", "default_credentials", "describe"]
 
@@ -23,16 +27,49 @@ def default_credentials(credentials_file: str | None = None) -> tuple[Any, str |
     """Credentials and their default project, from a key file or Application Default Credentials.
 
     Raises:
+        ConfigError: ``credentials_file`` cannot be read or is not a Google credentials file.
         google.auth.exceptions.DefaultCredentialsError: None found (the caller classifies it).
     """
     import google.auth
 
     if credentials_file is not None:
-        load: Any = google.auth.load_credentials_from_file  # untyped in google-auth
-        creds, project = load(credentials_file, scopes=SCOPES)
-        return creds, project
+        return _from_file(credentials_file)
     creds, project = google.auth.default(scopes=SCOPES)
     return creds, project
+
+
+def _from_file(path: str) -> tuple[Any, str | None]:
+    """Load a service-account, authorized-user or external-account (federation) file."""
+    key = "providers.gcp.credentials_file"
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot read credentials: {err}", key=key) from err
+    kind = info.get("type") if isinstance(info, dict) else None
+    try:
+        if kind == "service_account":
+            from google.oauth2 import service_account
+
+            creds: Any = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+            return creds, info.get("project_id")
+        if kind == "authorized_user":
+            from google.oauth2 import credentials as user
+
+            creds = user.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+            return creds, info.get("quota_project_id")
+        if kind == "external_account":
+            from google.auth import identity_pool
+
+            creds = identity_pool.Credentials.from_info(info, scopes=SCOPES)
+            return creds, None
+    except (ValueError, KeyError) as err:
+        # the message of these errors names fields, never their values
+        raise ConfigError(f"{path}: invalid {kind} credentials: {err}", key=key) from err
+    raise ConfigError(
+        f"{path}: unsupported credentials type {kind!r} (expected service_account, "
+        "authorized_user or external_account)",
+        key=key,
+    )
 
 
 def describe(credentials: Any) -> str:

@@ -262,6 +262,8 @@ class GCPProvider:
                 self._credentials, self._credentials_project = default_credentials(
                     self.credentials_file
                 )
+            except ConfigError:
+                raise
             except Exception as err:
                 raise classify(err, "looking up Google credentials") from err
         return self._credentials
@@ -394,7 +396,7 @@ class GCPProvider:
         """Whether credentials are found (and not expired) and costs are configured."""
         try:
             creds = self._creds()
-        except ProviderError as err:
+        except (ProviderError, ConfigError) as err:
             return ProviderCheck(NAME, ok=False, detail="", missing=str(err))
         detail = describe(creds)
         project = self.project or self._credentials_project

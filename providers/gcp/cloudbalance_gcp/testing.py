@@ -170,6 +170,7 @@ class _Failure:
     status: int
     body: str
     headers: dict[str, str] = field(default_factory=dict)
+    skip: int = 0
 
 
 class _FakeServer:
@@ -219,18 +220,21 @@ class _FakeServer:
         times: int = 1,
         headers: Mapping[str, str] | None = None,
         raw: str | None = None,
+        after: int = 0,
     ) -> None:
         """Answer the next ``times`` requests with ``status`` and a Google error body.
 
-        ``raw`` replaces the JSON error body (a malformed response).
+        ``raw`` replaces the JSON error body (a malformed response); ``after`` lets that many
+        requests through normally first (to fail the second page, say).
         """
         body = raw
         if body is None:
             errors = [{"reason": reason, "message": message}] if reason else []
             body = json.dumps({"error": {"code": status, "message": message, "errors": errors}})
         with self._lock:
-            for _ in range(times):
-                self._failures.append(_Failure(status, body, dict(headers or {})))
+            for i in range(times):
+                skip = after if i == 0 else 0
+                self._failures.append(_Failure(status, body, dict(headers or {}), skip))
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         split = urlsplit(handler.path)
@@ -239,7 +243,11 @@ class _FakeServer:
         body = json.loads(raw) if raw else None
         self.requests.append(RecordedRequest(method, split.path, parse_qs(split.query), body))
         with self._lock:
-            failure = self._failures.popleft() if self._failures else None
+            failure = None
+            if self._failures and self._failures[0].skip > 0:
+                self._failures[0].skip -= 1
+            elif self._failures:
+                failure = self._failures.popleft()
         if failure is not None:
             self._send(handler, failure.status, failure.body, failure.headers)
             return

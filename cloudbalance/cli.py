@@ -32,6 +32,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cloudbalance.commands.demo",
     "cloudbalance.commands.data",
     "cloudbalance.commands.gitops",
+    "cloudbalance.commands.stacks",
     "cloudbalance.commands.forecast",
 )
 

@@ -76,7 +76,8 @@ for _module in _COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (0 ok, 1 user error, 2 internal error)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode click returns the code of a `typer.Exit` instead of raising
+        code = app(args=argv, standalone_mode=False)
     except CloudBalanceError as err:
         err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         return 1
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "with the traceback above."
         )
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cloudbalance
+
+
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert cloudbalance.__all__ == sorted(cloudbalance.__all__)
+    for name in cloudbalance.__all__:
+        assert getattr(cloudbalance, name) is not None, name
+
+
+def test_lazy_table_matches_all() -> None:
+    assert set(cloudbalance._LAZY) | {"__version__"} == set(cloudbalance.__all__)
+    assert list(cloudbalance._LAZY) == sorted(cloudbalance._LAZY)
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, cloudbalance; heavy = {'prophet', 'duckdb', 'pandas', 'boto3', "
+        "'azure', 'google', 'pulumi', 'scipy', 'highspy'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_attributes_raise_attribute_error() -> None:
+    try:
+        cloudbalance.does_not_exist  # noqa: B018
+    except AttributeError as err:
+        assert "does_not_exist" in str(err)
+    else:  # pragma: no cover
+        raise AssertionError("expected AttributeError")

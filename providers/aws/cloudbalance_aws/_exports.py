@@ -15,6 +15,7 @@ into a temporary folder, and read them:
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from cloudbalance_aws._session import PROVIDER, AWSClients
 __all__ = ["CUR2_COLUMNS", "export_costs", "list_export_objects", "read_cur2"]
 
 _PERIOD = re.compile(r"BILLING_PERIOD=(\d{4})-(\d{2})")
+_TAG_ORIGIN = re.compile(r"^user[_:]")
 _SUFFIXES = (".parquet", ".snappy.parquet", ".gz.parquet")
 
 #: CUR 2.0 column feeding each FOCUS column (SQL over the Parquet file).
@@ -152,6 +154,9 @@ def _read_focus(
         raise ProviderError(_name_objects(str(err), uris), provider=PROVIDER) from err
     frame["x_Source"] = frame["x_Source"].map(lambda path: uris.get(str(path), path))
     frame["x_Cloud"] = "aws"
+    # AWS's FOCUS 1.0 export writes "AWS"; one spelling keeps the store's ingest key stable
+    # whichever source (API or export) loaded a day.
+    frame["ProviderName"] = PROVIDER_NAME
     return validate_costs(frame)
 
 
@@ -209,6 +214,17 @@ def read_cur2(
     return validate_costs(frame) if len(frame) else empty_costs()
 
 
+def _user_tags(text: object) -> str | None:
+    """CUR 2.0 tag keys carry their origin (``user_team``); the workload tag is ``team``."""
+    if not isinstance(text, str):
+        return None
+    tags = json.loads(text)
+    return json.dumps(
+        {_TAG_ORIGIN.sub("", str(key)): value for key, value in tags.items()},
+        separators=(",", ":"),
+    )
+
+
 def _cast(target: str) -> str:
     if target.startswith("ChargePeriod"):
         return "TIMESTAMP"
@@ -241,9 +257,7 @@ def _cur2_frame(
     if "resource_tags" in present:
         select.append(
             "CASE WHEN resource_tags IS NULL OR cardinality(resource_tags) = 0 THEN NULL "
-            "ELSE CAST(to_json(map_from_entries(list_transform(map_entries(resource_tags), "
-            "e -> struct_pack(k := regexp_replace(e.key, '^user[_:]', ''), v := e.value))))"
-            " AS VARCHAR) END AS Tags"
+            "ELSE CAST(to_json(resource_tags) AS VARCHAR) END AS Tags"
         )
     sql = (
         f"SELECT {', '.join(select)} FROM read_parquet(?) "
@@ -258,6 +272,8 @@ def _cur2_frame(
     frame["ProviderName"] = PROVIDER_NAME
     frame["x_Cloud"] = "aws"
     frame["x_Source"] = name
+    if "Tags" in frame.columns:
+        frame["Tags"] = frame["Tags"].map(_user_tags)
     for column in COSTS.names:
         if column not in frame.columns:
             frame[column] = None

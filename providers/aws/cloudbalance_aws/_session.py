@@ -114,6 +114,12 @@ def translate_error(err: Exception, operation: str) -> Exception:
             )
         detail = f": {message}" if message else ""
         return ProviderError(f"{operation} failed ({code}){detail}", provider=PROVIDER)
+    if isinstance(err, bce.ProfileNotFound):
+        return CredentialsError(
+            f"the profile {err.kwargs.get('profile')!r} is not in the AWS config or "
+            "credentials files",
+            provider=PROVIDER,
+        )
     credential_errors = (
         bce.NoCredentialsError,
         bce.PartialCredentialsError,
@@ -149,6 +155,29 @@ def _retry_after(meta: dict[str, Any]) -> float | None:
         return None
 
 
+_LOADER: Any = None
+
+
+def _core_session() -> Any:
+    """A new botocore session sharing one process-wide loader of the service models.
+
+    Loading a model (EC2's is megabytes of JSON) costs a good part of a second; every provider
+    object, and every test, would otherwise pay it again for each client.
+    """
+    global _LOADER
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.get_session()
+    if _LOADER is None:
+        _LOADER = botocore.loaders.create_loader()
+    # boto3 appends its own data folder to the loader's search paths on every session it
+    # builds; keep each folder once so a long-lived process does not grow the list.
+    _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))
+    core.register_component("data_loader", _LOADER)
+    return core
+
+
 class AWSClients:
     """Lazily built boto3 session and clients, and the guarded way to call them.
 
@@ -181,7 +210,11 @@ class AWSClients:
         from botocore import exceptions as bce
 
         try:
-            base = boto3.Session(profile_name=self.options.profile, region_name=self.options.region)
+            base = boto3.Session(
+                botocore_session=_core_session(),
+                profile_name=self.options.profile,
+                region_name=self.options.region,
+            )
         except bce.ProfileNotFound as err:
             raise CredentialsError(
                 f"the profile {self.options.profile!r} is not in the AWS config or credentials "
@@ -194,7 +227,6 @@ class AWSClients:
     def _assume(self, base: Any) -> Any:
         """A session whose credentials are the configured role's, refreshed before expiry."""
         import boto3
-        import botocore.session
         from botocore.credentials import RefreshableCredentials
 
         options = self.options
@@ -219,7 +251,7 @@ class AWSClients:
         credentials = RefreshableCredentials.create_from_metadata(
             metadata=refresh(), refresh_using=refresh, method="assume-role"
         )
-        core = botocore.session.get_session()
+        core = _core_session()
         core._credentials = credentials
         return boto3.Session(botocore_session=core, region_name=options.region)
 
@@ -277,7 +309,9 @@ class AWSClients:
             ThrottledError: Still throttled after the last attempt.
             ProviderError: Any other failure, the SDK error chained.
         """
-        return self._guarded(self.client(service, region), operation, params)
+        return self.guard(
+            lambda: getattr(self.client(service, region), operation)(**params), operation
+        )
 
     def pages(
         self,

@@ -722,7 +722,7 @@ def apply(
             markdown_marker=chosen_mode == "pr",
         )
         message = f"{subject}\n\n{body}"
-        if not diff:
+        if not diff and chosen_mode != "pr":
             return ApplyResult(
                 plan.plan_id,
                 chosen_mode,
@@ -746,65 +746,98 @@ def apply(
             return ApplyResult(
                 plan.plan_id, "branch", diff, message, sha, branch, pushed, notes=tuple(notes)
             )
-        # pull request
         if not push:
             raise GitOpsError("a pull request needs the branch pushed; drop --no-push")
-        the_forge = forge or Forge()
-        repository = _resolve_forge_repo(git, the_forge, remote)
-        existing = the_forge.find_open(repository, base_branch)
-        if existing is None:
-            branch = f"{BRANCH_PREFIX}{plan.plan_id}"
-            sha, pushed = _commit_branch(
-                git, diff, message, branch=branch, parent=git.head(), remote=remote, push=True
-            )
-            pull = the_forge.open(
-                repository, branch=branch, base=base_branch, title=subject, body=body
-            )
-            return ApplyResult(
-                plan.plan_id, "pr", diff, message, sha, branch, pushed, pull, tuple(notes)
-            )
-        # A previous run's pull request is still open: add this plan on top of its branch.
-        tip = git.remote_branch(remote, existing.branch)
-        if tip is None:
-            raise GitOpsError(
-                f"pull request #{existing.number} is open but its branch {existing.branch} is "
-                f"gone from {remote}; close it and run again"
-            )
-        git.fetch(remote, f"refs/heads/{existing.branch}")
-        pr_diff = _diff(git, tip, targets, hints)
-        subject, body = render(
+        return _pull_request(
+            git,
             plan,
-            pr_diff.changes,
-            files=pr_diff.paths or diff.paths,
-            warnings=[*warnings, *notes, f"updates pull request #{existing.number}"],
-            markdown_marker=True,
+            diff,
+            forge or Forge(),
+            remote=remote,
+            base_branch=base_branch,
+            targets=targets,
+            hints=hints,
+            remarks=[*warnings, *notes],
         )
-        message = f"{subject}\n\n{body}"
-        update_sha: str | None = None
-        pushed = False
-        if pr_diff:
-            update_sha, pushed = _commit_branch(
-                git,
-                pr_diff,
+
+
+def _pull_request(
+    git: Git,
+    plan: Plan,
+    diff: StackDiff,
+    forge: Forge,
+    *,
+    remote: str,
+    base_branch: str,
+    targets: Mapping[str, Mapping[Location, int]],
+    hints: Mapping[str, str],
+    remarks: list[str],
+) -> ApplyResult:
+    """Open a pull request for the plan, or bring the open one of an earlier run up to it.
+
+    The pull request's body always describes its whole effect on the base branch (``diff``);
+    each commit on its branch describes what that commit changes.
+    """
+    repository = _resolve_forge_repo(git, forge, remote)
+    existing = forge.find_open(repository, base_branch)
+    subject, body = render(
+        plan, diff.changes, files=diff.paths, warnings=remarks, markdown_marker=True
+    )
+    message = f"{subject}\n\n{body}"
+    if existing is None:
+        if not diff:
+            return ApplyResult(
+                plan.plan_id,
+                "pr",
+                diff,
                 message,
-                branch=existing.branch,
-                parent=tip,
-                remote=remote,
-                push=True,
-                existing_remote_tip=tip,
+                notes=(*remarks, "nothing to change: the stack config already matches the plan"),
             )
-        pull = the_forge.update(repository, existing, title=subject, body=body)
-        return ApplyResult(
-            plan.plan_id,
-            "pr",
-            pr_diff,
-            message,
-            update_sha,
-            existing.branch,
-            pushed,
-            pull,
-            (*notes, f"updated open pull request #{existing.number}"),
+        branch = f"{BRANCH_PREFIX}{plan.plan_id}"
+        created, pushed = _commit_branch(
+            git, diff, message, branch=branch, parent=git.head(), remote=remote, push=True
         )
+        pull = forge.open(repository, branch=branch, base=base_branch, title=subject, body=body)
+        return ApplyResult(
+            plan.plan_id, "pr", diff, message, created, branch, pushed, pull, tuple(remarks)
+        )
+    # A previous run's pull request is still open: add this plan on top of its branch.
+    tip = git.remote_branch(remote, existing.branch)
+    if tip is None:
+        raise GitOpsError(
+            f"pull request #{existing.number} is open but its branch {existing.branch} is "
+            f"gone from {remote}; close it and run again"
+        )
+    git.fetch(remote, f"refs/heads/{existing.branch}")
+    on_branch = _diff(git, tip, targets, hints)
+    commit_subject, commit_body = render(
+        plan,
+        on_branch.changes,
+        files=on_branch.paths,
+        warnings=[*remarks, f"updates pull request #{existing.number}"],
+    )
+    sha: str | None = None
+    pushed = False
+    if on_branch:
+        sha, pushed = _commit_branch(
+            git,
+            on_branch,
+            f"{commit_subject}\n\n{commit_body}",
+            branch=existing.branch,
+            parent=tip,
+            remote=remote,
+            push=True,
+            existing_remote_tip=tip,
+        )
+    notes = [*remarks, f"updated open pull request #{existing.number}"]
+    if not diff:
+        pull = forge.close(repository, existing)
+        notes.append(f"closed pull request #{existing.number}: with this plan it changes nothing")
+    else:
+        pull = forge.update(repository, existing, title=subject, body=body)
+    return ApplyResult(
+        plan.plan_id, "pr", diff, message, sha, existing.branch, pushed, pull, tuple(notes)
+    )
 
 
 def _find_plan_commit(git: Git, plan_id: str) -> str:

@@ -204,3 +204,16 @@ class Forge:
             {"title": title, "description": body},
         )
         return PullRequest(int(item["iid"]), item["web_url"], pull.branch, False)
+
+    def close(self, repository: str, pull: PullRequest) -> PullRequest:
+        """Close an open pull (merge) request (its change became empty)."""
+        if self.kind == "github":
+            item = self._request(
+                "PATCH", f"/repos/{repository}/pulls/{pull.number}", {"state": "closed"}
+            )
+            return PullRequest(int(item["number"]), item["html_url"], pull.branch, False)
+        project = urllib.parse.quote(repository, safe="")
+        item = self._request(
+            "PUT", f"/projects/{project}/merge_requests/{pull.number}", {"state_event": "close"}
+        )
+        return PullRequest(int(item["iid"]), item["web_url"], pull.branch, False)

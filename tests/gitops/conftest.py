@@ -265,7 +265,7 @@ class FakeForge:
             return 201, self.pulls[number]
         if method == "PATCH" and path.startswith(prefix + "/"):
             number = int(path.rsplit("/", 1)[1])
-            self.pulls[number].update({k: body[k] for k in ("title", "body") if k in body})
+            self.pulls[number].update({k: body[k] for k in ("title", "body", "state") if k in body})
             return 200, self.pulls[number]
         return 404, {"message": "Not Found"}
 
@@ -292,6 +292,8 @@ class FakeForge:
             return 201, self.pulls[iid]
         if method == "PUT" and path.startswith(prefix + "/"):
             iid = int(path.rsplit("/", 1)[1])
+            if body.pop("state_event", None) == "close":
+                self.pulls[iid]["state"] = "closed"
             self.pulls[iid].update(body)
             return 200, self.pulls[iid]
         return 404, {"message": "Not Found"}

@@ -156,7 +156,25 @@ def test_a_later_run_updates_its_open_pull_request_instead_of_opening_another(
     assert parse_trailers(github.pulls[1]["body"])["Cloudbalance-Plan"] == "p-20261125-b2"
     text = infra.remote_git("show", f"{tip}:shop/Pulumi.prod.yaml")
     assert read_placements(text)["checkout"] == {AWS: 2, GCP: 6}
-    assert [(c.before, c.after) for c in second.diff.changes] == [(3, 2), (5, 6)]
+    # The pull request describes its whole effect on main; the new commit, its own step.
+    assert [(c.before, c.after) for c in second.diff.changes] == [(6, 2), (2, 6)]
+    assert "| checkout | aws:us-east-1 | 6 | 2 |" in github.pulls[1]["body"]
+    assert "| checkout | aws:us-east-1 | 3 | 2 |" in infra.remote_git(
+        "log", "-1", "--format=%B", tip
+    )
+
+
+def test_a_plan_back_to_the_base_values_closes_the_open_pull_request(
+    infra, plan_factory, github
+) -> None:
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    first = apply(shift_plan(plan_factory), infra.root, mode="pr", forge=forge)
+    back = plan_factory(CURRENT, current=CURRENT, plan_id="p-back")
+    result = apply(back, infra.root, mode="pr", forge=forge)
+    assert github.pulls[1]["state"] == "closed"
+    assert any("closed pull request #1" in note for note in result.notes)
+    tip = infra.remote_git("rev-parse", first.branch or "")
+    assert infra.remote_git("diff", "main", tip) == ""
 
 
 def test_pull_request_on_gitlab_opens_a_merge_request(infra, plan_factory, gitlab, token) -> None:

@@ -50,17 +50,20 @@ def _from_file(path: str) -> tuple[Any, str | None]:
         if kind == "service_account":
             from google.oauth2 import service_account
 
-            creds: Any = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+            sa: Any = service_account.Credentials  # untyped classmethods in google-auth
+            creds: Any = sa.from_service_account_info(info, scopes=SCOPES)
             return creds, info.get("project_id")
         if kind == "authorized_user":
             from google.oauth2 import credentials as user
 
-            creds = user.Credentials.from_authorized_user_info(info, scopes=SCOPES)
+            au: Any = user.Credentials
+            creds = au.from_authorized_user_info(info, scopes=SCOPES)
             return creds, info.get("quota_project_id")
         if kind == "external_account":
             from google.auth import identity_pool
 
-            creds = identity_pool.Credentials.from_info(info, scopes=SCOPES)
+            ea: Any = identity_pool.Credentials
+            creds = ea.from_info(info, scopes=SCOPES)
             return creds, None
     except (ValueError, KeyError) as err:
         # the message of these errors names fields, never their values

@@ -16,8 +16,8 @@ import pandas as pd
 
 from cloudbalance.exceptions import ProviderError
 from cloudbalance.schema import COSTS, validate_costs
-from cloudbalance.testing import empty_frame
 from cloudbalance_gcp._errors import NAME
+from cloudbalance_gcp._frames import empty_frame
 from cloudbalance_gcp._sql import CostQuery
 
 __all__ = ["PROVIDER_NAME", "rows_to_costs", "run_query", "service_category"]

@@ -20,8 +20,8 @@ import pandas as pd
 
 from cloudbalance.exceptions import ProviderError
 from cloudbalance.schema import PRICES, validate_prices
-from cloudbalance.testing import empty_frame
 from cloudbalance_gcp._errors import NAME, guarded
+from cloudbalance_gcp._frames import empty_frame
 from cloudbalance_gcp._machines import MachineType
 
 __all__ = [

@@ -14,10 +14,10 @@ from cloudbalance.models import Location
 from cloudbalance.provider import ProviderCheck
 from cloudbalance.retry import RetryPolicy, retry_call
 from cloudbalance.schema import COSTS, PRICES
-from cloudbalance.testing import empty_frame
 from cloudbalance_gcp._auth import default_credentials, describe
 from cloudbalance_gcp._costs import rows_to_costs, run_query
 from cloudbalance_gcp._errors import NAME, classify, guarded
+from cloudbalance_gcp._frames import empty_frame
 from cloudbalance_gcp._machines import DEFAULT_MACHINE_TYPES, MachineType, parse_machine_type
 from cloudbalance_gcp._prices import compose_prices, list_skus, parse_skus
 from cloudbalance_gcp._sql import EXPORTS, Export, build_cost_query, check_table_id

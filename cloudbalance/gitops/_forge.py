@@ -25,6 +25,8 @@ __all__ = ["Forge", "PullRequest", "repository_from_url"]
 
 #: Hidden marker in every pull-request body cloudbalance opens; later runs find their own by it.
 MARKER = "<!-- cloudbalance:managed -->"
+#: Marker of revert pull requests: distinct, so a later plan is never pushed onto a revert.
+REVERT_MARKER = "<!-- cloudbalance:revert -->"
 BRANCH_PREFIX = "cloudbalance/"
 
 _REMOTE = re.compile(

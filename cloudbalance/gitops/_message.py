@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cloudbalance.gitops._forge import MARKER
+from cloudbalance.gitops._forge import MARKER, REVERT_MARKER
 from cloudbalance.gitops._stackfile import PlacementChange
 from cloudbalance.models import Location, Move, Plan
 
@@ -177,6 +177,6 @@ def render_revert(
     )
     lines += ["", "Stack files: " + ", ".join(files) + "."]
     if markdown_marker:
-        lines += ["", MARKER]
+        lines += ["", REVERT_MARKER]
     lines += ["", f"{REVERT_TRAILER}: {plan_id}", f"Cloudbalance-Reverted-Commit: {commit}"]
     return f"cloudbalance: revert plan {plan_id}", "\n".join(lines) + "\n"

@@ -568,3 +568,21 @@ def test_broken_unrelated_stack_file_is_named_and_skipped_when_the_stack_is_give
     assert caught.value.line is not None
     result = apply(plan, infra.root, mode="commit", workloads={"checkout": "shop/prod"})
     assert result.diff.paths == ("shop/Pulumi.prod.yaml",)
+
+
+def test_revert_as_pull_request_is_not_mistaken_for_the_next_plans(
+    infra, plan_factory, github
+) -> None:
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    reverted = revert("p-20261124-a1", infra.root, mode="pr", forge=forge)
+    assert reverted.branch == "cloudbalance/revert-p-20261124-a1"
+    assert github.pulls[1]["title"] == "cloudbalance: revert plan p-20261124-a1"
+    assert "Cloudbalance-Revert: p-20261124-a1" in github.pulls[1]["body"]
+    later = plan_factory(
+        {"checkout": {"aws:us-east-1": 2, "gcp:us-central1": 6}}, current=CURRENT, plan_id="p5"
+    )
+    result = apply(later, infra.root, mode="pr", forge=forge)
+    assert result.pull_request is not None
+    assert result.pull_request.created
+    assert result.branch == "cloudbalance/p5"

@@ -83,7 +83,9 @@ class AWSOptions:
         granularity: ``DAILY`` or ``HOURLY`` (Cost Explorer keeps 14 days of hourly data).
         group_by: Up to two Cost Explorer groupings: dimensions (``SERVICE``, ``REGION``,
             ``USAGE_TYPE``, ``INSTANCE_TYPE``, ``LINKED_ACCOUNT``, ``RECORD_TYPE``) or
-            ``tag:<key>`` for a cost-allocation tag.
+            ``tag:<key>`` for a cost-allocation tag. The default, ``tag:workload`` and
+            ``REGION``, is what the loop needs: cost per workload (the default
+            ``workload_tag``) and location.
         lookback_months: How far back Cost Explorer answers (12 by default; 38 when multi-year
             data is enabled in the billing console). Older parts of a window are skipped.
         billing_account_id: The payer account id written to ``BillingAccountId``; found with
@@ -109,7 +111,7 @@ class AWSOptions:
     source: str = "cost_explorer"
     granularity: str = "DAILY"
     group_by: tuple[GroupKey, ...] = field(
-        default=(GroupKey("DIMENSION", "SERVICE"), GroupKey("DIMENSION", "REGION"))
+        default=(GroupKey("TAG", "workload"), GroupKey("DIMENSION", "REGION"))
     )
     lookback_months: int = 12
     billing_account_id: str | None = None

@@ -140,9 +140,19 @@ class AWSProvider:
             return ProviderCheck(self.name, ok=False, detail=profile, missing=str(err))
         role = f", role {self.options.role_arn}" if self.options.role_arn else ""
         detail = f"{profile} ({method}){role}, account {who['Account']}, {who['Arn']}"
-        source = (
-            f"; export s3://{self.options.export_bucket}/{self.options.export_prefix}"
-            if self.options.source == "export"
-            else "; Cost Explorer"
-        )
-        return ProviderCheck(self.name, ok=True, detail=detail + source)
+        if self.options.source != "export":
+            return ProviderCheck(self.name, ok=True, detail=f"{detail}; Cost Explorer")
+        where = f"s3://{self.options.export_bucket}/{self.options.export_prefix}"
+        try:
+            self.clients.call(
+                "s3",
+                "list_objects_v2",
+                Bucket=self.options.export_bucket,
+                Prefix=self.options.export_prefix,
+                MaxKeys=1,
+            )
+        except CloudBalanceError as err:
+            return ProviderCheck(
+                self.name, ok=False, detail=f"{detail}; export {where}", missing=str(err)
+            )
+        return ProviderCheck(self.name, ok=True, detail=f"{detail}; export {where}")

@@ -17,6 +17,8 @@ from cloudbalance_aws._costs import ce_window
 from cloudbalance.exceptions import CredentialsError, ProviderError, ThrottledError
 from cloudbalance.schema import validate_costs
 
+BY_SERVICE = ["SERVICE", "REGION"]
+
 
 def _stubbed(provider: AWSProvider) -> Stubber:
     client = boto3.client("ce", region_name="us-east-1")
@@ -43,7 +45,7 @@ def _page(aws: Any, day: datetime, cost: float, token: str | None = None) -> dic
 def test_costs_follow_next_page_token_until_the_last_page(moto: None, aws: Any) -> None:
     day = aws.today() - timedelta(days=5)
     aws.inject_ce(_page(aws, day, 1.5, token="t-2"), _page(aws, day + timedelta(days=1), 2.5))
-    frame = AWSProvider().costs(day, day + timedelta(days=2))
+    frame = AWSProvider(group_by=BY_SERVICE).costs(day, day + timedelta(days=2))
     assert list(frame["ChargePeriodStart"]) == [
         pd.Timestamp(day),
         pd.Timestamp(day + timedelta(days=1)),
@@ -69,7 +71,7 @@ def test_groups_map_onto_focus_columns(moto: None, aws: Any) -> None:
             ]
         }
     )
-    frame = validate_costs(AWSProvider().costs(day, day + timedelta(days=1)))
+    frame = validate_costs(AWSProvider(group_by=BY_SERVICE).costs(day, day + timedelta(days=1)))
     first, tax = frame.iloc[0], frame.iloc[1]
     assert first["ProviderName"] == "Amazon Web Services"
     assert first["BillingAccountId"] == aws.ACCOUNT
@@ -211,20 +213,20 @@ def test_malformed_amount_names_page_and_field(moto: None, aws: Any) -> None:
         match=r"page 1: ResultsByTime\[0\]\.Groups\[0\]\.Metrics"
         r"\.AmortizedCost\.Amount is not a number",
     ):
-        AWSProvider().costs(day, day + timedelta(days=1))
+        AWSProvider(group_by=BY_SERVICE).costs(day, day + timedelta(days=1))
 
 
 def test_missing_time_period_names_the_field(moto: None, aws: Any) -> None:
     day = aws.today() - timedelta(days=3)
     aws.inject_ce({"ResultsByTime": [{"Groups": []}]})
     with pytest.raises(ProviderError, match=r"ResultsByTime\[0\]\.TimePeriod is missing"):
-        AWSProvider().costs(day, day + timedelta(days=1))
+        AWSProvider(group_by=BY_SERVICE).costs(day, day + timedelta(days=1))
 
 
 def test_throttling_is_retried_with_backoff_then_succeeds(
     aws_env: None, aws: Any, sleeps: list[float], recorder: Any
 ) -> None:
-    provider = AWSProvider(billing_account_id="111122223333")
+    provider = AWSProvider(billing_account_id="111122223333", group_by=BY_SERVICE)
     provider.now = lambda: datetime(2024, 3, 10)
     provider.sleep = recorder
     stubber = _stubbed(provider)
@@ -259,7 +261,7 @@ def test_throttling_gives_up_after_the_bounded_attempts(
 def test_server_errors_are_transient_and_retried(
     aws_env: None, aws: Any, sleeps: list[float], recorder: Any
 ) -> None:
-    provider = AWSProvider(billing_account_id="111122223333")
+    provider = AWSProvider(billing_account_id="111122223333", group_by=BY_SERVICE)
     provider.now = lambda: datetime(2024, 3, 10)
     provider.sleep = recorder
     stubber = _stubbed(provider)
@@ -272,7 +274,7 @@ def test_server_errors_are_transient_and_retried(
 def test_a_page_failing_after_a_good_one_returns_no_partial_data(
     aws_env: None, aws: Any, recorder: Any
 ) -> None:
-    provider = AWSProvider(billing_account_id="111122223333", max_attempts=2)
+    provider = AWSProvider(billing_account_id="111122223333", max_attempts=2, group_by=BY_SERVICE)
     provider.now = lambda: datetime(2024, 3, 10)
     provider.sleep = recorder
     stubber = _stubbed(provider)
@@ -334,7 +336,7 @@ def test_missing_credentials_raise_credentials_error(
 def test_fixture_cost_explorer_pages_any_window(moto: None, aws: Any) -> None:
     days = [aws.today() - timedelta(days=d) for d in range(10, 0, -1)]
     fake = aws.FixtureCostExplorer(days, [(["AWS Lambda", "us-east-1"], 1.0)], page_days=3)
-    provider = AWSProvider()
+    provider = AWSProvider(group_by=BY_SERVICE)
     fake.attach(provider.clients.client("ce"))
     frame = provider.costs(days[0], days[-1] + timedelta(days=1))
     assert len(frame) == 10

@@ -191,3 +191,16 @@ def test_cur2_reader_rejects_a_file_that_is_not_parquet(tmp_path: Any) -> None:
     path.write_bytes(b"PAR1 but not really")
     with pytest.raises(ProviderError, match=r"broken\.parquet: not a readable Parquet file"):
         read_cur2([path], datetime(2024, 3, 1), datetime(2024, 4, 1))
+
+
+def test_check_lists_the_export_bucket(s3: Any) -> None:
+    provider = AWSProvider(source="export", export_bucket=BUCKET, export_prefix=PREFIX)
+    result = provider.check()
+    assert result.ok, result
+    assert f"export s3://{BUCKET}/{PREFIX}" in result.detail
+
+
+def test_check_reports_a_missing_export_bucket(moto: None) -> None:
+    result = AWSProvider(source="export", export_bucket="nowhere").check()
+    assert not result.ok
+    assert "NoSuchBucket" in result.missing

@@ -58,10 +58,13 @@ def test_bad_values_name_the_option(options: dict[str, object], key: str, text: 
     assert caught.value.key == f"providers.aws.{key}"
 
 
-def test_defaults_group_by_service_and_region_daily() -> None:
+def test_defaults_group_daily_costs_by_workload_tag_and_region() -> None:
     provider = AWSProvider()
     assert provider.options.granularity == "DAILY"
-    assert [k.key for k in provider.options.group_by] == ["SERVICE", "REGION"]
+    assert [k.request() for k in provider.options.group_by] == [
+        {"Type": "TAG", "Key": "workload"},
+        {"Type": "DIMENSION", "Key": "REGION"},
+    ]
     assert provider.revision_days == 3
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -24,6 +25,8 @@ __all__ = [
     "service_category",
     "usage_day",
 ]
+
+_DAY = timedelta(days=1)
 
 #: FOCUS ``ProviderName`` as Microsoft writes it in FocusCost exports.
 PUBLISHER = "Microsoft"
@@ -195,9 +198,13 @@ def _number(value: object, table: QueryTable, row: int, column: str) -> float:
         ) from err
 
 
+#: Days repeat on every row of a response: parse each distinct value once.
+_cached_day = lru_cache(maxsize=4096, typed=True)(usage_day)
+
+
 def _day(value: object, table: QueryTable, row: int) -> datetime:
     try:
-        return usage_day(value)
+        return _cached_day(value) if isinstance(value, int | float | str) else usage_day(value)
     except (TypeError, ValueError) as err:
         raise ProviderError(
             f"{table.what}: malformed response, row {row} column 'UsageDate' is not a date "
@@ -276,45 +283,39 @@ def costs_frame(
     the days they cover). Without an amortized query both hold the actual cost.
     """
     keys = sorted(set(actual) | set(amortized or {}))
-    records: list[dict[str, Any]] = []
-    for day, resource, service, currency in keys:
-        billed = actual.get((day, resource, service, currency), 0.0)
-        effective = (
-            billed if amortized is None else amortized.get((day, resource, service, currency), 0.0)
-        )
-        row_tags = {
-            key: values[(day, resource)]
-            for key, values in tags.items()
-            if (day, resource) in values
-        }
-        region = billing_region(locations.get((day, resource)))
-        records.append(
-            {
-                "ChargePeriodStart": day,
-                "ChargePeriodEnd": day + pd.Timedelta(days=1),
-                "ProviderName": PUBLISHER,
-                "BillingAccountId": billing_account_id,
-                "SubAccountId": _subscription(resource, subscription_id),
-                "RegionId": region,
-                "ServiceCategory": service_category(service),
-                "ServiceName": service or None,
-                "ResourceId": resource or None,
-                "SkuId": None,
-                "ChargeCategory": "Usage",
-                "ConsumedQuantity": None,
-                "ConsumedUnit": None,
-                "PricingQuantity": None,
-                "PricingUnit": None,
-                "ListCost": None,
-                "BilledCost": billed,
-                "EffectiveCost": effective,
-                "BillingCurrency": currency or None,
-                "Tags": json.dumps(row_tags, sort_keys=True) if row_tags else None,
-                "x_Cloud": "azure",
-                "x_Workload": None,
-                "x_Source": source,
-                "x_IngestedAt": None,
-            }
-        )
-    frame = pd.DataFrame.from_records(records, columns=COSTS.names)
+    n = len(keys)
+    days = [k[0] for k in keys]
+    resources = [k[1] for k in keys]
+    services = [k[2] for k in keys]
+    billed = [actual.get(k, 0.0) for k in keys]
+    effective = billed if amortized is None else [amortized.get(k, 0.0) for k in keys]
+    tag_text: list[str | None] = []
+    for day, res, _, _ in keys:
+        row_tags = {key: values[(day, res)] for key, values in tags.items() if (day, res) in values}
+        tag_text.append(json.dumps(row_tags, sort_keys=True) if row_tags else None)
+    # attributes repeat across rows: map each distinct value once
+    regions: dict[str, str | None] = {v: billing_region(v) for v in set(locations.values())}
+    categories = {v: service_category(v) for v in set(services)}
+    subs = {r: _subscription(r, subscription_id) for r in set(resources)}
+    columns: dict[str, Any] = {
+        "ChargePeriodStart": days,
+        "ChargePeriodEnd": [d + _DAY for d in days],
+        "ProviderName": [PUBLISHER] * n,
+        "BillingAccountId": [billing_account_id] * n,
+        "SubAccountId": [subs[r] for r in resources],
+        "RegionId": [regions.get(locations.get((k[0], k[1]), "")) for k in keys],
+        "ServiceCategory": [categories[v] for v in services],
+        "ServiceName": [v or None for v in services],
+        "ResourceId": [r or None for r in resources],
+        "ChargeCategory": ["Usage"] * n,
+        "BilledCost": billed,
+        "EffectiveCost": effective,
+        "BillingCurrency": [k[3] or None for k in keys],
+        "Tags": tag_text,
+        "x_Cloud": ["azure"] * n,
+        "x_Source": [source] * n,
+    }
+    frame = pd.DataFrame({name: columns.get(name, [None] * n) for name in COSTS.names})
+    frame["ChargePeriodStart"] = pd.to_datetime(frame["ChargePeriodStart"]).astype("datetime64[us]")
+    frame["ChargePeriodEnd"] = pd.to_datetime(frame["ChargePeriodEnd"]).astype("datetime64[us]")
     return validate_costs(frame)

@@ -124,6 +124,7 @@ class AzureServer:
         self.page_size = 1000
         self.replies: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
+        self._computed: dict[str, list[list[Any]]] = {}
         self.price_items: list[dict[str, Any]] = []
         self.price_page_size = 3
         self.require_token = True
@@ -172,14 +173,41 @@ class AzureServer:
         return Reply(404, {"error": {"code": "NotFound", "message": parts.path}})
 
     def _query(self, path: str, query: dict[str, str], body: dict[str, Any]) -> Reply:
+        key = json.dumps([path, body, len(self.usage)], sort_keys=True)
+        rows = self._computed.get(key)
+        if rows is None:
+            rows = self._computed[key] = self._compute(body)
+        skip = int(query.get("$skiptoken", "0"))
+        page = rows[skip : skip + self.page_size]
+        next_link = None
+        if skip + self.page_size < len(rows):
+            next_link = (
+                f"{self.url}{path}?api-version={query['api-version']}"
+                f"&$skiptoken={skip + self.page_size}"
+            )
+        names: list[str] = []
+        for g in body["dataset"]["grouping"]:
+            names += ["TagKey", "TagValue"] if g["type"] == "TagKey" else [g["name"]]
+        columns = [{"name": "Cost", "type": "Number"}, {"name": "UsageDate", "type": "Number"}]
+        columns += [{"name": n, "type": "String"} for n in names]
+        columns.append({"name": "Currency", "type": "String"})
+        return Reply(
+            200,
+            {
+                "id": f"{path}/queries/fixture",
+                "name": "fixture",
+                "type": "Microsoft.CostManagement/query",
+                "properties": {"nextLink": next_link, "columns": columns, "rows": page},
+            },
+        )
+
+    def _compute(self, body: dict[str, Any]) -> list[list[Any]]:
+        """The full answer of a query (all pages); cached per body and number of usage records."""
         period = body["timePeriod"]
         start = datetime.strptime(period["from"], "%Y-%m-%dT%H:%M:%SZ").date()
         end = datetime.strptime(period["to"], "%Y-%m-%dT%H:%M:%SZ").date()
         cost_field = "actual" if body["type"] == "ActualCost" else "amortized"
         grouping = body["dataset"]["grouping"]
-        names: list[str] = []
-        for g in grouping:
-            names += ["TagKey", "TagValue"] if g["type"] == "TagKey" else [g["name"]]
         sums: dict[tuple[Any, ...], float] = {}
         for u in self.usage:
             if not start <= u.day <= end:
@@ -198,27 +226,7 @@ class AzureServer:
                     )
             key.append(u.currency)
             sums[tuple(key)] = sums.get(tuple(key), 0.0) + getattr(u, cost_field)
-        rows = [[cost, *key] for key, cost in sorted(sums.items(), key=lambda kv: str(kv[0]))]
-        skip = int(query.get("$skiptoken", "0"))
-        page = rows[skip : skip + self.page_size]
-        next_link = None
-        if skip + self.page_size < len(rows):
-            next_link = (
-                f"{self.url}{path}?api-version={query['api-version']}"
-                f"&$skiptoken={skip + self.page_size}"
-            )
-        columns = [{"name": "Cost", "type": "Number"}, {"name": "UsageDate", "type": "Number"}]
-        columns += [{"name": n, "type": "String"} for n in names]
-        columns.append({"name": "Currency", "type": "String"})
-        return Reply(
-            200,
-            {
-                "id": f"{path}/queries/fixture",
-                "name": "fixture",
-                "type": "Microsoft.CostManagement/query",
-                "properties": {"nextLink": next_link, "columns": columns, "rows": page},
-            },
-        )
+        return [[cost, *key] for key, cost in sorted(sums.items(), key=lambda kv: str(kv[0]))]
 
     def _prices(self, query: dict[str, str]) -> Reply:
         regions = re.findall(r"armRegionName eq '([^']+)'", query.get("$filter", ""))

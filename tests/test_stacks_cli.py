@@ -130,7 +130,11 @@ def test_init_writes_a_project_valid_against_pulumis_schema_and_ours(
     assert document["runtime"]["name"] == "python"
     assert result.stack_file.name == "Pulumi.prod.yaml"
     validate_stack_config(result.stack_file)
-    assert read_placements(result.stack_file)
+    placements = read_placements(
+        result.stack_file.read_text(encoding="utf-8"), file=str(result.stack_file)
+    )
+    assert placements
+    assert all(replicas >= 0 for found in placements.values() for replicas in found.values())
     assert {
         "Pulumi.yaml",
         "Pulumi.prod.yaml",

@@ -504,6 +504,35 @@ def _push_target(git: Git, remote: str) -> tuple[str, str] | None:
     return None
 
 
+def _ensure_in_sync(git: Git) -> None:
+    """Refuse when the branch and its upstream differ: we push only our own commit.
+
+    Behind: our commit could not be pushed without a force (and the plan would be written over
+    a stale file). Ahead: pushing would publish the user's own unpushed commits with ours.
+
+    Raises:
+        GitOpsError: Saying which way they differ and what to do.
+    """
+    upstream = git.upstream()
+    if upstream is None:
+        return
+    up_remote, up_branch = upstream
+    branch = git.current_branch()
+    git.fetch(up_remote, f"refs/heads/{up_branch}")
+    behind = git.out("rev-list", "--count", "HEAD..FETCH_HEAD")
+    if behind != "0":
+        raise GitOpsError(
+            f"{branch} is {behind} commit(s) behind {up_remote}/{up_branch}; pull first "
+            "(cloudbalance never force-pushes)"
+        )
+    ahead = git.out("rev-list", "--count", "FETCH_HEAD..HEAD")
+    if ahead != "0":
+        raise GitOpsError(
+            f"{branch} has {ahead} commit(s) not on {up_remote}/{up_branch}; push them first "
+            "(cloudbalance pushes only its own commit), or use --no-push"
+        )
+
+
 def _commit_here(
     git: Git, diff: StackDiff, message: str, *, remote: str, push: bool
 ) -> tuple[str, str, bool, list[str]]:
@@ -511,15 +540,6 @@ def _commit_here(
     notes: list[str] = []
     branch = git.current_branch()
     upstream = _push_target(git, remote) if push else None
-    if push and upstream is not None:
-        up_remote, up_branch = upstream
-        git.fetch(up_remote, f"refs/heads/{up_branch}")
-        behind = git.out("rev-list", "--count", "HEAD..FETCH_HEAD")
-        if behind != "0":
-            raise GitOpsError(
-                f"{branch} is {behind} commit(s) behind {up_remote}/{up_branch}; pull first "
-                "(cloudbalance never force-pushes)"
-            )
     written: list[Path] = []
     try:
         for change in diff.files:
@@ -665,6 +685,8 @@ def apply(
         if chosen_mode != "dry-run":
             git.ensure_clean()
             git.current_branch()
+            if push:
+                _ensure_in_sync(git)
         diff = _diff(git, None if chosen_mode == "dry-run" else "HEAD", targets, hints)
         notes: list[str] = []
         warnings: list[str] = _stale(plan, diff)
@@ -880,6 +902,8 @@ def revert(
     with repository_lock(git, timeout=lock_timeout):
         if mode != "dry-run":
             git.ensure_clean()
+            if push or mode == "pr":
+                _ensure_in_sync(git)
         sha = _find_plan_commit(git, plan_id)
         done = git.log_messages("HEAD", grep=f"^{REVERT_TRAILER}: {re.escape(plan_id)}$")
         if any(parse_trailers(m).get(REVERT_TRAILER) == plan_id for _, m in done):

@@ -586,3 +586,15 @@ def test_revert_as_pull_request_is_not_mistaken_for_the_next_plans(
     assert result.pull_request is not None
     assert result.pull_request.created
     assert result.branch == "cloudbalance/p5"
+
+
+def test_unpushed_commits_of_the_user_are_never_pushed_with_ours(infra, plan_factory) -> None:
+    (infra.root / "README.md").write_text("work in progress\n")
+    infra.git("commit", "-qam", "local only")
+    remote_main = infra.remote_git("rev-parse", "main")
+    with pytest.raises(GitOpsError, match="1 commit\\(s\\) not on origin/main; push them first"):
+        apply(shift_plan(plan_factory), infra.root, mode="branch")
+    assert infra.remote_git("rev-parse", "main") == remote_main
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit", push=False)
+    assert result.commit == infra.head()
+    assert not result.pushed

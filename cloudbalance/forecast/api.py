@@ -162,7 +162,11 @@ def forecast(
     )
     jobs = [(p, _warm_for(warm, p.unique_id)) for p in prepared]
     outputs = run_chunks(
-        partial(_run_one, spec), jobs, executor=executor, n_jobs=n_jobs, address=address,
+        partial(_run_one, spec),
+        jobs,
+        executor=executor,
+        n_jobs=n_jobs,
+        address=address,
         client=client,
     )
     return _assemble(outputs, spec, rule, errors, return_accuracy)
@@ -197,8 +201,8 @@ def _assemble(
                 raise out.error
             skipped[out.unique_id] = str(out.error)
             continue
-        assert out.ds is not None and out.yhat is not None
-        assert out.lower is not None and out.upper is not None
+        if out.ds is None or out.yhat is None or out.lower is None or out.upper is None:
+            raise ForecastError("the model returned no forecast", unique_id=out.unique_id)
         levels[out.unique_id] = out.history_level
         threshold = rule.threshold(out.unique_id, out.history_level)
         score = spike_scores(out.yhat, out.lower, out.upper, threshold, spec.level)

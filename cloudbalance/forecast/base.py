@@ -57,8 +57,15 @@ class Forecaster(Protocol):
                 return MeanFitted(float(np.nanmean(y)), ds[-1], step_ns)
     """
 
-    name: str
-    min_history: int
+    @property
+    def name(self) -> str:
+        """The model name reported in forecast and accuracy frames."""
+        ...
+
+    @property
+    def min_history(self) -> int:
+        """Fewest observed points ``fit`` accepts."""
+        ...
 
     def fit(
         self,
@@ -77,9 +84,7 @@ class Forecaster(Protocol):
         ...
 
 
-def future_ds(
-    last: np.datetime64, step_ns: int, horizon: int
-) -> npt.NDArray[np.datetime64]:
+def future_ds(last: np.datetime64, step_ns: int, horizon: int) -> npt.NDArray[np.datetime64]:
     """The ``horizon`` timestamps after ``last``, ``step_ns`` apart."""
     steps = (np.arange(1, horizon + 1, dtype=np.int64) * step_ns).astype("timedelta64[ns]")
     out: npt.NDArray[np.datetime64] = last.astype("datetime64[ns]") + steps

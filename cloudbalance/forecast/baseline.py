@@ -208,8 +208,9 @@ class Theta:
         def sse(alpha: float) -> float:
             return float(np.sum(_ses_errors(sa, alpha) ** 2))
 
-        res = optimize.minimize_scalar(sse, bounds=(0.01, 0.99), method="bounded",
-                                       options={"xatol": 1e-4})
+        res = optimize.minimize_scalar(
+            sse, bounds=(0.01, 0.99), method="bounded", options={"xatol": 1e-4}
+        )
         alpha = float(res.x)
         errors = _ses_errors(sa, alpha)
         level = _ses_level(sa, alpha)

@@ -26,7 +26,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Fewer backtest points than this and the interval is left as the model made it.
 MIN_SCORES = 8
 #: Bounds on the factor, so one freak window cannot blow an interval up or collapse it.
-FACTOR_BOUNDS = (0.25, 20.0)
+FACTOR_BOUNDS = (0.25, 100.0)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,10 @@ def calibrate(
     """Fit the conformal factor on all backtest points; measure coverage before and after.
 
     Args:
-        y, yhat, lower, upper: Backtest actuals and predictions, concatenated over windows.
+        y: Backtest actuals, concatenated over windows.
+        yhat: Point forecasts for them.
+        lower: Lower bounds.
+        upper: Upper bounds.
         window: Window index of each point (for leave-one-window-out coverage).
         level: Nominal coverage of the interval (0.8).
     """

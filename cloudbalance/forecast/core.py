@@ -308,9 +308,11 @@ def _choose(metrics: dict[str, tuple[float, float]]) -> tuple[str, str]:
     if best == "seasonal_naive":
         why = f"seasonal_naive: no candidate beat it on backtest MASE ({naive:.3f}; {others})"
     else:
-        gain = f", {100 * (1 - best_mase / naive):.0f}% better than seasonal naive" if (
-            math.isfinite(naive) and naive > 0
-        ) else ""
+        gain = (
+            f", {100 * (1 - best_mase / naive):.0f}% better than seasonal naive"
+            if (math.isfinite(naive) and naive > 0)
+            else ""
+        )
         why = f"{best}: lowest backtest MASE {best_mase:.3f}{gain} (others: {others})"
     return best, why
 
@@ -350,8 +352,16 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
     if warm is not None and not spec.rebacktest and warm.get("model"):
         chosen = str(warm["model"]) if auto else model_name
         if chosen == str(warm["model"]):
-            _final(prep, spec, out, chosen, season, warm.get("factor", 1.0),
-                   warm.get("floor", 0.0), warm.get("params"))
+            _final(
+                prep,
+                spec,
+                out,
+                chosen,
+                season,
+                warm.get("factor", 1.0),
+                warm.get("floor", 0.0),
+                warm.get("params"),
+            )
             out.accuracy = {**warm.get("accuracy", {}), "unique_id": uid}
             if out.accuracy:
                 out.accuracy["reason"] = (
@@ -365,9 +375,9 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
     elif isinstance(spec.model, str):
         if spec.model != ENSEMBLE:
             _model(spec.model, season, spec)  # unknown names fail here, listing the valid ones
-        names = [spec.model, "seasonal_naive"] if spec.model != "seasonal_naive" else [
-            "seasonal_naive"
-        ]
+        names = (
+            [spec.model, "seasonal_naive"] if spec.model != "seasonal_naive" else ["seasonal_naive"]
+        )
     else:
         names = []  # a user Forecaster: backtested below on its own
     if not isinstance(spec.model, str):
@@ -413,7 +423,10 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
     mase, smape = metrics.get(chosen, (math.nan, math.nan))
     coverage_cal = cal.coverage_calibrated if spec.calibrate else cal.coverage
     confidence = confidence_score(
-        mase=mase, smape=smape, interval=spec.level, coverage=coverage_cal,
+        mase=mase,
+        smape=smape,
+        interval=spec.level,
+        coverage=coverage_cal,
         windows=windows if chosen in metrics else 0,
     )
     if spec.calibrate and cal.points and factor != 1.0:
@@ -443,7 +456,7 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
 def _backtest_custom(
     prep: Prepared, model: Forecaster, spec: Spec, season: int
 ) -> tuple[dict[str, _Backtest], int]:
-    local = {model.name: model, "seasonal_naive": SeasonalNaive(season)}
+    local: dict[str, Forecaster] = {model.name: model, "seasonal_naive": SeasonalNaive(season)}
     results: dict[str, _Backtest] = {}
     observed_before = np.cumsum(~np.isnan(prep.y))
     min_train = max(m.min_history for m in local.values())
@@ -453,8 +466,15 @@ def _backtest_custom(
         bt = _Backtest()
         for origin in origins:
             try:
-                pred, _ = _fit_predict(m, prep.ds[:origin], prep.y[:origin], prep.step_ns, h,
-                                       spec.level, prep.unique_id)
+                pred, _ = _fit_predict(
+                    m,
+                    prep.ds[:origin],
+                    prep.y[:origin],
+                    prep.step_ns,
+                    h,
+                    spec.level,
+                    prep.unique_id,
+                )
             except ForecastError as err:
                 bt.failed = str(err)
                 break
@@ -484,8 +504,16 @@ def _final(
         preds = []
         for member in ENSEMBLE_MEMBERS:
             member_init = (init or {}).get(member)
-            pred, p = _fit_predict(_model(member, season, spec), prep.ds, prep.y, prep.step_ns,
-                                   spec.horizon, spec.level, uid, member_init)
+            pred, p = _fit_predict(
+                _model(member, season, spec),
+                prep.ds,
+                prep.y,
+                prep.step_ns,
+                spec.horizon,
+                spec.level,
+                uid,
+                member_init,
+            )
             preds.append(pred)
             params[member] = p
         yhat = np.mean([p.yhat for p in preds], axis=0)
@@ -494,11 +522,13 @@ def _final(
         ds = preds[0].ds
     else:
         model: Forecaster = (
-            spec.model if not isinstance(spec.model, str) and spec.model.name == chosen
+            spec.model
+            if not isinstance(spec.model, str) and spec.model.name == chosen
             else _model(chosen, season, spec)
         )
-        pred, params = _fit_predict(model, prep.ds, prep.y, prep.step_ns, spec.horizon,
-                                    spec.level, uid, init)
+        pred, params = _fit_predict(
+            model, prep.ds, prep.y, prep.step_ns, spec.horizon, spec.level, uid, init
+        )
         yhat, lower, upper, ds = pred.yhat, pred.lower, pred.upper, pred.ds
     if factor != 1.0:
         lower, upper = apply_factor(yhat, lower, upper, factor, floor or level_floor(prep.y))

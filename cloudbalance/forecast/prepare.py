@@ -125,9 +125,22 @@ def prepare_series(
     if aggregate not in ("sum", "mean", "max", "last"):
         raise ForecastError(f"aggregate must be sum, mean, max or last, got {aggregate!r}")
     data = SERIES.validate(frame, file=file, extra="drop")
-    forced = int(pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).value) if freq else None
+    forced = _fixed_step(freq) if freq else None
     for uid, part in data.groupby("unique_id", sort=True):
         yield _regularise(str(uid), part, aggregate=aggregate, forced=forced)
+
+
+def _fixed_step(freq: str) -> int:
+    """Nanoseconds of a fixed pandas frequency (``D``, ``h``, ``15min``); months are not fixed."""
+    try:
+        step = int(pd.tseries.frequencies.to_offset(freq).nanos)
+    except ValueError as err:
+        raise ForecastError(
+            f"frequency {freq!r} is not a fixed step; use minutes, hours, days or weeks"
+        ) from err
+    if step < MIN_STEP_NS:
+        raise ForecastError(f"frequency {freq!r} is shorter than a minute")
+    return step
 
 
 def _regularise(
@@ -138,10 +151,14 @@ def _regularise(
     y = part["y"].to_numpy(dtype=np.float64)
     order = np.argsort(ds, kind="stable")
     ds, y = ds[order], y[order]
-    try:
-        step = forced or infer_step(ds)
-    except ForecastError as err:
-        raise ForecastError(str(err), unique_id=uid) from err
+    if forced:
+        step = forced
+    elif np.unique(ds).size < 2:
+        # nothing to infer from; the forecast then reports InsufficientHistoryError
+        step = 24 * 60 * _MIN
+        notes.append("a single timestamp: frequency assumed daily")
+    else:
+        step = infer_step(ds)
     ns = ds.astype(np.int64)
     origin = int(ns[0])
     slot = np.rint((ns - origin) / step).astype(np.int64)

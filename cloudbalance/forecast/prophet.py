@@ -40,6 +40,9 @@ FloatArray = npt.NDArray[np.float64]
 MIN_HISTORY = 10
 
 _DAY_NS = 86_400 * 10**9
+#: Floor of the noise scale (in units of the series' largest absolute value): a series the model
+#: fits exactly (a constant) would otherwise drive the noise, and the curvature, to infinity.
+_MIN_SIGMA = 1e-6
 
 
 def silence_prophet() -> None:
@@ -160,8 +163,8 @@ class FittedProphet(Fitted):
         horizon = t.shape[0]
         unc = np.zeros((n, horizon))
         if self.growth != "flat" and horizon > 0:
-            single_diff = float(np.diff(t).mean()) if horizon > 1 else self.step_ns / (
-                self.design.t_scale_ns
+            single_diff = (
+                float(np.diff(t).mean()) if horizon > 1 else self.step_ns / (self.design.t_scale_ns)
             )
             likelihood = len(self.design.changepoints_t) * single_diff
             mean_delta = float(np.mean(np.abs(self.delta))) + 1e-8
@@ -206,8 +209,7 @@ def _map_additive(
     max_outer: int = 50,
     tol: float = 1e-10,
 ) -> tuple[FloatArray, float, int]:
-    """MAP of the additive model: alternate an exact lasso step for the weights and the closed
-    form of the noise scale.
+    """MAP of the additive model: an exact lasso step for the weights, then the noise scale.
 
     For a fixed ``sigma`` the negative log posterior is ``1/2 theta' H theta - b' theta +
     lam * |delta|_1`` with ``H = X'X / sigma^2 + P``: a small lasso, solved exactly by
@@ -215,7 +217,7 @@ def _map_additive(
     """
     theta = theta0.copy()
     rss = max(yty - 2 * float(theta @ dty) + float(theta @ gram @ theta), 1e-12)
-    sig2 = max((-n + np.sqrt(n * n + 16 * rss)) / 8, 1e-12)
+    sig2 = max((-n + np.sqrt(n * n + 16 * rss)) / 8, _MIN_SIGMA**2)
     prev = np.inf
     total = 0
     for _ in range(max_outer):
@@ -224,7 +226,7 @@ def _map_additive(
         theta, its = _feature_sign(h, b, l1, lam, theta)
         total += its
         rss = max(yty - 2 * float(theta @ dty) + float(theta @ gram @ theta), 1e-12)
-        sig2 = max((-n + np.sqrt(n * n + 16 * rss)) / 8, 1e-18)
+        sig2 = max((-n + np.sqrt(n * n + 16 * rss)) / 8, _MIN_SIGMA**2)
         obj = (
             0.5 * n * np.log(sig2)
             + rss / (2 * sig2)
@@ -236,6 +238,61 @@ def _map_additive(
             break
         prev = obj
     return theta, float(np.sqrt(sig2)), total
+
+
+def _map_multiplicative(
+    trend_cols: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    prior_t: FloatArray,
+    prior_b: FloatArray,
+    l1_t: npt.NDArray[np.bool_],
+    lam: float,
+    theta0: FloatArray,
+    *,
+    max_rounds: int = 200,
+    tol: float = 1e-9,
+) -> tuple[FloatArray, float, int]:
+    """MAP of ``y = trend * (1 + X beta)`` by exact block steps.
+
+    With ``beta`` fixed the mean is linear in the trend parameters (design ``T * (1 + X beta)``);
+    with the trend fixed it is linear in ``beta`` (design ``X * trend``, offset ``trend``). Each
+    block is solved exactly by :func:`_map_additive` (noise scale included), so the posterior
+    never decreases and the rounds stop when it no longer moves.
+    """
+    n = y.shape[0]
+    nt = trend_cols.shape[1]
+    no_l1 = np.zeros(x.shape[1], dtype=bool)
+    theta_t = theta0[:nt].copy()
+    beta = theta0[nt:].copy()
+    prev = np.inf
+    total = 0
+    sigma = 1.0
+    for _ in range(max_rounds):
+        d1 = trend_cols * (1 + x @ beta)[:, None]
+        theta_t, sigma, its = _map_additive(
+            d1.T @ d1, d1.T @ y, float(y @ y), n, prior_t, l1_t, lam, theta_t
+        )
+        trend = trend_cols @ theta_t
+        d2 = x * trend[:, None]
+        r = y - trend
+        beta, sigma, its2 = _map_additive(
+            d2.T @ d2, d2.T @ r, float(r @ r), n, prior_b, no_l1, lam, beta
+        )
+        total += its + its2
+        resid = y - trend * (1 + x @ beta)
+        sig2 = sigma * sigma
+        obj = (
+            n * np.log(sigma)
+            + float(resid @ resid) / (2 * sig2)
+            + 0.5 * float(theta_t @ (prior_t * theta_t) + beta @ (prior_b * beta))
+            + lam * float(np.abs(theta_t[l1_t]).sum())
+            + 2 * sig2
+        )
+        if abs(prev - obj) <= tol * max(1.0, abs(obj)):
+            break
+        prev = obj
+    return np.concatenate([theta_t, beta]), sigma, total
 
 
 def _feature_sign(
@@ -254,20 +311,20 @@ def _feature_sign(
     best point where a coefficient crosses zero; it ends when the KKT conditions hold.
     """
     x = theta0.copy()
-    p = x.shape[0]
     eps = 1e-12
 
     active = ~l1 | (x != 0)
+    tol = 1e-9 * (1.0 + lam + float(np.max(np.abs(b), initial=0.0)))
     for it in range(max_iter):
         grad = h @ x - b
         # optimality of the non-zero coefficients
         sign = np.where(l1, np.sign(x), 0.0)
-        nz_ok = np.all(np.abs(grad[active] + lam * sign[active]) <= 1e-8 * (1 + lam))
+        nz_ok = np.all(np.abs(grad[active] + lam * sign[active]) <= tol)
         if nz_ok:
             zero = l1 & (x == 0)
             viol = np.where(zero, np.abs(grad) - lam, -np.inf)
             j = int(np.argmax(viol))
-            if viol[j] <= 1e-8 * (1 + lam):
+            if viol[j] <= tol:
                 return x, it
             active[j] = True
             sign[j] = -np.sign(grad[j])
@@ -385,8 +442,9 @@ class ProphetForecaster:
         seed: int = 0,
     ) -> None:
         if seasonality_mode not in ("additive", "multiplicative"):
-            raise ForecastError(f"seasonality_mode must be additive or multiplicative, got "
-                                f"{seasonality_mode!r}")
+            raise ForecastError(
+                f"seasonality_mode must be additive or multiplicative, got {seasonality_mode!r}"
+            )
         if backend not in ("numpy", "stan"):
             raise ForecastError(f"backend must be 'numpy' or 'stan', got {backend!r}")
         self.changepoint_prior_scale = changepoint_prior_scale
@@ -412,9 +470,7 @@ class ProphetForecaster:
         )
 
     # -- design ---------------------------------------------------------------------------------
-    def _seasonalities(
-        self, ds: npt.NDArray[np.datetime64]
-    ) -> tuple[tuple[str, float, int], ...]:
+    def _seasonalities(self, ds: npt.NDArray[np.datetime64]) -> tuple[tuple[str, float, int], ...]:
         first, last = ds[0], ds[-1]
         span = (last - first).astype("timedelta64[ns]").astype(np.int64)
         diffs = np.diff(ds.astype("datetime64[ns]").astype(np.int64))
@@ -542,8 +598,11 @@ class ProphetForecaster:
         nt = trend_cols.shape[1]
         p = d.shape[1]
         prior = np.concatenate(
-            [[0.0] if flat else [1 / 25.0, 1 / 25.0], np.zeros(0 if flat else s),
-             np.full(kx, inv_s2)]
+            [
+                [0.0] if flat else [1 / 25.0, 1 / 25.0],
+                np.zeros(0 if flat else s),
+                np.full(kx, inv_s2),
+            ]
         )
         if flat:
             prior[0] = 1 / 25.0
@@ -575,12 +634,18 @@ class ProphetForecaster:
             theta0 = np.linalg.solve(gram / sig2 + np.diag(ridge + 1e-10), dty / sig2)
             r = y - d @ theta0
             sig0 = float(np.sqrt(max(float(r @ r) / n, 1e-12)))
+        if mult and kx and not flat and init is None:
+            # Start from the additive fit: same trend, seasonal weights relative to its level.
+            theta0, sig0, _ = _map_additive(gram, dty, yty, n, prior, l1, 1.0 / tau, theta0)
+            level = float(np.mean(trend_cols @ theta0[:nt])) or 1.0
+            theta0[nt:] = theta0[nt:] / level
         sig0 = max(sig0, 1e-6)
         # curvature-based scaling of each variable
         scale = 1.0 / np.sqrt(np.diag(gram) / sig0**2 + prior + 1e-12)
         u0 = theta0 / scale
-        x0 = np.concatenate([u0[~l1], np.maximum(u0[l1], 0), np.maximum(-u0[l1], 0),
-                             [np.log(sig0)]])
+        x0 = np.concatenate(
+            [u0[~l1], np.maximum(u0[l1], 0), np.maximum(-u0[l1], 0), [np.log(sig0)]]
+        )
         nf = int((~l1).sum())
         nl = int(l1.sum())
         free_idx = np.flatnonzero(~l1)
@@ -628,6 +693,11 @@ class ProphetForecaster:
 
         if not mult:
             theta, sigma, iters = _map_additive(gram, dty, yty, n, prior, l1, 1.0 / tau, theta0)
+            return _split(theta, sigma, iters, flat=flat, s=s)
+        if kx and not flat:
+            theta, sigma, iters = _map_multiplicative(
+                trend_cols, x, y, prior[:nt], prior[nt:], l1[:nt], 1.0 / tau, theta0
+            )
             return _split(theta, sigma, iters, flat=flat, s=s)
         bounds = [(None, None)] * nf + [(0.0, None)] * (2 * nl) + [(np.log(1e-9), None)]
         res = optimize.minimize(

@@ -28,7 +28,14 @@ from scipy import stats
 
 from cloudbalance.exceptions import ForecastError
 
-__all__ = ["SPIKE_COLUMNS", "SpikeRule", "SpikeWarning", "spike_scores", "spike_warnings"]
+__all__ = [
+    "SPIKE_COLUMNS",
+    "SpikeRule",
+    "SpikeWarning",
+    "spike_scores",
+    "spike_warnings",
+    "warnings_frame",
+]
 
 Basis = Literal["relative", "absolute", "budget"]
 
@@ -65,8 +72,9 @@ class SpikeRule:
 
     def __post_init__(self) -> None:
         if self.basis not in ("relative", "absolute", "budget"):
-            raise ForecastError(f"spike basis must be relative, absolute or budget, got "
-                                f"{self.basis!r}")
+            raise ForecastError(
+                f"spike basis must be relative, absolute or budget, got {self.basis!r}"
+            )
         if self.basis != "relative" and self.value is None:
             raise ForecastError(f"a {self.basis} spike rule needs a value (threshold or budget)")
         if not 0 < self.probability < 1:
@@ -125,8 +133,9 @@ def spike_scores(
     return out
 
 
-def spike_warnings(forecast: pd.DataFrame, levels: Mapping[str, float],
-                   rule: SpikeRule) -> list[SpikeWarning]:
+def spike_warnings(
+    forecast: pd.DataFrame, levels: Mapping[str, float], rule: SpikeRule
+) -> list[SpikeWarning]:
     """Group consecutive spike periods of a forecast frame into warnings.
 
     Args:
@@ -135,35 +144,36 @@ def spike_warnings(forecast: pd.DataFrame, levels: Mapping[str, float],
         rule: The rule that produced the ``spike`` column.
     """
     out: list[SpikeWarning] = []
-    flagged = forecast[forecast["spike"].fillna(False).astype(bool)]
-    for uid, part in flagged.groupby("unique_id", sort=True):
-        full = forecast[forecast["unique_id"] == uid].reset_index(drop=True)
+    spiking = forecast["spike"].fillna(False).astype(bool).to_numpy()
+    for uid in sorted(set(forecast["unique_id"].to_numpy()[spiking].tolist())):
+        full = forecast[forecast["unique_id"] == uid]
         is_spike = full["spike"].fillna(False).astype(bool).to_numpy()
+        yhat = full["yhat"].to_numpy(dtype=np.float64)
+        scores = full["spike_score"].to_numpy(dtype=np.float64)
+        ds = full["ds"].to_numpy(dtype="datetime64[ns]")
         runs = np.flatnonzero(np.diff(np.concatenate([[0], is_spike.astype(int), [0]])))
         normal = float(levels.get(str(uid), math.nan))
         threshold = rule.threshold(str(uid), normal)
         for a, b in zip(runs[::2], runs[1::2], strict=True):
-            seg = full.iloc[a:b]
-            peak = int(seg["yhat"].to_numpy().argmax())
-            expected = float(seg["yhat"].iat[peak])
+            peak = a + int(yhat[a:b].argmax())
+            expected = float(yhat[peak])
             ref = normal if rule.basis == "relative" else threshold
             ratio = expected / ref if ref and math.isfinite(ref) else math.nan
             out.append(
                 SpikeWarning(
                     unique_id=str(uid),
-                    start=pd.Timestamp(seg["ds"].iat[0]),
-                    end=pd.Timestamp(seg["ds"].iat[-1]),
-                    peak_ds=pd.Timestamp(seg["ds"].iat[peak]),
+                    start=pd.Timestamp(ds[a]),
+                    end=pd.Timestamp(ds[b - 1]),
+                    peak_ds=pd.Timestamp(ds[peak]),
                     expected=expected,
                     normal_level=normal,
                     threshold=threshold,
                     ratio=ratio,
-                    probability=float(seg["spike_score"].max()),
+                    probability=float(scores[a:b].max()),
                     periods=int(b - a),
                     basis=rule.basis,
                 )
             )
-        del part
     return out
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -137,9 +138,19 @@ class AzureProvider:
             )
         self.reservation_term = term
         self.vm_sizes = self._sizes(options.get("vm_sizes"))
-        self.endpoint = str(options.get("endpoint") or ARM_ENDPOINT).rstrip("/")
-        self.prices_endpoint = str(options.get("prices_endpoint") or PRICES_ENDPOINT).rstrip("/")
+        self.endpoint = _endpoint(options.get("endpoint"), ARM_ENDPOINT, "endpoint")
+        self.prices_endpoint = _endpoint(
+            options.get("prices_endpoint"), PRICES_ENDPOINT, "prices_endpoint"
+        )
         self._credential = options.get("credential")
+        if self._credential is not None and not callable(
+            getattr(self._credential, "get_token", None)
+        ):
+            raise ConfigError(
+                "providers.azure.credential: expected a TokenCredential object (set it from "
+                "Python); leave it out to use DefaultAzureCredential",
+                key="providers.azure.credential",
+            )
         self._client: Any = None
         self._prices_client: Any = None
         #: Injected by tests so retries never wait.
@@ -299,6 +310,20 @@ class AzureProvider:
         return ProviderCheck(
             self.name, ok=True, detail=f"{where}; credential {_credential_source(credential)}"
         )
+
+
+def _endpoint(value: object, default: str, key: str) -> str:
+    """An https URL, or plain http on the loopback interface (a token never crosses in clear)."""
+    text = str(value or default).strip().rstrip("/")
+    parts = urlsplit(text)
+    local = parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if not parts.hostname or (parts.scheme != "https" and not local):
+        raise ConfigError(
+            f"providers.azure.{key}: expected an https:// URL (plain http only on localhost), "
+            f"got {text!r}",
+            key=f"providers.azure.{key}",
+        )
+    return text
 
 
 def _now() -> datetime:

@@ -125,6 +125,8 @@ class AzureServer:
         self.replies: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
         self._computed: dict[str, list[list[Any]]] = {}
+        #: Replies served to given requests (1-based number of the request), see fail_request.
+        self.scheduled: dict[int, Reply] = {}
         self.price_items: list[dict[str, Any]] = []
         self.price_page_size = 3
         self.require_token = True
@@ -141,6 +143,10 @@ class AzureServer:
     def fail_next(self, *replies: Reply) -> None:
         """Serve ``replies`` to the next requests, in order, before answering normally."""
         self.replies.extend(replies)
+
+    def fail_request(self, number: int, reply: Reply) -> None:
+        """Serve ``reply`` to the ``number``-th request from now on (1 = the next one)."""
+        self.scheduled[len(self.requests) + number] = reply
 
     def queries(self) -> list[dict[str, Any]]:
         """Bodies of the query requests received so far."""
@@ -162,6 +168,9 @@ class AzureServer:
                 "auth": headers.get("authorization"),
             }
         )
+        scheduled = self.scheduled.pop(len(self.requests), None)
+        if scheduled is not None:
+            return scheduled
         if self.replies:
             return self.replies.pop(0)
         if parts.path.endswith("/providers/Microsoft.CostManagement/query") and method == "POST":

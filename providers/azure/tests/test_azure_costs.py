@@ -436,3 +436,27 @@ def test_size_limit_on_a_single_day_is_a_provider_error(
     )
     with pytest.raises(ProviderError, match="exceeds"):
         make_provider().costs(START, datetime(2024, 3, 2))
+
+
+def test_failure_in_a_later_chunk_fails_the_whole_call_without_partial_rows(
+    make_provider: Any, azure_server: AzureServer
+) -> None:
+    provider = make_provider(chunk_days=3, amortized=False, max_attempts=2)
+    # chunk 1 is requests 1-2 (costs, locations); chunk 2 starts at request 3
+    throttled = Reply(429, {"error": {"code": "429"}}, {"Retry-After": "1"})
+    azure_server.fail_request(3, throttled)
+    azure_server.fail_request(4, throttled)
+    with pytest.raises(ThrottledError):
+        provider.costs(START, END)
+    assert len(azure_server.requests) == 4  # gave up on chunk 2; chunk 3 never asked
+
+
+def test_expired_token_on_a_next_page_is_a_credentials_error(
+    make_provider: Any, azure_server: AzureServer
+) -> None:
+    azure_server.page_size = 5
+    azure_server.fail_request(
+        2, Reply(401, {"error": {"code": "ExpiredAuthenticationToken", "message": "expired"}})
+    )
+    with pytest.raises(CredentialsError, match="expired"):
+        make_provider().costs(START, END)

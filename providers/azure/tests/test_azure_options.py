@@ -122,3 +122,19 @@ def test_check_with_failing_credentials_says_what_is_missing(make_provider: Any)
 def test_check_sends_no_request(make_provider: Any, azure_server: AzureServer) -> None:
     make_provider().check()
     assert azure_server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"endpoint": "http://management.example.com"}, "providers.azure.endpoint"),
+        ({"prices_endpoint": "ftp://prices"}, "providers.azure.prices_endpoint"),
+        ({"credential": "my-secret"}, "TokenCredential"),
+    ],
+)
+def test_unsafe_endpoints_and_non_credentials_are_config_errors(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        AzureProvider(subscription_id=SUB, **options)
+    assert "my-secret" not in str(info.value)

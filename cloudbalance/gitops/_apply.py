@@ -328,9 +328,10 @@ def _stack_hints(workloads: Iterable[Workload] | Mapping[str, str]) -> dict[str,
 
 def _read(git: Git, rev: str | None, path: str) -> str:
     if rev is None:
-        file = git.root / path
         try:
-            return file.read_text(encoding="utf-8")
+            # newline="": keep CRLF as written, so the edit stays byte-exact.
+            with open(git.root / path, encoding="utf-8", newline="") as stream:
+                return stream.read()
         except OSError as err:
             raise StackConfigError(f"cannot read: {err.strerror}", file=path) from err
     text = git.show(rev, path)
@@ -446,11 +447,13 @@ def _diff(
     *,
     check_conflicts: bool = True,
 ) -> StackDiff:
-    stacks = discover_stacks(git.root)
+    tracked = set(git.out("ls-files", "-z", "--", "*Pulumi.*.y*ml").split("\0"))
+    # Only stack files Git tracks: an untracked one is never picked, nor committed.
+    stacks = [s for s in discover_stacks(git.root) if s.path in tracked]
     if not stacks:
         raise StackConfigError(
-            f"no Pulumi project with a stack file (Pulumi.yaml beside Pulumi.<stack>.yaml) "
-            f"found under {git.root.name}"
+            f"no Pulumi project with a stack file tracked by Git (Pulumi.yaml beside "
+            f"Pulumi.<stack>.yaml) found under {git.root.name}"
         )
     chosen = _locate(git, rev, stacks, targets, hints)
     files = []
@@ -687,7 +690,9 @@ def apply(
             git.current_branch()
             if push:
                 _ensure_in_sync(git)
-        diff = _diff(git, None if chosen_mode == "dry-run" else "HEAD", targets, hints)
+        # The working copy (clean outside dry runs, so equal to HEAD up to Git's end-of-line
+        # filters, which it keeps): what is written back keeps the file's own line endings.
+        diff = _diff(git, None, targets, hints)
         notes: list[str] = []
         warnings: list[str] = _stale(plan, diff)
         if policy_check is not None:

@@ -91,17 +91,23 @@ class Git:
         if env:
             full_env.update(env)
         try:
-            result = subprocess.run(
+            # Bytes, decoded here: text mode would turn CRLF into LF and break byte-exact edits.
+            raw = subprocess.run(
                 ["git", *args],
                 cwd=self.root,
-                input=input,
+                input=input.encode("utf-8") if input is not None else None,
                 capture_output=True,
-                text=True,
                 env=full_env,
                 check=False,
             )
         except FileNotFoundError as err:
             raise GitOpsError("git is not installed or not on PATH") from err
+        result = subprocess.CompletedProcess(
+            raw.args,
+            raw.returncode,
+            raw.stdout.decode("utf-8", errors="replace"),
+            raw.stderr.decode("utf-8", errors="replace"),
+        )
         if check and result.returncode != 0:
             detail = redact((result.stderr or result.stdout).strip(), _secrets_from_env())
             raise GitOpsError(f"git {args[0]} failed: {detail}")

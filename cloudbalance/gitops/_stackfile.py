@@ -190,7 +190,8 @@ def validate_stack_config(source: str | Path, *, text: str | None = None) -> Non
     file = str(source)
     if text is None:
         try:
-            text = Path(source).read_text(encoding="utf-8")
+            with open(source, encoding="utf-8", newline="") as stream:
+                text = stream.read()
         except OSError as err:
             raise StackConfigError(f"cannot read stack file: {err.strerror}", file=file) from err
     _validated(text, file)

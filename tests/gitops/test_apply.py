@@ -598,3 +598,28 @@ def test_unpushed_commits_of_the_user_are_never_pushed_with_ours(infra, plan_fac
     result = apply(shift_plan(plan_factory), infra.root, mode="commit", push=False)
     assert result.commit == infra.head()
     assert not result.pushed
+
+
+def test_stack_file_with_windows_line_endings_keeps_them_in_every_mode(infra, plan_factory) -> None:
+    crlf = infra.prod.read_text().replace("\n", "\r\n")
+    infra.prod.write_bytes(crlf.encode())
+    infra.commit_all("windows editor")
+    expected = crlf.replace("replicas: 6}", "replicas: 3}").replace("replicas: 2}", "replicas: 5}")
+    branch = apply(shift_plan(plan_factory), infra.root, mode="branch")
+    shown = subprocess.run(
+        ["git", "show", f"{branch.commit}:shop/Pulumi.prod.yaml"],
+        cwd=infra.root,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert shown == expected.encode()
+    apply(shift_plan(plan_factory, plan_id="p-crlf"), infra.root, mode="commit")
+    assert infra.prod.read_bytes() == expected.encode()
+    assert infra.git("diff", "--stat", "HEAD^", "HEAD").endswith("2 insertions(+), 2 deletions(-)")
+
+
+def test_untracked_stack_file_is_never_picked(infra, plan_factory) -> None:
+    (infra.root / "shop" / "Pulumi.scratch.yaml").write_text(infra.prod.read_text())
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert result.diff.paths == ("shop/Pulumi.prod.yaml",)
+    assert "?? shop/Pulumi.scratch.yaml" in infra.git("status", "--porcelain")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -229,6 +230,12 @@ def charge_category(record_type: str) -> str:
 def _group_columns(keys: list[str], group_by: tuple[GroupKey, ...], where: str) -> dict[str, Any]:
     if len(keys) != len(group_by):
         raise _Malformed(f"{where}.Keys", f"has {len(keys)} values for {len(group_by)} groups")
+    return _columns_of(tuple(str(k) for k in keys), group_by)
+
+
+@lru_cache(maxsize=65536)
+def _columns_of(keys: tuple[str, ...], group_by: tuple[GroupKey, ...]) -> dict[str, Any]:
+    """The columns one group's keys fill; cached, as the same groups recur every day."""
     columns: dict[str, Any] = {}
     tags: dict[str, str] = {}
     for key, value in zip(group_by, keys, strict=True):

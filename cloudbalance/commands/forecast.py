@@ -49,8 +49,9 @@ def read_series_file(path: Path) -> pd.DataFrame:
         if suffix in _PARQUET:
             return pd.read_parquet(path)
         if suffix in _CSV:
-            return pd.read_csv(path, dtype=str, keep_default_na=False,
-                               sep="\t" if suffix == ".tsv" else ",")
+            return pd.read_csv(
+                path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ","
+            )
     except (OSError, ValueError) as err:
         raise SchemaError("series", [Issue(f"cannot be read: {err}", file=str(path))]) from err
     raise SchemaError(
@@ -75,9 +76,8 @@ def _report_notes(notes: dict[str, tuple[str, ...]], skipped: dict[str, str]) ->
     for uid, lines in sorted(notes.items()):
         for line in lines:
             err_console.print(f"note: {uid}: {line}", highlight=False)
-    for uid, why in sorted(skipped.items()):
+    for why in sorted(skipped.values()):
         err_console.print(f"skipped: {why}", highlight=False)
-    del uid
 
 
 def register(app: typer.Typer) -> None:
@@ -85,48 +85,90 @@ def register(app: typer.Typer) -> None:
 
     @app.command("forecast")
     def forecast_cmd(
-        output: Annotated[Path, typer.Option("--output", "-o", help="Forecast file to write "
-                                             "(.csv or .parquet).", dir_okay=False)],
-        horizon: Annotated[int, typer.Option("--horizon", "-n", min=1,
-                                             help="Periods ahead, in the data's frequency.")],
-        input_: Annotated[Path | None, typer.Option(
-            "--input", "-i", help="Series file (.csv or .parquet) with unique_id, ds, y. "
-            "Without it, the cost series of the store are forecast.", dir_okay=False)] = None,
+        output: Annotated[
+            Path,
+            typer.Option(
+                "--output", "-o", help="Forecast file to write (.csv or .parquet).", dir_okay=False
+            ),
+        ],
+        horizon: Annotated[
+            int,
+            typer.Option("--horizon", "-n", min=1, help="Periods ahead, in the data's frequency."),
+        ],
+        input_: Annotated[
+            Path | None,
+            typer.Option(
+                "--input",
+                "-i",
+                help="Series file (.csv or .parquet) with unique_id, ds, y. "
+                "Without it, the cost series of the store are forecast.",
+                dir_okay=False,
+            ),
+        ] = None,
         interval: Annotated[float, typer.Option(help="Interval coverage, in (0, 1).")] = 0.8,
-        model: Annotated[str, typer.Option(
-            help="auto (choose per series by backtests), prophet, prophet_flexible, theta, "
-            "seasonal_naive or ensemble.")] = "auto",
+        model: Annotated[
+            str,
+            typer.Option(
+                help="auto (choose per series by backtests), prophet, prophet_flexible, theta, "
+                "seasonal_naive or ensemble."
+            ),
+        ] = "auto",
         windows: Annotated[int, typer.Option(min=0, help="Backtest windows per series.")] = 3,
-        freq: Annotated[str | None, typer.Option(
-            help="Force a frequency (D, h, 15min); default: inferred per series.")] = None,
-        aggregate: Annotated[str, typer.Option(
-            help="How duplicated timestamps combine: sum, mean, max or last.")] = "sum",
-        holidays: Annotated[str | None, typer.Option(
-            help="Country code whose public holidays Prophet models (US, DE, ...).")] = None,
-        spike_margin: Annotated[float, typer.Option(
-            help="A spike is this far above the recent median (0.25 = +25%).")] = 0.25,
-        spike_threshold: Annotated[float | None, typer.Option(
-            help="Absolute spike threshold (replaces --spike-margin).")] = None,
-        spike_budget: Annotated[float | None, typer.Option(
-            help="Budget per period: a spike is a period expected over it.")] = None,
-        spike_probability: Annotated[float, typer.Option(
-            help="Warn when P(above threshold) reaches this.")] = 0.5,
-        accuracy_out: Annotated[Path | None, typer.Option(
-            "--accuracy", help="Also write the accuracy frame (backtests, confidence).",
-            dir_okay=False)] = None,
-        spikes_out: Annotated[Path | None, typer.Option(
-            "--spikes", help="Also write the spike warnings.", dir_okay=False)] = None,
-        skip_short: Annotated[bool, typer.Option(
-            help="Skip (and report) series too short to forecast instead of failing.")] = False,
-        jobs: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")
-                        ] = None,
-        dask_address: Annotated[str | None, typer.Option(
-            help="Run on this Dask scheduler (tcp://host:8786).")] = None,
-        by: Annotated[str, typer.Option(help="Store input: group costs by workload, provider, "
-                                        "cloud, region, service or account.")] = "workload",
-        config: Annotated[Path | None, typer.Option("--config", "-c", dir_okay=False,
-                                                    help="cloudbalance.yaml (store input).")
-                          ] = None,
+        freq: Annotated[
+            str | None,
+            typer.Option(help="Force a frequency (D, h, 15min); default: inferred per series."),
+        ] = None,
+        aggregate: Annotated[
+            str, typer.Option(help="How duplicated timestamps combine: sum, mean, max or last.")
+        ] = "sum",
+        holidays: Annotated[
+            str | None,
+            typer.Option(help="Country code whose public holidays Prophet models (US, DE, ...)."),
+        ] = None,
+        spike_margin: Annotated[
+            float, typer.Option(help="A spike is this far above the recent median (0.25 = +25%).")
+        ] = 0.25,
+        spike_threshold: Annotated[
+            float | None, typer.Option(help="Absolute spike threshold (replaces --spike-margin).")
+        ] = None,
+        spike_budget: Annotated[
+            float | None,
+            typer.Option(help="Budget per period: a spike is a period expected over it."),
+        ] = None,
+        spike_probability: Annotated[
+            float, typer.Option(help="Warn when P(above threshold) reaches this.")
+        ] = 0.5,
+        accuracy_out: Annotated[
+            Path | None,
+            typer.Option(
+                "--accuracy",
+                help="Also write the accuracy frame (backtests, confidence).",
+                dir_okay=False,
+            ),
+        ] = None,
+        spikes_out: Annotated[
+            Path | None,
+            typer.Option("--spikes", help="Also write the spike warnings.", dir_okay=False),
+        ] = None,
+        skip_short: Annotated[
+            bool,
+            typer.Option(help="Skip (and report) series too short to forecast instead of failing."),
+        ] = False,
+        jobs: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+        dask_address: Annotated[
+            str | None, typer.Option(help="Run on this Dask scheduler (tcp://host:8786).")
+        ] = None,
+        by: Annotated[
+            str,
+            typer.Option(
+                help="Store input: group costs by workload, provider, "
+                "cloud, region, service or account."
+            ),
+        ] = "workload",
+        config: Annotated[
+            Path | None,
+            typer.Option("--config", "-c", dir_okay=False, help="cloudbalance.yaml (store input)."),
+        ] = None,
         store: Annotated[Path | None, typer.Option(help="Store file (store input).")] = None,
     ) -> None:
         """Forecast series with calibrated intervals and spike warnings."""
@@ -180,23 +222,32 @@ def register(app: typer.Typer) -> None:
 
     @app.command("anomalies")
     def anomalies_cmd(
-        input_: Annotated[Path, typer.Option("--input", "-i", dir_okay=False,
-                                             help="Series file (.csv or .parquet).")],
-        output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
-                                             help="File to write (.csv or .parquet).")],
-        threshold: Annotated[float, typer.Option(
-            help="Robust z-score above which a point is anomalous.")] = 3.5,
-        freq: Annotated[str | None, typer.Option(help="Force a frequency (D, h, 15min).")
-                        ] = None,
-        aggregate: Annotated[str, typer.Option(
-            help="How duplicated timestamps combine: sum, mean, max or last.")] = "sum",
+        input_: Annotated[
+            Path,
+            typer.Option("--input", "-i", dir_okay=False, help="Series file (.csv or .parquet)."),
+        ],
+        output: Annotated[
+            Path,
+            typer.Option(
+                "--output", "-o", dir_okay=False, help="File to write (.csv or .parquet)."
+            ),
+        ],
+        threshold: Annotated[
+            float, typer.Option(help="Robust z-score above which a point is anomalous.")
+        ] = 3.5,
+        freq: Annotated[str | None, typer.Option(help="Force a frequency (D, h, 15min).")] = None,
+        aggregate: Annotated[
+            str, typer.Option(help="How duplicated timestamps combine: sum, mean, max or last.")
+        ] = "sum",
     ) -> None:
         """Flag anomalous points in cost history: unique_id, ds, y, anomaly, score."""
         from cloudbalance.forecast import detect_anomalies
 
         series = read_series_file(input_)
         result = detect_anomalies(
-            _with_file(series, str(input_)), threshold=threshold, freq=freq,
+            _with_file(series, str(input_)),
+            threshold=threshold,
+            freq=freq,
             aggregate=aggregate,  # type: ignore[arg-type]
         )
         write_frame(result, output)

@@ -1,9 +1,10 @@
 """Cost anomaly detection on history: which past points were unusual, and how unusual.
 
-Robust seasonal decomposition, no model fitting: the level is a centred rolling median over two
-seasons, the seasonal profile is the median of the detrended values per phase (day of week for
-daily data, hour of day for hourly data), and the residual is what is left. A point's score is its
-residual in robust standard deviations (1.4826 * MAD of all residuals); ``|score| > threshold``
+Robust seasonal decomposition, no model fitting: a centred rolling median over two seasons gives a
+first level, the seasonal profile is the median of the detrended values per phase (day of week for
+daily data, hour of day for hourly data), the level is then re-estimated on the deseasonalised
+series (so the edges are not biased by half a season), and the residual is what is left. A point's
+score is its residual in robust standard deviations (1.4826 * MAD of all residuals); ``|score| > threshold``
 (3.5 by default, Iglewicz & Hoaglin's cut-off for modified z-scores) flags an anomaly. Medians
 everywhere keep the anomalies themselves from bending the expectation they are judged against,
 so one huge spike, a credit (negative value) or a zero day stand out instead of hiding.
@@ -30,14 +31,29 @@ def anomaly_scores(prep: Prepared) -> tuple[FloatArray, FloatArray]:
     n = y.size
     season = prep.season if prep.observed >= 3 * prep.season else 1
     window = max(2 * season + 1, 7)
-    s = pd.Series(y)
-    level = s.rolling(window, center=True, min_periods=1).median().to_numpy()
-    detrended = y - level
+    level = pd.Series(y).rolling(window, center=True, min_periods=1).median().to_numpy()
     seasonal = np.zeros(n)
     if season > 1:
         phase = np.arange(n) % season
-        prof = pd.Series(detrended).groupby(phase).median().reindex(range(season)).fillna(0.0)
-        seasonal = prof.to_numpy()[phase]
+        detrended = y - level
+        # the edges' half-windows see a lopsided season: keep them out of the profile
+        half = window // 2
+        interior = np.zeros(n, dtype=bool)
+        interior[half : n - half] = True
+        use = interior if np.isfinite(detrended[interior]).sum() >= season else np.ones(n, bool)
+        prof = (
+            pd.Series(detrended[use])
+            .groupby(phase[use])
+            .median()
+            .reindex(range(season))
+            .fillna(0.0)
+            .to_numpy()
+        )
+        seasonal = prof[phase]
+        # second pass: the level of the deseasonalised series is unbiased at the edges too
+        level = (
+            pd.Series(y - seasonal).rolling(window, center=True, min_periods=1).median().to_numpy()
+        )
     expected = level + seasonal
     resid = y - expected
     finite = resid[np.isfinite(resid)]

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import cloudbalance
 from cloudbalance.exceptions import ForecastError, InsufficientHistoryError, SchemaError
 from cloudbalance.forecast import (
     ForecastResult,
@@ -41,11 +40,12 @@ def test_forecast_frame_has_the_schema_and_one_row_per_period(make_series, fast)
 
 
 def test_top_level_names_are_the_forecast_functions(make_series) -> None:
-    import cloudbalance.forecast.core  # noqa: F401  (binds the package name first)
+    import cloudbalance.forecast.core
 
     fc = cloudbalance.forecast(make_series(n=60), horizon=3, executor="serial", windows=1)
     assert len(fc) == 3
-    assert callable(cloudbalance.backtest) and callable(cloudbalance.detect_anomalies)
+    assert callable(cloudbalance.backtest)
+    assert callable(cloudbalance.detect_anomalies)
 
 
 def test_default_pipeline_is_never_worse_than_seasonal_naive_on_backtests(
@@ -100,7 +100,7 @@ class _Overconfident:
 
         class Fitted:
             model = "overconfident"
-            params: dict[str, Any] = {}
+            params: ClassVar[dict[str, Any]] = {}
 
             def predict(self, horizon: int, level: float) -> Prediction:
                 yhat = np.full(horizon, mean)
@@ -129,7 +129,8 @@ def test_weekly_spike_is_warned_ahead_with_when_how_big_how_sure(make_series, fa
     days = {w.peak_ds.day_of_week for w in res.spikes}
     assert days == {0}
     warning = res.spikes[0]
-    assert warning.ratio > 1.5 and warning.probability >= 0.5
+    assert warning.ratio > 1.5
+    assert warning.probability >= 0.5
     assert warning.start <= warning.peak_ds <= warning.end
     flagged = res.forecast[res.forecast["spike"]]
     assert set(flagged["ds"].dt.day_of_week) == {0}
@@ -190,7 +191,8 @@ def test_short_series_raise_or_are_skipped_and_reported(make_series, fast) -> No
     series = pd.concat([make_series("long", n=80), make_series("tiny", n=2)])
     with pytest.raises(InsufficientHistoryError) as info:
         forecast(series, horizon=7, **fast)
-    assert info.value.unique_id == "tiny" and info.value.minimum == 3
+    assert info.value.unique_id == "tiny"
+    assert info.value.minimum == 3
     res = _result(series, horizon=7, errors="skip", **fast)
     assert set(res.forecast["unique_id"]) == {"long"}
     assert "tiny" in res.skipped
@@ -201,7 +203,8 @@ def test_history_too_short_for_backtests_falls_back_to_naive(make_series, fast) 
     row = res.accuracy.iloc[0]
     assert row["model"] == "seasonal_naive"
     assert "fallback" in row["reason"]
-    assert row["confidence"] == 0.0 and row["windows"] == 0
+    assert row["confidence"] == 0.0
+    assert row["windows"] == 0
     assert len(res.forecast) == 3
 
 

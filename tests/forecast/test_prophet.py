@@ -43,7 +43,8 @@ def test_trend_and_weekly_season_are_forecast_within_three_percent(make_series) 
     pred = ProphetForecaster().fit(ds, y, step_ns=DAY).predict(30, 0.8)
     mape = np.mean(np.abs(pred.yhat - test["y"].to_numpy()) / test["y"].to_numpy())
     assert mape < 0.03
-    assert np.all(pred.lower <= pred.yhat) and np.all(pred.yhat <= pred.upper)
+    assert np.all(pred.lower <= pred.yhat)
+    assert np.all(pred.yhat <= pred.upper)
     np.testing.assert_array_equal(pred.ds, test["ds"].to_numpy(dtype="datetime64[ns]"))
 
 

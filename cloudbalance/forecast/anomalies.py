@@ -4,8 +4,9 @@ Robust seasonal decomposition, no model fitting: a centred rolling median over t
 first level, the seasonal profile is the median of the detrended values per phase (day of week for
 daily data, hour of day for hourly data), the level is then re-estimated on the deseasonalised
 series (so the edges are not biased by half a season), and the residual is what is left. A point's
-score is its residual in robust standard deviations (1.4826 * MAD of all residuals); ``|score| > threshold``
-(3.5 by default, Iglewicz & Hoaglin's cut-off for modified z-scores) flags an anomaly. Medians
+score is its residual in robust standard deviations (1.4826 * MAD of all residuals);
+``|score| > threshold`` (3.5 by default, Iglewicz & Hoaglin's cut-off for modified z-scores)
+flags an anomaly. Medians
 everywhere keep the anomalies themselves from bending the expectation they are judged against,
 so one huge spike, a credit (negative value) or a zero day stand out instead of hiding.
 """

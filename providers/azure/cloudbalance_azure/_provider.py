@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -217,6 +219,10 @@ class AzureProvider:
         """
         if self.export_paths:
             return self._export_costs(start, end)
+        with _quiet_identity():
+            return self._query_costs(start, end)
+
+    def _query_costs(self, start: datetime, end: datetime) -> pd.DataFrame:
         from cloudbalance_azure._costs import CostQuery
 
         assert self.scope is not None  # parse_scope ran: no exports means a scope was required
@@ -289,7 +295,8 @@ class AzureProvider:
         where = f"scope {self.scope.path}"
         try:
             credential = self._credential_or_default()
-            credential.get_token(_ARM_SCOPE)
+            with _quiet_identity():
+                credential.get_token(_ARM_SCOPE)
         except ImportError:
             return ProviderCheck(
                 self.name,
@@ -310,6 +317,22 @@ class AzureProvider:
         return ProviderCheck(
             self.name, ok=True, detail=f"{where}; credential {_credential_source(credential)}"
         )
+
+
+@contextmanager
+def _quiet_identity() -> Iterator[None]:
+    """Silence azure-identity's multi-line warnings while we ask for a token.
+
+    When no credential in the chain works, azure-identity logs a warning per credential tried;
+    the CLI prints one line per provider instead (our ``CredentialsError`` or ``check`` result).
+    """
+    logger = logging.getLogger("azure.identity")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _endpoint(value: object, default: str, key: str) -> str:

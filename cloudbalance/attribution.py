@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloudbalance.models import Workload
-from cloudbalance.provider import CLOUD_IDS
+from cloudbalance.provider import CLOUD_IDS, cloud_id
 
-__all__ = ["Attribution", "cloud_case_sql", "sql_literal"]
+__all__ = ["Attribution", "cloud_case_sql", "exact_cloud_case_sql", "sql_literal"]
 
 
 def sql_literal(value: str) -> str:
@@ -43,31 +43,45 @@ class Attribution:
     tag_key: str = "workload"
     workloads: Sequence[Workload] = ()
 
+    def tag_sql(self, tags: str = "Tags") -> str:
+        """The workload tag's value, from the JSON ``Tags`` text (validated at ingest)."""
+        return f"json_extract_string({tags}, {_tag_path(self.tag_key)})"
+
     def sql(
-        self, tags: str = "Tags", resource: str = "ResourceId", service: str = "ServiceName"
+        self,
+        tags: str = "Tags",
+        resource: str = "ResourceId",
+        service: str = "ServiceName",
+        *,
+        tag_value: str | None = None,
     ) -> str:
-        """The ``CASE`` expression giving ``x_Workload`` from the named columns."""
-        tag_value = (
-            f"CASE WHEN {tags} IS NOT NULL AND json_valid({tags}) "
-            f"THEN json_extract_string({tags}, {_tag_path(self.tag_key)}) END"
-        )
+        """The ``CASE`` expression giving ``x_Workload`` from the named columns.
+
+        Args:
+            tags: The JSON tags column.
+            resource: The resource id column.
+            service: The service name column.
+            tag_value: A column already holding :meth:`tag_sql`, so the JSON is parsed once
+                per row rather than once per rule.
+        """
+        value = tag_value or self.tag_sql(tags)
         branches: list[str] = []
         for workload in self.workloads:
             tests: list[str] = []
             match = workload.match
             if match.tag_values:
                 values = ", ".join(sql_literal(v) for v in match.tag_values)
-                tests.append(f"{tag_value} IN ({values})")
+                tests.append(f"{value} IN ({values})")
             tests += [f"{resource} GLOB {sql_literal(p)}" for p in match.resource_patterns]
             if match.services:
                 values = ", ".join(sql_literal(v) for v in match.services)
                 tests.append(f"{service} IN ({values})")
             if not tests:  # no rule: the workload's own name as tag value
-                tests.append(f"{tag_value} = {sql_literal(workload.name)}")
+                tests.append(f"{value} = {sql_literal(workload.name)}")
             branches.append(f"WHEN {' OR '.join(tests)} THEN {sql_literal(workload.name)}")
         if not branches:
-            return tag_value
-        return "CASE " + " ".join(branches) + f" ELSE {tag_value} END"
+            return value
+        return "CASE " + " ".join(branches) + f" ELSE {value} END"
 
 
 def cloud_case_sql(provider: str = "ProviderName") -> str:
@@ -76,3 +90,13 @@ def cloud_case_sql(provider: str = "ProviderName") -> str:
         f"WHEN {sql_literal(name)} THEN {sql_literal(cloud)}" for name, cloud in CLOUD_IDS.items()
     )
     return f"CASE lower(trim({provider})) {whens} ELSE NULL END"
+
+
+def exact_cloud_case_sql(names: Sequence[str], provider: str = "ProviderName") -> str:
+    """Like :func:`cloud_case_sql` for a known set of provider names, by exact match."""
+    whens = " ".join(
+        f"WHEN {sql_literal(name)} THEN {sql_literal(cloud)}"
+        for name in names
+        if (cloud := cloud_id(name)) is not None
+    )
+    return f"CASE {provider} {whens} ELSE NULL END" if whens else "NULL::VARCHAR"

@@ -39,7 +39,7 @@ _HOUR_UNITS = {"hours", "hour", "hrs", "hr", "h", "instance-hours"}
 
 
 def _hours(freq: str) -> float:
-    return float(pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds() / 3600)
+    return float(pd.Timedelta(str(freq) if freq[0].isdigit() else f"1{freq}").total_seconds() / 3600)
 
 
 def _fill(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -101,9 +101,8 @@ def cost_series(
         if several
         else frame[key].astype(str)
     )
-    grouped = frame.groupby(["unique_id", "ds"], as_index=False)[measure].sum()
-    grouped = grouped.rename(columns={measure: "y"})
-    return _fill(grouped, freq)
+    grouped = frame.rename(columns={measure: "y"}).groupby(["unique_id", "ds"])["y"].sum()
+    return _fill(grouped.reset_index(), freq)
 
 
 def _compute_hours(costs: pd.DataFrame) -> pd.DataFrame:
@@ -130,8 +129,8 @@ def demand_series(
             "y": compute["ConsumedQuantity"].astype(float) / _hours(freq),
         }
     )
-    grouped = frame.groupby(["unique_id", "ds"], as_index=False)["y"].sum()
-    return _fill(grouped, freq)
+    grouped = frame.groupby(["unique_id", "ds"])["y"].sum()
+    return _fill(grouped.reset_index(), freq)
 
 
 def current_placement(

@@ -37,7 +37,7 @@ import duckdb
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from cloudbalance.attribution import Attribution, cloud_case_sql
+from cloudbalance.attribution import Attribution, cloud_case_sql, exact_cloud_case_sql
 from cloudbalance.exceptions import Issue, SchemaError, StoreError, StoreLockedError
 from cloudbalance.models import Plan, RunRecord
 from cloudbalance.schema import (
@@ -278,9 +278,13 @@ class Store:
             checked["x_Source"] = source
         view = f"incoming_{uuid.uuid4().hex}"
         self.con.register(view, checked[[*_LOAD_COLUMNS, "x_Cloud", "x_Workload"]])
+        names = sorted({str(n) for n in checked["ProviderName"].dropna().unique()})
         try:
             return self.load_relation(
-                f"SELECT * FROM {view}", attribution=attribution, keep_given_labels=True
+                f"SELECT * FROM {view}",
+                attribution=attribution,
+                keep_given_labels=True,
+                provider_names=names,
             )
         finally:
             self.con.unregister(view)
@@ -293,6 +297,7 @@ class Store:
         source_order: Sequence[str] | None = None,
         keep_given_labels: bool = False,
         params: Sequence[Any] | None = None,
+        provider_names: Sequence[str] | None = None,
     ) -> IngestResult:
         """Load rows from a SQL relation that yields the costs columns, typed.
 
@@ -307,12 +312,19 @@ class Store:
                 of this load is kept from the last one only.
             keep_given_labels: Keep non-null ``x_Cloud``/``x_Workload`` given by the relation.
             params: Parameters of ``select_sql``.
+            provider_names: The distinct ``ProviderName`` values of the relation, when known:
+                ``x_Cloud`` is then mapped by exact match instead of a case-folding
+                comparison per row (several times cheaper on large loads).
         """
         started = time.perf_counter()
         load_id = uuid.uuid4().hex
         rules = attribution or Attribution()
-        workload = rules.sql()
-        cloud = cloud_case_sql()
+        workload = rules.sql(tag_value="src.__workload_tag")
+        cloud = (
+            cloud_case_sql("src.ProviderName")
+            if provider_names is None
+            else exact_cloud_case_sql(provider_names, "src.ProviderName")
+        )
         if keep_given_labels:
             workload = f"coalesce(src.x_Workload, {workload})"
             cloud = f"coalesce(src.x_Cloud, {cloud})"
@@ -322,7 +334,7 @@ class Store:
         insert = (
             f"INSERT INTO costs ({columns}, x_LoadId) "
             f"SELECT {projection}, {cloud}, {workload}, src.x_Source, ?::TIMESTAMP, ? "
-            f"FROM ({select_sql}) AS src"
+            f"FROM (SELECT *, {rules.tag_sql()} AS __workload_tag FROM ({select_sql})) AS src"
         )
         with self.transaction() as con:
             try:
@@ -334,16 +346,11 @@ class Store:
             except duckdb.ConversionException as err:
                 raise SchemaError("costs", [Issue(_first_line(err))]) from err
             superseded = self._drop_superseded(load_id, source_order)
-            rows, days, sources, currencies = self._load_summary(load_id)
-            bad = con.execute(
-                "SELECT count(*) FROM costs WHERE x_LoadId = ? "
-                "AND ChargePeriodEnd <= ChargePeriodStart",
-                [load_id],
-            ).fetchone()
-            if bad and bad[0]:
+            rows, days, sources, currencies, backwards = self._load_summary(load_id)
+            if backwards:
                 raise SchemaError(
                     "costs",
-                    [Issue(f"{bad[0]} rows end before they start", column="ChargePeriodEnd")],
+                    [Issue(f"{backwards} rows end before they start", column="ChargePeriodEnd")],
                 )
             replaced = self._replace_keys(load_id)
         return IngestResult(
@@ -387,16 +394,18 @@ class Store:
             self.con.unregister("superseded_keys")
         return int(row[0]) if row else 0
 
-    def _load_summary(self, load_id: str) -> tuple[int, int, tuple[str, ...], tuple[str, ...]]:
+    def _load_summary(self, load_id: str) -> tuple[int, int, tuple[str, ...], tuple[str, ...], int]:
+        """Rows, keys, sources, currencies and backwards periods of one load, in one scan."""
         row = self.con.execute(
             "SELECT count(*), count(DISTINCT (ProviderName, BillingAccountId, "
             "CAST(ChargePeriodStart AS DATE))), list(DISTINCT x_Source ORDER BY x_Source), "
-            "list(DISTINCT BillingCurrency ORDER BY BillingCurrency) "
+            "list(DISTINCT BillingCurrency ORDER BY BillingCurrency), "
+            "count(*) FILTER (WHERE ChargePeriodEnd <= ChargePeriodStart) "
             "FROM costs WHERE x_LoadId = ?",
             [load_id],
         ).fetchone()
         assert row is not None  # an aggregate always yields one row
-        return int(row[0]), int(row[1]), tuple(row[2] or ()), tuple(row[3] or ())
+        return int(row[0]), int(row[1]), tuple(row[2] or ()), tuple(row[3] or ()), int(row[4])
 
     def _replace_keys(self, load_id: str) -> int:
         row = self.con.execute(

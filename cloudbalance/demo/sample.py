@@ -504,7 +504,7 @@ def write_focus_exports(costs: pd.DataFrame, folder: str | Path) -> list[Path]:
             )
             pq.write_table(table, path)
         elif provider == PUBLISHERS["azure"]:
-            path = out / "azure" / month / "part_0_0001.csv"
+            path = out / "azure" / str(month) / "part_0_0001.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             part.assign(
                 ChargePeriodStart=part["ChargePeriodStart"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -28,6 +28,7 @@ _RETRY_REASONS = frozenset(
         "backendError",
         "internalError",
         "jobRateLimitExceeded",
+        "quotaExceeded",
         "RATE_LIMIT_EXCEEDED",
     }
 )

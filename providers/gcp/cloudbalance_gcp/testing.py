@@ -418,7 +418,7 @@ class FakeBigQuery(_FakeServer):
     def route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> tuple[int, Any]:
-        """Answer jobs.query, jobs.getQueryResults and jobs.get."""
+        """Answer jobs.query, jobs.getQueryResults, jobs.get and jobs.cancel."""
         parts = path.strip("/").split("/")
         if parts[:2] != ["bigquery", "v2"] or len(parts) < 5 or parts[2] != "projects":
             raise _HTTPError(404, "notFound", f"no route for {method} {path}")
@@ -429,6 +429,9 @@ class FakeBigQuery(_FakeServer):
             return 200, self._results_page(project, parts[5], query)
         if method == "GET" and kind == "jobs" and len(parts) == 6:
             return 200, self._job(project, parts[5])
+        if method == "POST" and kind == "jobs" and len(parts) == 7 and parts[6] == "cancel":
+            # the client cancels a job whose results it failed to read
+            return 200, {"kind": "bigquery#jobCancelResponse", "job": self._job(project, parts[5])}
         raise _HTTPError(404, "notFound", f"no route for {method} {path}")
 
     def _query(self, project: str, body: Mapping[str, Any]) -> dict[str, Any]:

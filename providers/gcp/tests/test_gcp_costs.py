@@ -445,3 +445,40 @@ def test_a_result_with_a_bad_timestamp_is_a_provider_error_naming_row_and_column
         rows_to_costs(
             [{"period_start": "yesterday"}], label_keys=(), granularity="daily", source="s"
         )
+
+
+# -- partial failures ------------------------------------------------------------------------
+
+
+def test_a_page_that_fails_once_reruns_the_query_without_doubling_rows(
+    make_provider: Callable[..., GCPProvider], bigquery: FakeBigQuery, sleeps: list[float]
+) -> None:
+    # the query answers its first page, then reading the rest fails once
+    bigquery.fail(503, reason="backendError", after=1)
+    frame = make_provider().costs(JAN1, JAN4)
+    assert len(frame) == 12
+    assert frame["BilledCost"].sum() == pytest.approx(
+        make_provider().costs(JAN1, JAN4)["BilledCost"].sum()
+    )
+    assert len(sleeps) == 1
+    queries = [r for r in bigquery.requests if r.path.endswith("/queries")]
+    assert len(queries) == 3  # first try, its rerun, and the comparison run
+    assert any(r.path.endswith("/cancel") for r in bigquery.requests)
+
+
+def test_a_page_that_keeps_failing_returns_nothing_partial(
+    make_provider: Callable[..., GCPProvider], bigquery: FakeBigQuery
+) -> None:
+    bigquery.page_size = 2
+    for _ in range(3):  # each attempt: the first page succeeds, the next request fails
+        bigquery.fail(500, reason="internalError", after=1)
+    with pytest.raises(ThrottledError, match="internalError"):
+        make_provider(max_attempts=3).costs(JAN1, JAN4)
+
+
+def test_quota_exceeded_on_concurrent_queries_is_retried(
+    make_provider: Callable[..., GCPProvider], bigquery: FakeBigQuery, sleeps: list[float]
+) -> None:
+    bigquery.fail(403, reason="quotaExceeded", message="Too many concurrent queries")
+    assert len(make_provider().costs(JAN1, JAN4)) == 12
+    assert len(sleeps) == 1

@@ -178,3 +178,14 @@ def test_a_repeated_page_token_stops_instead_of_looping() -> None:
 
     with pytest.raises(ProviderError, match="same page token twice"):
         list_skus(Client(), currency="USD", page_size=10, call=lambda fn: fn())
+
+
+def test_a_later_page_that_keeps_failing_raises_and_prices_nothing(
+    make_provider: Callable[..., GCPProvider], catalog: FakeCatalog, sleeps: list[float]
+) -> None:
+    catalog.fail(503, reason="backendError", times=10, after=2)
+    with pytest.raises(ThrottledError):
+        make_provider(max_attempts=3).prices()
+    tokens = [r.query.get("pageToken", [""])[0] for r in catalog.requests]
+    assert tokens == ["", "3", "6", "6", "6"]
+    assert len(sleeps) == 2

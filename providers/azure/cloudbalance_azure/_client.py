@@ -158,7 +158,8 @@ def _error_text(err: Any) -> str:
     code = getattr(getattr(err, "error", None), "code", None)
     message = getattr(getattr(err, "error", None), "message", None)
     if not message:
-        message = str(getattr(err, "reason", None) or err.__class__.__name__)
+        first = str(getattr(err, "message", None) or err).strip().splitlines()
+        message = first[0] if first else err.__class__.__name__
     head = " ".join(str(p) for p in (status, code) if p)
     return _scrub(f"{head}: {message}" if head else str(message))[:500]
 

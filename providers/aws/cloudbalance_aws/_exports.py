@@ -34,7 +34,8 @@ from cloudbalance_aws._session import PROVIDER, AWSClients
 __all__ = ["CUR2_COLUMNS", "export_costs", "list_export_objects", "read_cur2"]
 
 _PERIOD = re.compile(r"BILLING_PERIOD=(\d{4})-(\d{2})")
-_TAG_ORIGIN = re.compile(r"^user[_:]")
+_CUR2_USER = re.compile(r"^user_")
+_FOCUS_USER = re.compile(r"^user:")
 _SUFFIXES = (".parquet", ".snappy.parquet", ".gz.parquet")
 
 #: CUR 2.0 column feeding each FOCUS column (SQL over the Parquet file).
@@ -107,7 +108,9 @@ def list_export_objects(
 def _download(clients: AWSClients, bucket: str, key: str, target: Path) -> None:
     def fetch() -> None:
         answer = clients.client("s3").get_object(Bucket=bucket, Key=key)
-        target.write_bytes(answer["Body"].read())
+        with target.open("wb") as sink:  # streamed: export files run to gigabytes
+            for chunk in answer["Body"].iter_chunks(chunk_size=8 << 20):
+                sink.write(chunk)
 
     # A transfer cut half-way is retried like any transient error: the whole object again.
     clients.guard(fetch, "get_object")
@@ -154,6 +157,7 @@ def _read_focus(
         raise ProviderError(_name_objects(str(err), uris), provider=PROVIDER) from err
     frame["x_Source"] = frame["x_Source"].map(lambda path: uris.get(str(path), path))
     frame["x_Cloud"] = "aws"
+    frame["Tags"] = frame["Tags"].map(lambda text: _user_tags(text, _FOCUS_USER))
     # AWS's FOCUS 1.0 export writes "AWS"; one spelling keeps the store's ingest key stable
     # whichever source (API or export) loaded a day.
     frame["ProviderName"] = PROVIDER_NAME
@@ -214,13 +218,18 @@ def read_cur2(
     return validate_costs(frame) if len(frame) else empty_costs()
 
 
-def _user_tags(text: object) -> str | None:
-    """CUR 2.0 tag keys carry their origin (``user_team``); the workload tag is ``team``."""
+def _user_tags(text: object, origin: re.Pattern[str] = _CUR2_USER) -> str | None:
+    """Tag keys without the prefix AWS adds to user-defined tags.
+
+    CUR 2.0 writes ``user_team`` and FOCUS ``user:team`` for the tag ``team`` that Cost
+    Explorer calls ``team``; the workload tag must be found under one name whatever the source.
+    AWS-generated tags (``aws:createdBy``) keep their prefix.
+    """
     if not isinstance(text, str):
         return None
     tags = json.loads(text)
     return json.dumps(
-        {_TAG_ORIGIN.sub("", str(key)): value for key, value in tags.items()},
+        {origin.sub("", str(key)): value for key, value in tags.items()},
         separators=(",", ":"),
     )
 

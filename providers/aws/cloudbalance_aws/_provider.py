@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from cloudbalance.exceptions import CloudBalanceError, CredentialsError
+from cloudbalance.exceptions import CloudBalanceError
 from cloudbalance.models import Location
 from cloudbalance.provider import ProviderCheck
 from cloudbalance_aws._costs import ce_window, cost_explorer_costs, empty_costs
@@ -110,6 +110,10 @@ class AWSProvider:
             regions = sorted({loc.region for loc in locations if loc.cloud == "aws"})
         return ec2_prices(self.clients, self.options, regions, now=self.now())
 
+    def _reason(self, err: CloudBalanceError) -> str:
+        """The error's text without the ``provider 'aws':`` prefix (the line names it already)."""
+        return str(err).removeprefix(f"provider {self.name!r}: ")
+
     def check(self) -> ProviderCheck:
         """Whether credentials are found and accepted (``sts:GetCallerIdentity``); never raises.
 
@@ -134,10 +138,8 @@ class AWSProvider:
                     "or an instance/container role)",
                 )
             who = self.clients.identity()
-        except CredentialsError as err:
-            return ProviderCheck(self.name, ok=False, detail=profile, missing=err.args[0])
         except CloudBalanceError as err:
-            return ProviderCheck(self.name, ok=False, detail=profile, missing=str(err))
+            return ProviderCheck(self.name, ok=False, detail=profile, missing=self._reason(err))
         role = f", role {self.options.role_arn}" if self.options.role_arn else ""
         detail = f"{profile} ({method}){role}, account {who['Account']}, {who['Arn']}"
         if self.options.source != "export":
@@ -153,6 +155,6 @@ class AWSProvider:
             )
         except CloudBalanceError as err:
             return ProviderCheck(
-                self.name, ok=False, detail=f"{detail}; export {where}", missing=str(err)
+                self.name, ok=False, detail=f"{detail}; export {where}", missing=self._reason(err)
             )
         return ProviderCheck(self.name, ok=True, detail=f"{detail}; export {where}")

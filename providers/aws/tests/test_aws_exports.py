@@ -47,7 +47,8 @@ def focus_table(days: list[datetime], cost: float) -> pa.Table:
             "EffectiveCost": [r[2] * 0.8 for r in rows],
             "BillingCurrency": ["USD"] * len(rows),
             "Tags": pa.array(
-                [[("workload", "checkout")]] * len(rows), pa.map_(pa.string(), pa.string())
+                [[("user:workload", "checkout"), ("aws:createdBy", "ci")]] * len(rows),
+                pa.map_(pa.string(), pa.string()),
             ),
         }
     )
@@ -112,7 +113,8 @@ def test_focus_export_is_read_for_the_billing_periods_of_the_window(s3: Any) -> 
     assert set(frame["ProviderName"]) == {"Amazon Web Services"}
     assert set(frame["BillingAccountId"]) == {"111122223333"}
     assert frame["EffectiveCost"].sum() == pytest.approx(6.4)
-    assert json.loads(frame["Tags"].iloc[0]) == {"workload": "checkout"}
+    # user-defined tags under the name Cost Explorer uses; AWS-generated ones keep their prefix
+    assert json.loads(frame["Tags"].iloc[0]) == {"workload": "checkout", "aws:createdBy": "ci"}
     assert set(frame["x_Source"]) == {
         f"s3://{BUCKET}/{PREFIX}/data/BILLING_PERIOD=2024-03/focus-00001.snappy.parquet"
     }

@@ -312,8 +312,21 @@ def _last_line(node: Any) -> int:
     return line
 
 
+_PLAIN_SAFE = re.compile(r"[A-Za-z][A-Za-z0-9._/-]*")
+
+
+def _scalar(value: str) -> str:
+    """``value`` as a YAML scalar: plain when that reads back as the same string, else quoted."""
+    if _PLAIN_SAFE.fullmatch(value) and value.lower() not in ("true", "false", "null", "yes", "no"):
+        return value
+    return json.dumps(value)  # a JSON string is a valid double-quoted YAML scalar
+
+
 def _flow_entry(location: Location, replicas: int) -> str:
-    return f"{{cloud: {location.cloud}, region: {location.region}, replicas: {replicas}}}"
+    return (
+        f"{{cloud: {_scalar(location.cloud)}, region: {_scalar(location.region)}, "
+        f"replicas: {replicas}}}"
+    )
 
 
 def _append_entries(
@@ -340,8 +353,8 @@ def _append_entries(
         for location, replicas in additions:
             if isinstance(item, CommentedMap) and not item.fa.flow_style():
                 inner = indent + " " * (item_col - len(indent))
-                lines.append(f"{indent}-{gap}cloud: {location.cloud}")
-                lines.append(f"{inner}region: {location.region}")
+                lines.append(f"{indent}-{gap}cloud: {_scalar(location.cloud)}")
+                lines.append(f"{inner}region: {_scalar(location.region)}")
                 lines.append(f"{inner}replicas: {replicas}")
             else:
                 lines.append(f"{indent}-{gap}{_flow_entry(location, replicas)}")

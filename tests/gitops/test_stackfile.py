@@ -192,3 +192,14 @@ def test_shipped_schema_is_a_valid_json_schema() -> None:
     text = resources.files("cloudbalance").joinpath("schemas/stack-config.schema.json")
     schema = json.loads(text.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_new_region_that_yaml_would_misread_is_quoted() -> None:
+    text = (
+        "config:\n  cloudbalance:workloads:\n    api:\n      placements:\n"
+        "        - {cloud: aws, region: us-east-1, replicas: 1}\n"
+    )
+    odd = Location("gcp", "no")  # plain `no` would read back as a boolean in YAML 1.1 tools
+    after, _ = edit_placements(text, {"api": {AWS: 1, odd: 2}})
+    assert '- {cloud: gcp, region: "no", replicas: 2}' in after
+    assert read_placements(after)["api"][odd] == 2

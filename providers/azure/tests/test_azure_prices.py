@@ -167,3 +167,16 @@ def test_filter_quotes_regions_and_names_the_service() -> None:
 )
 def test_vm_shapes_from_names(size: str, shape: tuple[float, float] | None) -> None:
     assert vm_shape(size) == shape
+
+
+def test_prices_feed_the_planner_catalog(make_provider: Any) -> None:
+    from cloudbalance.catalog import Catalog
+
+    frame = make_provider(regions=["westeurope", "eastus"]).prices()
+    observed = frame.observed_at.max().to_pydatetime()
+    catalog = Catalog.from_frame(frame)
+    cost = catalog.replica_cost(vcpus=2, memory_gib=8, spot=False, periods=[observed], period="1h")
+    by_location = {loc.key: cost.on_demand[i, 0] for i, loc in enumerate(cost.locations)}
+    # a D4s_v5 (4 vCPU, 16 GiB) packs two 2-vCPU/8-GiB replicas
+    assert by_location["azure:eastus"] == pytest.approx(0.19 / 2)
+    assert by_location["azure:westeurope"] == pytest.approx(0.23 / 2)

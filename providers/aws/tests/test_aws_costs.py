@@ -341,3 +341,71 @@ def test_fixture_cost_explorer_pages_any_window(moto: None, aws: Any) -> None:
     frame = provider.costs(days[0], days[-1] + timedelta(days=1))
     assert len(frame) == 10
     assert [r.get("NextPageToken") for r in fake.requests] == [None, "page-1", "page-2", "page-3"]
+
+
+def test_record_type_and_linked_account_fill_charge_category_and_sub_account(
+    aws_env: None, aws: Any
+) -> None:
+    provider = AWSProvider(
+        billing_account_id="111122223333", group_by=["LINKED_ACCOUNT", "RECORD_TYPE"]
+    )
+    provider.now = lambda: datetime(2024, 3, 10)
+    stubber = _stubbed(provider)
+    day = datetime(2024, 3, 5)
+    groups = [
+        (["444455556666", "Usage"], aws.metrics(5.0)),
+        (["444455556666", "SavingsPlanCoveredUsage"], aws.metrics(2.0)),
+        (["444455556666", "Credit"], aws.metrics(-1.0)),
+        (["777788889999", "Tax"], aws.metrics(0.4)),
+        (["777788889999", "SavingsPlanRecurringFee"], aws.metrics(3.0)),
+        (["777788889999", "Something New"], aws.metrics(0.1)),
+    ]
+    stubber.add_response("get_cost_and_usage", {"ResultsByTime": [aws.day_result(day, groups)]})
+    frame = provider.costs(day, day + timedelta(days=1))
+    assert list(frame["ChargeCategory"]) == [
+        "Usage",
+        "Usage",
+        "Credit",
+        "Tax",
+        "Purchase",
+        "Adjustment",
+    ]
+    assert list(frame["SubAccountId"].unique()) == ["444455556666", "777788889999"]
+    assert set(frame["BillingAccountId"]) == {"111122223333"}
+
+
+def test_timezone_aware_window_is_read_in_utc(aws_env: None, aws: Any) -> None:
+    from zoneinfo import ZoneInfo
+
+    provider = AWSProvider(billing_account_id="111122223333", group_by=BY_SERVICE)
+    provider.now = lambda: datetime(2024, 3, 10)
+    stubber = _stubbed(provider)
+    stubber.add_response(
+        "get_cost_and_usage",
+        {"ResultsByTime": []},
+        {
+            "TimePeriod": {"Start": "2024-03-05", "End": "2024-03-06"},
+            "Granularity": "DAILY",
+            "Metrics": ANY,
+            "GroupBy": ANY,
+        },
+    )
+    paris = ZoneInfo("Europe/Paris")  # 01:00 in Paris is midnight UTC in March
+    provider.costs(datetime(2024, 3, 5, 1, tzinfo=paris), datetime(2024, 3, 6, 1, tzinfo=paris))
+    stubber.assert_no_pending_responses()
+
+
+def test_connection_failures_are_retryable_and_unknown_errors_are_provider_errors() -> None:
+    from botocore.exceptions import EndpointConnectionError, ParamValidationError
+    from cloudbalance_aws._session import translate_error
+
+    from cloudbalance.retry import Retryable
+
+    dropped = translate_error(
+        EndpointConnectionError(endpoint_url="https://ce.us-east-1.amazonaws.com"),
+        "get_cost_and_usage",
+    )
+    assert isinstance(dropped, Retryable)
+    invalid = translate_error(ParamValidationError(report="bad"), "get_cost_and_usage")
+    assert isinstance(invalid, ProviderError)
+    assert "get_cost_and_usage failed" in str(invalid)

@@ -320,10 +320,19 @@ def _targets(plan: Plan) -> dict[str, dict[Location, int]]:
     return dict(targets)
 
 
-def _stack_hints(workloads: Iterable[Workload] | Mapping[str, str]) -> dict[str, str]:
+def _stack_hints(plan: Plan, workloads: Iterable[Workload] | Mapping[str, str]) -> dict[str, str]:
+    """Workload -> ``project/stack``: from the caller, else from the planner's stored problem."""
+    hints: dict[str, str] = {}
+    problem = plan.inputs.get("problem")
+    if isinstance(problem, Mapping):
+        for item in problem.get("workloads", []):
+            if isinstance(item, Mapping) and item.get("name") and item.get("stack"):
+                hints[str(item["name"])] = str(item["stack"])
     if isinstance(workloads, Mapping):
-        return {str(k): str(v) for k, v in workloads.items()}
-    return {w.name: w.stack for w in workloads if w.stack}
+        hints.update({str(k): str(v) for k, v in workloads.items()})
+    else:
+        hints.update({w.name: w.stack for w in workloads if w.stack})
+    return hints
 
 
 def _read(git: Git, rev: str | None, path: str) -> str:
@@ -652,7 +661,8 @@ def apply(
         mode: See above.
         guardrails: Confidence threshold, limits and freeze windows.
         workloads: Which stack holds each workload (``Workload.stack`` or a mapping of name
-            to ``project/stack``); others are found by the stack file that lists them.
+            to ``project/stack``), over the ``stack`` of the workloads the planner stored in
+            ``plan.inputs["problem"]``; others are found by the stack file that lists them.
         remote: The remote branches are pushed to.
         forge: Where pull requests are opened (``pr`` mode; default GitHub).
         policy_check: Called with the plan and the diff before anything is written; its
@@ -681,7 +691,7 @@ def apply(
     targets = _targets(plan)
     if not targets:
         raise GitOpsError(f"plan {plan.plan_id} places no workload; nothing to write")
-    hints = _stack_hints(workloads)
+    hints = _stack_hints(plan, workloads)
     git = Git.open(repo)
     when = now or _utcnow()
     with repository_lock(git, timeout=lock_timeout):

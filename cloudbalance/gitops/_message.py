@@ -53,12 +53,34 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip() or "-"
 
 
+def _planner_demand(plan: Plan, workload: str) -> list[int] | None:
+    """The forecast demand (replicas per period) the planner solved for, when it stored it."""
+    problem = plan.inputs.get("problem")
+    if not isinstance(problem, Mapping):
+        return None
+    names = [w.get("name") for w in problem.get("workloads", []) if isinstance(w, Mapping)]
+    demand = problem.get("demand")
+    if workload not in names or not isinstance(demand, list):
+        return None
+    row = demand[names.index(workload)]
+    return [int(v) for v in row] if isinstance(row, list) else None
+
+
 def _forecast(plan: Plan, workload: str) -> str:
-    """What the forecast asks of a workload: given by the planner, or its replicas per period."""
-    given = plan.inputs.get("forecast") if isinstance(plan.inputs, Mapping) else None
+    """What the forecast asks of a workload, per period, for the reviewer to check.
+
+    In order: ``plan.inputs["forecast"][workload]`` (text the caller chose), the demand the
+    planner solved for (``plan.inputs["problem"]["demand"]``), else the replicas the plan
+    schedules per period.
+    """
+    given = plan.inputs.get("forecast")
     if isinstance(given, Mapping) and workload in given:
         return str(given[workload])
-    totals = [sum(p.replicas for p in period if p.workload == workload) for period in plan.schedule]
+    totals = _planner_demand(plan, workload)
+    if totals is None:
+        totals = [
+            sum(p.replicas for p in period if p.workload == workload) for period in plan.schedule
+        ]
     if not totals:
         return "-"
     shown = totals[:6]

@@ -623,3 +623,25 @@ def test_untracked_stack_file_is_never_picked(infra, plan_factory) -> None:
     result = apply(shift_plan(plan_factory), infra.root, mode="commit")
     assert result.diff.paths == ("shop/Pulumi.prod.yaml",)
     assert "?? shop/Pulumi.scratch.yaml" in infra.git("status", "--porcelain")
+
+
+def test_planner_inputs_give_the_forecast_column_and_the_workloads_stack(
+    infra, plan_factory
+) -> None:
+    import dataclasses
+
+    other = infra.root / "shop" / "Pulumi.dr.yaml"
+    other.write_text(infra.prod.read_text())
+    infra.commit_all("disaster-recovery stack")
+    plan = dataclasses.replace(
+        shift_plan(plan_factory),
+        inputs={
+            "problem": {
+                "workloads": [{"name": "checkout", "stack": "shop/dr"}],
+                "demand": [[8, 11, 15]],
+            }
+        },
+    )
+    result = apply(plan, infra.root)
+    assert result.diff.paths == ("shop/Pulumi.dr.yaml",)
+    assert "| checkout | aws:us-east-1 | 6 | 3 | 8 → 11 → 15 |" in result.message

@@ -21,7 +21,7 @@ deny contains msg if {
 
 warn contains msg if {
 	input.mode != "commit"
-	count(input.changes) > 0
+	input.summary.moves > 0
 	input.plan.confidence < minimum
 	msg := sprintf(
 		"confidence: plan %v has confidence %v (below %v): review the forecast before merging",

@@ -8,7 +8,7 @@ package cloudbalance.starter.freeze
 import rego.v1
 
 deny contains msg if {
-	count(input.changes) > 0
+	input.summary.moves > 0
 	some window in input.settings.guardrails.freeze
 	input.now >= window.start
 	input.now <= window.end

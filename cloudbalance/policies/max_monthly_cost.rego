@@ -22,7 +22,7 @@ deny contains msg if {
 
 warn contains msg if {
 	count(caps) > 0
-	count(input.changes) > 0
+	input.summary.moves > 0
 	input.costs.monthly_by_cloud == null
 	msg := "max_monthly_cost: no unit costs are known for this change, the monthly caps were not checked"
 }

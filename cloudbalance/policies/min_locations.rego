@@ -8,13 +8,12 @@ package cloudbalance.starter.min_locations
 import rego.v1
 
 deny contains msg if {
-	some workload, _ in input.changes_by_workload
-	minimum := object.get(input.settings.workloads, [workload, "min_locations"], 1)
-	minimum > 1
-	used := [p.location | some p in input.placements[workload]; p.replicas > 0]
-	count(used) < minimum
+	some name, workload in input.workloads
+	workload.min_locations > 1
+	used := [location | replicas := workload.placements[location]; replicas > 0]
+	count(used) < workload.min_locations
 	msg := concat("", [
-		sprintf("min_locations: workload %v must run in at least %v locations, ", [workload, minimum]),
+		sprintf("min_locations: workload %v must run in at least %v locations, ", [name, workload.min_locations]),
 		sprintf("the change leaves %v", [count(used)]), " (", concat(", ", used), ")",
 	])
 }

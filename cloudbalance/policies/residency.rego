@@ -9,18 +9,18 @@ package cloudbalance.starter.residency
 import rego.v1
 
 deny contains msg if {
-	some workload, _ in input.changes_by_workload
-	allowed := object.get(input.settings.workloads, [workload, "allowed"], [])
-	count(allowed) > 0
-	outside := [p.location |
-		some p in input.placements[workload]
-		p.replicas > 0
-		not p.location in allowed
+	some name, workload in input.workloads
+	count(workload.allowed) > 0
+	outside := [location |
+		replicas := workload.placements[location]
+		replicas > 0
+		not location in workload.allowed
 	]
 	count(outside) > 0
+
 	# Built with concat, not sprintf: rego-cpp 1.5 quotes a %v argument that contains ", ".
 	msg := concat("", [
-		"residency: workload ", workload, " may only run in ", concat(", ", allowed),
+		"residency: workload ", name, " may only run in ", concat(", ", workload.allowed),
 		", but the change leaves replicas in ", concat(", ", outside),
 	])
 }

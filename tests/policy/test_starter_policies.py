@@ -54,16 +54,16 @@ def test_residency_does_not_restrict_workloads_without_an_allowed_list() -> None
 
 
 def test_max_share_moved_denies_a_change_above_the_share() -> None:
-    plan = make_plan({"etl": {"aws:us-east-1": 5, "gcp:us-central1": 5}})  # 5 of 16 = 31%
+    plan = make_plan({"etl": {"aws:us-east-1": 7, "gcp:us-central1": 3}})  # 3 of 10 = 30%
     document = plan_input(plan, settings=make_settings(max_share_moved=0.25), now=TODAY)
     denies, _ = evaluate("max_share_moved", document)
     assert denies == [
-        "max_share_moved: the change moves 5 of 16 replicas (31.3%), more than the 25% allowed"
+        "max_share_moved: the change moves 3 of 10 replicas (30%), more than the 25% allowed"
     ]
 
 
 def test_max_share_moved_allows_a_change_within_the_share() -> None:
-    plan = make_plan({"etl": {"aws:us-east-1": 7, "gcp:us-central1": 3}})  # 3 of 16
+    plan = make_plan({"etl": {"aws:us-east-1": 8, "gcp:us-central1": 2}})  # 2 of 10
     document = plan_input(plan, settings=make_settings(max_share_moved=0.25), now=TODAY)
     assert evaluate("max_share_moved", document) == ([], [])
 

@@ -105,6 +105,13 @@ def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+def _unprefixed(err: Exception) -> str:
+    """The error's text without ``provider 'gcp': `` (``providers check`` names the provider)."""
+    text = str(err)
+    prefix = f"provider {NAME!r}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
 def _whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The whole UTC days inside ``[start, end)``: start rounds up, end rounds down."""
     start, end = _naive_utc(start), _naive_utc(end)
@@ -397,7 +404,7 @@ class GCPProvider:
         try:
             creds = self._creds()
         except (ProviderError, ConfigError) as err:
-            return ProviderCheck(NAME, ok=False, detail="", missing=str(err))
+            return ProviderCheck(NAME, ok=False, detail="", missing=_unprefixed(err))
         detail = describe(creds)
         project = self.project or self._credentials_project
         if project:
@@ -412,7 +419,7 @@ class GCPProvider:
                 NAME,
                 ok=False,
                 detail=detail,
-                missing=str(classify(err, "refreshing the credentials")),
+                missing=_unprefixed(classify(err, "refreshing the credentials")),
             )
         if self.billing_table is None:
             return ProviderCheck(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -73,7 +73,8 @@ def day_result(day: datetime, groups: list[tuple[list[str], dict]]) -> dict[str,
 
 
 def today() -> datetime:
-    now = datetime.now()
+    """Today's UTC midnight, naive (the provider's clock is UTC)."""
+    now = datetime.now(UTC)
     return datetime(now.year, now.month, now.day)
 
 

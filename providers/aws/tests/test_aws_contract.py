@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import boto3
@@ -19,7 +19,7 @@ from cloudbalance_aws import AWSProvider
 
 from cloudbalance.testing import ProviderContract
 
-_NOW = datetime.now()
+_NOW = datetime.now(UTC).replace(tzinfo=None)
 _TODAY = datetime(_NOW.year, _NOW.month, _NOW.day)
 DAYS = [_TODAY - timedelta(days=d) for d in range(10, 0, -1)]
 

@@ -139,7 +139,7 @@ class GCPProvider:
         location: BigQuery location of the dataset (``US``, ``EU``, ``europe-west1``).
         billing_account_id: Keep only this billing account (an export may hold several).
         labels: Label keys to group by; they become the ``Tags`` of each line (the store
-            attributes workloads from them).
+            attributes workloads from them). Default ``["workload"]``; ``[]`` for none.
         granularity: ``daily`` (default) or ``hourly`` lines.
         resources: Group by resource (``detailed`` or ``focus`` only); many more rows.
         list_cost: Read ``cost_at_list`` (turn off for exports that lack it).
@@ -229,7 +229,8 @@ class GCPProvider:
         self.project = _str("project", project)
         self.location = _str("location", location)
         self.billing_account_id = _str("billing_account_id", billing_account_id)
-        self.labels = _strs("labels", labels)
+        # the core attributes workloads by the `workload` tag unless configured otherwise
+        self.labels = ("workload",) if labels is None else _strs("labels", labels)
         self.list_cost = _bool("list_cost", list_cost)
         self.partition_filter = _bool("partition_filter", partition_filter)
         self.maximum_bytes_billed = (

@@ -77,6 +77,11 @@ def test_bad_option_values_are_config_errors_naming_the_key(
     assert info.value.key == f"providers.gcp.{key}"
 
 
+def test_labels_default_to_the_workload_tag_the_store_attributes_by() -> None:
+    assert GCPProvider(billing_table=TABLE).labels == ("workload",)
+    assert GCPProvider(billing_table=TABLE, labels=[]).labels == ()
+
+
 def test_machine_type_shapes_follow_the_family_ratios() -> None:
     provider = GCPProvider(machine_types=["n1-standard-2", "c3-highcpu-8", "e2-highmem-4"])
     shapes = {m.name: (m.vcpus, m.memory_gib) for m in provider.machine_types}

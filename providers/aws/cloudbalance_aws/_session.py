@@ -170,7 +170,7 @@ def _core_session() -> Any:
 
     core = botocore.session.get_session()
     if _LOADER is None:
-        _LOADER = botocore.loaders.create_loader()
+        _LOADER = botocore.loaders.create_loader(core.get_config_variable("data_path"))
     # boto3 appends its own data folder to the loader's search paths on every session it
     # builds; keep each folder once so a long-lived process does not grow the list.
     _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))

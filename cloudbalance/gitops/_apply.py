@@ -624,6 +624,24 @@ def _commit_branch(
     return sha, push
 
 
+def _already_proposed(
+    git: Git, diff: StackDiff, branch: str, *, remote: str, push: bool
+) -> str | None:
+    """The tip of ``branch`` when it already holds exactly this change (a re-run), else None.
+
+    Makes ``branch`` mode idempotent: a scheduler running the same plan twice gets the same
+    answer, not an error. A branch of that name with other content is still an error.
+    """
+    tip = git.head(f"refs/heads/{branch}") if git.ref_exists(f"refs/heads/{branch}") else None
+    if tip is None and push and git.remote_branch(remote, branch) is not None:
+        git.fetch(remote, f"refs/heads/{branch}")
+        tip = git.head("FETCH_HEAD")
+    if tip is None:
+        return None
+    same = all(git.show(tip, c.stack.path) == c.after for c in diff.files if c.changes)
+    return tip if same else None
+
+
 def _check_plan_id(plan_id: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", plan_id or ""):
         raise GitOpsError(
@@ -777,6 +795,18 @@ def apply(
         base_branch = base or _base_branch(git)
         if chosen_mode == "branch":
             branch = f"{BRANCH_PREFIX}{plan.plan_id}"
+            proposed = _already_proposed(git, diff, branch, remote=remote, push=push)
+            if proposed is not None:
+                return ApplyResult(
+                    plan.plan_id,
+                    "branch",
+                    diff,
+                    message,
+                    proposed,
+                    branch,
+                    False,
+                    notes=(*notes, f"already proposed on {branch}: nothing to do"),
+                )
             sha, pushed = _commit_branch(
                 git, diff, message, branch=branch, parent=git.head(), remote=remote, push=push
             )

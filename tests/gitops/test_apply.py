@@ -105,8 +105,14 @@ def test_branch_mode_pushes_a_new_branch_and_leaves_the_working_copy_alone(
     assert infra.files_in(result.commit or "") == ["shop/Pulumi.prod.yaml"]
     on_branch = infra.git("show", f"{result.commit}:shop/Pulumi.prod.yaml")
     assert read_placements(on_branch)["checkout"] == {AWS: 3, GCP: 5}
+    again = apply(shift_plan(plan_factory), infra.root, mode="branch")
+    assert again.commit == result.commit
+    assert any("already proposed" in note for note in again.notes)
+    infra.git("branch", "-q", "-D", "cloudbalance/p-20261124-a1")  # only the remote has it now
+    assert apply(shift_plan(plan_factory), infra.root, mode="branch").commit == result.commit
+    other = plan_factory({"checkout": {"aws:us-east-1": 1, "gcp:us-central1": 7}}, current=CURRENT)
     with pytest.raises(GitOpsError, match="already exists"):
-        apply(shift_plan(plan_factory), infra.root, mode="branch")
+        apply(other, infra.root, mode="branch")
 
 
 def test_pr_mode_opens_a_pull_request_with_the_checked_request(

@@ -340,6 +340,7 @@ class FakeBigQuery(_FakeServer):
         self.queries: list[str] = []
         self._results: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]], str]] = {}
         self._catalogs: set[str] = set()
+        self._schemas: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> FakeBigQuery:
         super().__enter__()
@@ -362,13 +363,22 @@ class FakeBigQuery(_FakeServer):
             name = f'"{project}"."{dataset}"."{table}"'
             columns = ", ".join(f'"{col}" {_ddl_type(t)}' for col, t in schema.items())
             self.db.execute(f"CREATE TABLE {name} ({columns})")
-            records = [{k: row.get(k) for k in schema} for row in rows]
-            if records:
-                self.db.execute(
-                    f"INSERT INTO {name} BY NAME "
-                    "SELECT unnest(r) FROM (SELECT unnest(from_json(?::JSON, ?)) AS r)",
-                    [json.dumps(records, default=str), json.dumps([dict(schema)])],
-                )
+            self._schemas[table_id] = dict(schema)
+        self.insert(table_id, rows)
+
+    def insert(self, table_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append ``rows`` to a table made by :meth:`add_table` (late or restated usage)."""
+        schema = self._schemas[table_id]
+        name = ".".join(f'"{part}"' for part in table_id.split("."))
+        records = [{k: row.get(k) for k in schema} for row in rows]
+        if not records:
+            return
+        with self._lock:
+            self.db.execute(
+                f"INSERT INTO {name} BY NAME "
+                "SELECT unnest(r) FROM (SELECT unnest(from_json(?::JSON, ?)) AS r)",
+                [json.dumps(records, default=str), json.dumps([schema])],
+            )
 
     def add_export(
         self, table_id: str, rows: Iterable[Mapping[str, Any]], *, detailed: bool = False

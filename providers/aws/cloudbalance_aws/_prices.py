@@ -124,12 +124,16 @@ def _product_row(item: object, region: str) -> dict[str, Any] | None:
                 price = value
     if price is None:
         return None
+    try:
+        vcpus, memory_gib = float(attributes["vcpu"]), _memory_gib(attributes["memory"])
+    except ValueError:
+        return None  # "NA" shapes (hosts, capacity blocks): not an instance one can run
     return {
         "ProviderName": "aws",
         "RegionId": attributes.get("regionCode", region),
         "SkuId": instance_type,
-        "vcpus": float(attributes["vcpu"]),
-        "memory_gib": _memory_gib(attributes["memory"]),
+        "vcpus": vcpus,
+        "memory_gib": memory_gib,
         "unit_price": price,
         "price_kind": "on_demand",
         "PricingUnit": "Hours",

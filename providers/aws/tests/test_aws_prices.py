@@ -198,7 +198,7 @@ def test_product_that_is_not_json_names_page_and_position(provider: AWSProvider)
         provider.prices()
 
 
-def test_products_without_an_hourly_price_are_skipped(provider: AWSProvider) -> None:
+def test_products_without_an_hourly_price_or_a_shape_are_skipped(provider: AWSProvider) -> None:
     document = json.loads(product("m5.large", 2, "8 GiB", "0.0000000000", "eu-west-1"))
     pricing = stubbed(provider, "pricing", "us-east-1")
     pricing.add_response(
@@ -206,6 +206,7 @@ def test_products_without_an_hourly_price_are_skipped(provider: AWSProvider) -> 
         {
             "PriceList": [
                 json.dumps(document),
+                product("m5", 0, "NA", "4.5", "eu-west-1").replace('"vcpu": "0"', '"vcpu": "NA"'),
                 product("m5.xlarge", 4, "16 GiB", "0.2140000000", "eu-west-1"),
             ]
         },

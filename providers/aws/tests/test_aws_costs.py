@@ -409,3 +409,19 @@ def test_connection_failures_are_retryable_and_unknown_errors_are_provider_error
     invalid = translate_error(ParamValidationError(report="bad"), "get_cost_and_usage")
     assert isinstance(invalid, ProviderError)
     assert "get_cost_and_usage failed" in str(invalid)
+
+
+def test_a_day_split_across_pages_keeps_all_its_groups(moto: None, aws: Any) -> None:
+    # Cost Explorer pages by groups: one day's groups may continue on the next page.
+    day = aws.today() - timedelta(days=6)
+    first = {
+        "ResultsByTime": [aws.day_result(day, [(["AWS Lambda", "us-east-1"], aws.metrics(1.0))])],
+        "NextPageToken": "more-groups",
+    }
+    second = {
+        "ResultsByTime": [aws.day_result(day, [(["AWS Lambda", "eu-west-1"], aws.metrics(2.0))])]
+    }
+    aws.inject_ce(first, second)
+    frame = AWSProvider(group_by=BY_SERVICE).costs(day, day + timedelta(days=1))
+    assert sorted(frame["RegionId"]) == ["eu-west-1", "us-east-1"]
+    assert frame["BilledCost"].sum() == 3.0

@@ -34,6 +34,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cloudbalance.commands.gitops",
     "cloudbalance.commands.stacks",
     "cloudbalance.commands.forecast",
+    "cloudbalance.commands.policy",
 )
 
 app = typer.Typer(

@@ -68,11 +68,13 @@ if TYPE_CHECKING:
 __all__ = [
     "POLICY_INPUT_VERSION",
     "STARTER_POLICIES",
+    "Mode",
     "PolicyGate",
     "PolicyMessage",
     "PolicyReport",
     "PolicySet",
     "PolicyTestResult",
+    "as_mode",
     "check_policies",
     "diff_input",
     "load_policies",
@@ -1096,7 +1098,7 @@ class PolicyGate:
         document = plan_input(
             plan,
             settings=self.settings,
-            mode=_mode(self.mode),
+            mode=as_mode(self.mode),
             now=self.now,
             forecast=self.forecast,
             unit_costs=self.unit_costs,
@@ -1106,7 +1108,8 @@ class PolicyGate:
         return self.last_report
 
 
-def _mode(text: str) -> Mode:
+def as_mode(text: str) -> Mode:
+    """``text`` as a write mode for the input document (anything unknown counts as ``pr``)."""
     for known in _MODES:
         if text == known:
             return known

@@ -122,7 +122,7 @@ def _report(result: ApplyResult, *, as_json: bool) -> None:
         typer.echo(json.dumps(payload, indent=2))
         return
     if result.mode == "dry-run":
-        typer.echo(result.diff.unified() or "(no change)")
+        typer.echo(result.diff.unified().rstrip("\n") or "(no change)")
         typer.echo("--- commit message ---")
         typer.echo(result.message)
     for note in result.notes:

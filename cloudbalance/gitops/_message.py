@@ -11,6 +11,7 @@ a later run can recognise the pull request as its own.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,11 @@ def parse_trailers(message: str) -> dict[str, str]:
             return {}
         trailers[match.group("key")] = match.group("value")
     return trailers
+
+
+def _wrap(text: str) -> str:
+    """Prose wrapped at 72 columns, as Git tools expect; tables are left as they are."""
+    return textwrap.fill(text, width=72, break_long_words=False, break_on_hyphens=False)
 
 
 def _money(value: float, currency: str) -> str:
@@ -131,14 +137,19 @@ def render(
         f"(saves {_money(plan.saving, currency)})"
     )
     lines: list[str] = [
-        f"Plan {plan.plan_id}, computed {plan.created_at:%Y-%m-%d %H:%M} UTC for "
-        f"{plan.horizon} period(s) of {plan.period} from {plan.period_start:%Y-%m-%d %H:%M} "
-        "UTC. Only the first period is written here; later runs re-plan the rest.",
+        _wrap(
+            f"Plan {plan.plan_id}, computed {plan.created_at:%Y-%m-%d %H:%M} UTC for "
+            f"{plan.horizon} period(s) of {plan.period} from "
+            f"{plan.period_start:%Y-%m-%d %H:%M} UTC. Only the first period is written here; "
+            "later runs re-plan the rest."
+        ),
         "",
-        f"Expected saving: {_money(plan.saving, currency)} over the horizon "
-        f"({_money(plan.expected_cost, currency)} planned vs "
-        f"{_money(plan.baseline_cost, currency)} if nothing moves). "
-        f"Confidence: {plan.confidence:.2f}.",
+        _wrap(
+            f"Expected saving: {_money(plan.saving, currency)} over the horizon "
+            f"({_money(plan.expected_cost, currency)} planned vs "
+            f"{_money(plan.baseline_cost, currency)} if nothing moves). "
+            f"Confidence: {plan.confidence:.2f}."
+        ),
     ]
     lines.append("")
     lines.append(
@@ -188,8 +199,10 @@ def render_revert(
     later runs treat like a plan trailer: the values it wrote are the last known good ones.
     """
     lines = [
-        f"Restores the placements that plan {plan_id} (commit {commit[:12]}) changed to the "
-        "values they had before it.",
+        _wrap(
+            f"Restores the placements that plan {plan_id} (commit {commit[:12]}) changed to "
+            "the values they had before it."
+        ),
         "",
         "| Workload | Location | Before | After |",
         "|---|---|--:|--:|",

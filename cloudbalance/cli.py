@@ -31,9 +31,11 @@ __all__ = ["app", "main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "cloudbalance.commands.demo",
     "cloudbalance.commands.data",
+    "cloudbalance.commands.run",
     "cloudbalance.commands.gitops",
     "cloudbalance.commands.stacks",
     "cloudbalance.commands.forecast",
+    "cloudbalance.commands.plan",
     "cloudbalance.commands.policy",
 )
 

@@ -91,6 +91,21 @@ CREATE TABLE IF NOT EXISTS forecasts (
 CREATE TABLE IF NOT EXISTS accuracy (
   {_columns_sql(ACCURACY, extra=["run_id VARCHAR NOT NULL", "created_at TIMESTAMP NOT NULL"])}
 );
+CREATE TABLE IF NOT EXISTS spikes (
+  run_id VARCHAR NOT NULL,
+  created_at TIMESTAMP NOT NULL,
+  unique_id VARCHAR NOT NULL,
+  start TIMESTAMP,
+  "end" TIMESTAMP,
+  peak_ds TIMESTAMP,
+  expected DOUBLE,
+  normal_level DOUBLE,
+  threshold DOUBLE,
+  ratio DOUBLE,
+  probability DOUBLE,
+  periods INTEGER,
+  basis VARCHAR
+);
 CREATE TABLE IF NOT EXISTS plans (
   plan_id VARCHAR PRIMARY KEY,
   created_at TIMESTAMP NOT NULL,
@@ -115,6 +130,21 @@ CREATE TABLE IF NOT EXISTS runs (
   error VARCHAR
 );
 """
+
+#: Spike warning columns (``cloudbalance.forecast.spikes.SPIKE_COLUMNS``).
+_SPIKES = (
+    "unique_id",
+    "start",
+    "end",
+    "peak_ds",
+    "expected",
+    "normal_level",
+    "threshold",
+    "ratio",
+    "probability",
+    "periods",
+    "basis",
+)
 
 #: The columns a load's relation must provide (x_Cloud, x_Workload may be NULL and are derived).
 _LOAD_COLUMNS = [c for c in COSTS.names if c not in ("x_Cloud", "x_Workload", "x_IngestedAt")]
@@ -546,27 +576,37 @@ class Store:
     # ------------------------------------------------------------------ forecasts
 
     def save_forecast(
-        self, frame: pd.DataFrame, *, run_id: str, accuracy: pd.DataFrame | None = None
+        self,
+        frame: pd.DataFrame,
+        *,
+        run_id: str,
+        accuracy: pd.DataFrame | None = None,
+        spikes: pd.DataFrame | None = None,
     ) -> None:
-        """Store a forecast frame (and its accuracy frame) under ``run_id``."""
+        """Store a forecast (with its accuracy and spike warnings) under ``run_id``.
+
+        Saving the same ``run_id`` again replaces it, so re-running a day changes nothing.
+        """
         now = _now()
+        tables: list[tuple[str, pd.DataFrame | None]] = [
+            ("forecasts", FORECAST.validate(frame)[FORECAST.names]),
+            ("accuracy", None if accuracy is None else ACCURACY.validate(accuracy)[ACCURACY.names]),
+            ("spikes", None if spikes is None or spikes.empty else spikes[list(_SPIKES)]),
+        ]
         with self.transaction() as con:
-            for table, schema, data in (
-                ("forecasts", FORECAST, frame),
-                ("accuracy", ACCURACY, accuracy),
-            ):
+            for table, data in tables:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 if data is None:
                     continue
-                checked = schema.validate(data)[schema.names]
                 view = f"{table}_{uuid.uuid4().hex}"
-                con.register(view, checked)
+                con.register(view, data)
                 try:
                     con.execute(f"INSERT INTO {table} SELECT ?, ?, * FROM {view}", [run_id, now])
                 finally:
                     con.unregister(view)
 
-    def latest_forecast(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The most recent forecast frame and its accuracy frame (empty when none)."""
+    def latest_forecast(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The most recent forecast frame, its accuracy and its spikes (empty when none)."""
         row = self.con.execute(
             "SELECT run_id FROM forecasts ORDER BY created_at DESC LIMIT 1"
         ).fetchone()
@@ -574,6 +614,7 @@ class Store:
             return (
                 pd.DataFrame(columns=FORECAST.names),
                 pd.DataFrame(columns=ACCURACY.names),
+                pd.DataFrame(columns=list(_SPIKES)),
             )
         forecast = self.con.execute(
             f"SELECT {', '.join(FORECAST.names)} FROM forecasts WHERE run_id = ? "
@@ -584,7 +625,11 @@ class Store:
             f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? ORDER BY unique_id",
             [row[0]],
         ).df()
-        return forecast, accuracy
+        columns = ", ".join(f'"{c}"' for c in _SPIKES)
+        spikes = self.con.execute(
+            f"SELECT {columns} FROM spikes WHERE run_id = ? ORDER BY unique_id, start", [row[0]]
+        ).df()
+        return forecast, accuracy, spikes
 
     # ------------------------------------------------------------------ plans
 

@@ -28,12 +28,24 @@ def demo(
     )
     emit_frame(result.by_cloud, "table", title="Two years of cost by cloud")
     emit_frame(result.by_workload, "table", title="Two years of cost by workload")
+    for step in result.run.steps:
+        colour = {"ok": "green", "failed": "red", "skipped": "yellow"}[step.status]
+        console.print(
+            f"[{colour}]{step.status:<7}[/] {step.step:<9} {step.detail}", highlight=False
+        )
     console.print(f"\nworking directory: {result.folder}")
     console.print(f"  config   {result.config}")
     console.print(f"  store    {result.store}")
+    console.print(f"  infra    {result.infra}  (git log -p shows the plan's commit)")
+    for kind, path in result.run.reports.items():
+        console.print(f"  {kind:<8} {path}")
     console.print(
-        f"next: cd {result.folder} && cloudbalance costs --by workload,month --format csv"
+        f"next: open {result.run.reports.get('html', 'the report')}, then "
+        f"`cd {result.folder} && git -C infra show --stat HEAD` and "
+        "`cloudbalance run --dry-run`"
     )
+    if result.run.exit_code:
+        raise typer.Exit(result.run.exit_code)
 
 
 def register(app: typer.Typer) -> None:

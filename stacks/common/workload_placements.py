@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import pulumi
 
@@ -116,7 +116,7 @@ def parse_placements(workload: str, raw: Any) -> tuple[Placement, ...]:
     return tuple(found)
 
 
-def is_whole(value: Any) -> bool:
+def is_whole(value: Any) -> TypeGuard[int | float]:
     """True for integers (and integral floats, as JSON round-trips may produce), never bools."""
     if isinstance(value, bool):
         return False

@@ -17,26 +17,47 @@ def declare(workload: ServiceWorkload) -> dict[str, Part]:
     parts: dict[str, Part] = {}
     for placement in workload.placements:
         name = f"{workload.name}-{placement.key}"
-        common = {
-            "workload": workload.name,
-            "region": placement.region,
-            "image": workload.image,
-            "cpu": workload.cpu,
-            "memory_gib": workload.memory_gib,
-            "port": workload.port,
-            "replicas": placement.replicas,
-        }
         if placement.cloud == "aws":
             parts[placement.key] = AwsFargateService(
-                name, AwsFargateServiceArgs(**common, spot=workload.spot)
+                name,
+                AwsFargateServiceArgs(
+                    workload=workload.name,
+                    region=placement.region,
+                    image=workload.image,
+                    cpu=workload.cpu,
+                    memory_gib=workload.memory_gib,
+                    port=workload.port,
+                    replicas=placement.replicas,
+                    spot=workload.spot,
+                ),
             )
         elif placement.cloud == "azure":
             parts[placement.key] = AzureContainerApp(
-                name, AzureContainerAppArgs(**common, public=workload.public)
+                name,
+                AzureContainerAppArgs(
+                    workload=workload.name,
+                    region=placement.region,
+                    image=workload.image,
+                    cpu=workload.cpu,
+                    memory_gib=workload.memory_gib,
+                    port=workload.port,
+                    replicas=placement.replicas,
+                    public=workload.public,
+                ),
             )
         else:
             parts[placement.key] = GcpCloudRunService(
-                name, GcpCloudRunServiceArgs(**common, public=workload.public)
+                name,
+                GcpCloudRunServiceArgs(
+                    workload=workload.name,
+                    region=placement.region,
+                    image=workload.image,
+                    cpu=workload.cpu,
+                    memory_gib=workload.memory_gib,
+                    port=workload.port,
+                    replicas=placement.replicas,
+                    public=workload.public,
+                ),
             )
     if workload.dns is not None and workload.placements:
         targets = [

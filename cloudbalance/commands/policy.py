@@ -245,7 +245,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 help="Also append the Markdown summary to this file "
-                "(default: $GITHUB_STEP_SUMMARY when set)."
+                "($GITHUB_STEP_SUMMARY, when set, always gets it)."
             ),
         ] = None,
         config: ConfigOption = None,
@@ -289,12 +289,11 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         else:
             sys.stdout.write(markdown)
-        target = summary or (
-            Path(os.environ["GITHUB_STEP_SUMMARY"])
-            if os.environ.get("GITHUB_STEP_SUMMARY")
-            else None
-        )
-        if target is not None:
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        targets = [summary] if summary is not None else []
+        if step_summary and (summary is None or Path(step_summary) != summary):
+            targets.append(Path(step_summary))
+        for target in targets:
             with target.open("a", encoding="utf-8") as handle:
                 handle.write(markdown)
         if not result.passed:

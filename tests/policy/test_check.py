@@ -268,3 +268,32 @@ def test_settings_without_workloads_still_check_schema_and_moves(repo: Path) -> 
     result = check_change(repo, base="main", settings=Settings(workloads={"x": WorkloadSettings()}))
     assert result.passed
     assert len(result.changes) == 1
+
+
+def test_ci_template_runs_the_check_on_stack_config_pull_requests() -> None:
+    from importlib import resources
+
+    from ruamel.yaml import YAML
+
+    text = resources.files("cloudbalance").joinpath("templates/ci/check-pr.yml").read_text("utf-8")
+    workflow = YAML(typ="safe").load(text)
+    assert "**/Pulumi.*.yaml" in workflow["on"]["pull_request"]["paths"]
+    steps = workflow["jobs"]["check"]["steps"]
+    commands = " ".join(step.get("run", "") for step in steps)
+    assert 'cloudbalance check --base "origin/${{ github.base_ref }}"' in commands
+    assert "--summary cloudbalance-check.md" in commands
+    assert steps[0]["with"]["fetch-depth"] == 0
+
+
+def test_summary_file_and_job_summary_both_get_the_markdown(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(repo, "replicas: 2}", "replicas: 3}")
+    job = tmp_path / "job.md"
+    mine = tmp_path / "mine.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(job))
+    monkeypatch.chdir(repo)
+    assert main(["check", "--base", "main", "--summary", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert job.read_text() == out
+    assert mine.read_text() == out

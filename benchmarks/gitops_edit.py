@@ -10,13 +10,13 @@ Run: ``python benchmarks/gitops_edit.py``
 
 from __future__ import annotations
 
-import difflib
 import io
 import time
 
 from ruamel.yaml import YAML
 
 from cloudbalance.gitops import edit_placements
+from cloudbalance.gitops._apply import line_opcodes
 from cloudbalance.gitops._stackfile import _validated
 from cloudbalance.models import Location
 
@@ -79,11 +79,10 @@ def ours(text: str, wanted: dict[str, dict[Location, int]]) -> str:
 
 
 def changed(before: str, after: str) -> int:
-    """Lines removed plus lines added (a minimal line diff, no junk heuristic)."""
+    """Lines removed plus lines added, as the dry run's diff counts them."""
     a, b = before.splitlines(), after.splitlines()
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     return sum(
-        (i2 - i1) + (j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
+        (i2 - i1) + (j2 - j1) for tag, i1, i2, j1, j2 in line_opcodes(a, b) if tag != "equal"
     )
 
 

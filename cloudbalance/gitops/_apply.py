@@ -171,6 +171,56 @@ class Guardrails:
         return found
 
 
+def line_opcodes(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, int, int, int, int]]:
+    """``SequenceMatcher``-style opcodes that stay minimal for stack-file edits.
+
+    ``difflib`` matches the longest common block first; in a file of repeated lines
+    (``- cloud: aws``, ``replicas: 4``) that block can be shifted by a few lines and the diff
+    then shows unchanged lines as removed and added. Like Git, the common prefix and suffix are
+    set aside first; what is left is compared line by line when the edit kept the line count
+    (cloudbalance's value edits always do), else with ``difflib``.
+    """
+    limit = min(len(a), len(b))
+    head = 0
+    while head < limit and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    ops: list[tuple[str, int, int, int, int]] = []
+    if head:
+        ops.append(("equal", 0, head, 0, head))
+    mid_a, mid_b = a[head : len(a) - tail], b[head : len(b) - tail]
+    if len(mid_a) == len(mid_b):
+        i = 0
+        while i < len(mid_a):
+            same = mid_a[i] == mid_b[i]
+            j = i
+            while j < len(mid_a) and (mid_a[j] == mid_b[j]) == same:
+                j += 1
+            tag = "equal" if same else "replace"
+            ops.append((tag, head + i, head + j, head + i, head + j))
+            i = j
+    else:
+        matcher = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            ops.append((tag, head + i1, head + i2, head + j1, head + j2))
+    if tail:
+        ops.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
+    return ops
+
+
+class _StackFileMatcher(difflib.SequenceMatcher[str]):
+    """A matcher whose opcodes come from :func:`line_opcodes` (grouping is difflib's)."""
+
+    def __init__(self, a: Sequence[str], b: Sequence[str]) -> None:
+        super().__init__(None, a, b, autojunk=False)
+        self._ops = line_opcodes(a, b)
+
+    def get_opcodes(self) -> list[tuple[str, int, int, int, int]]:  # type: ignore[override]
+        return list(self._ops)
+
+
 def _hunk_range(start: int, stop: int) -> str:
     length = stop - start
     first = start + 1 if length else start
@@ -178,15 +228,10 @@ def _hunk_range(start: int, stop: int) -> str:
 
 
 def unified_diff(before: str, after: str, path: str, *, context: int = 3) -> str:
-    """A unified diff of two texts, like ``git diff`` shows it.
-
-    ``difflib.unified_diff`` treats lines frequent in a long file (``- cloud: aws``) as junk
-    and then shows unchanged neighbours as changed; stack files repeat such lines, so the
-    matcher here runs without that heuristic and the diff shows only the lines that change.
-    """
+    """A unified diff of two texts, like ``git diff`` shows it (see :func:`line_opcodes`)."""
     a = before.splitlines(keepends=True)
     b = after.splitlines(keepends=True)
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    matcher = _StackFileMatcher(a, b)
     out: list[str] = []
     for group in matcher.get_grouped_opcodes(context):
         if not out:

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from cloudbalance.exceptions import GitOpsError
+from cloudbalance.gitops import Guardrails, parse_trailers
+from cloudbalance.gitops._apply import unified_diff
+from cloudbalance.gitops._forge import repository_from_url
+from cloudbalance.gitops._git import redact
+
+
+def test_trailers_are_read_from_the_last_paragraph_only() -> None:
+    message = (
+        "cloudbalance: move 3 replicas\n\nCloudbalance-Plan: not-this-one\nis prose\n\n"
+        "Cloudbalance-Plan: p1\nCloudbalance-Confidence: 0.87\n"
+    )
+    assert parse_trailers(message) == {
+        "Cloudbalance-Plan": "p1",
+        "Cloudbalance-Confidence": "0.87",
+    }
+
+
+def test_a_last_paragraph_that_is_not_all_trailers_gives_none() -> None:
+    assert parse_trailers("subject\n\nCloudbalance-Plan: p1\nand some prose\n") == {}
+    assert parse_trailers("") == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "repository"),
+    [
+        ("git@github.com:acme/infra.git", "acme/infra"),
+        ("https://github.com/acme/infra.git", "acme/infra"),
+        ("https://x-access-token:secret@github.com/acme/infra", "acme/infra"),
+        ("ssh://git@gitlab.example.com:2222/platform/team/infra.git", "platform/team/infra"),
+        ("https://gitlab.example.com/platform/team/infra/", "platform/team/infra"),
+    ],
+)
+def test_repository_is_read_from_the_usual_remote_urls(url: str, repository: str) -> None:
+    assert repository_from_url(url) == repository
+
+
+def test_local_remote_needs_an_explicit_repository() -> None:
+    with pytest.raises(GitOpsError, match="pass the repository"):
+        repository_from_url("/srv/git/infra.git")
+
+
+def test_credentials_in_urls_and_known_tokens_are_redacted() -> None:
+    text = "fatal: unable to access 'https://bot:ghp_abc123@github.com/acme/infra/': 403"
+    assert redact(text) == "fatal: unable to access 'https://***@github.com/acme/infra/': 403"
+    assert redact("token ghp_abc123 refused", ["ghp_abc123"]) == "token *** refused"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_confidence": 1.5}, "min_confidence"),
+        ({"max_moves": -1}, "max_moves"),
+        ({"max_share_moved": -0.1}, "max_share_moved"),
+        ({"default_mode": "yolo"}, "unknown mode"),
+    ],
+)
+def test_guardrails_reject_impossible_limits(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(GitOpsError, match=message):
+        Guardrails(**kwargs)  # type: ignore[arg-type]
+
+
+def test_diff_of_a_long_repetitive_file_shows_only_the_changed_lines() -> None:
+    block = "  - cloud: aws\n    region: us-east-1\n    replicas: 4\n"
+    before = block * 200
+    after = before.replace("replicas: 4", "replicas: 3", 1)
+    changed = [
+        line
+        for line in unified_diff(before, after, "Pulumi.prod.yaml").splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert changed == ["-    replicas: 4", "+    replicas: 3"]

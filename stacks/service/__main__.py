@@ -29,6 +29,7 @@ def declare(workload: ServiceWorkload) -> dict[str, Part]:
                     port=workload.port,
                     replicas=placement.replicas,
                     spot=workload.spot,
+                    certificate_arn=workload.aws_certificate_arn,
                 ),
             )
         elif placement.cloud == "azure":

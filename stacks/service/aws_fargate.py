@@ -19,6 +19,8 @@ import pulumi_aws as aws
 
 #: AWS-managed policy that lets ECS pull images and write logs for the task.
 EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+#: TLS 1.3 with 1.2 fallback, AWS's recommended policy for HTTPS listeners.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class AwsFargateServiceArgs:
         port: Container port, also the target group's port.
         replicas: ECS ``desired_count``.
         spot: Run on the ``FARGATE_SPOT`` capacity provider instead of ``FARGATE``.
+        certificate_arn: ACM certificate for an HTTPS listener on 443 (the other clouds serve
+            HTTPS, so a weighted name needs it here too); without it, HTTP on 80 only.
     """
 
     workload: str
@@ -44,6 +48,7 @@ class AwsFargateServiceArgs:
     port: int
     replicas: int
     spot: bool = False
+    certificate_arn: str | None = None
 
 
 class AwsFargateService(pulumi.ComponentResource):
@@ -65,6 +70,7 @@ class AwsFargateService(pulumi.ComponentResource):
         region = args.region
         tags = {"cloudbalance:workload": args.workload}
         vpc_id, subnet_ids = self._network(region)
+        listener_ports = [80, 443] if args.certificate_arn else [80]
 
         lb_sg = aws.ec2.SecurityGroup(
             f"{name}-lb",
@@ -72,7 +78,13 @@ class AwsFargateService(pulumi.ComponentResource):
             vpc_id=vpc_id,
             description=f"{args.workload} load balancer",
             ingress=[
-                {"protocol": "tcp", "from_port": 80, "to_port": 80, "cidr_blocks": ["0.0.0.0/0"]}
+                {
+                    "protocol": "tcp",
+                    "from_port": port,
+                    "to_port": port,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                }
+                for port in listener_ports
             ],
             egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
             tags=tags,
@@ -114,15 +126,32 @@ class AwsFargateService(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        listener = aws.lb.Listener(
-            f"{name}",
-            region=region,
-            load_balancer_arn=balancer.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
-            opts=child,
-        )
+        forward = [{"type": "forward", "target_group_arn": target_group.arn}]
+        listeners = [
+            aws.lb.Listener(
+                f"{name}",
+                region=region,
+                load_balancer_arn=balancer.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=forward,
+                opts=child,
+            )
+        ]
+        if args.certificate_arn:
+            listeners.append(
+                aws.lb.Listener(
+                    f"{name}-https",
+                    region=region,
+                    load_balancer_arn=balancer.arn,
+                    port=443,
+                    protocol="HTTPS",
+                    certificate_arn=args.certificate_arn,
+                    ssl_policy=TLS_POLICY,
+                    default_actions=forward,
+                    opts=child,
+                )
+            )
         cluster = aws.ecs.Cluster(f"{name}", region=region, tags=tags, opts=child)
         capacity = aws.ecs.ClusterCapacityProviders(
             f"{name}",
@@ -195,7 +224,7 @@ class AwsFargateService(pulumi.ComponentResource):
                 }
             ],
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[listener, capacity]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*listeners, capacity]),
         )
         self.endpoint = balancer.dns_name
         self.replicas = service.desired_count.apply(lambda count: int(count or 0))

@@ -9,6 +9,7 @@ Per workload (all snake_case; only ``placements[*].replicas`` is written by clou
       port: 8080                         # port the container listens on
       spot: false                        # AWS: run on Fargate Spot (Azure, GCP: no effect)
       public: true                       # reachable from the internet (Cloud Run invoker)
+      aws_certificate_arn: arn:aws:acm:... # optional: HTTPS on the AWS load balancer (443)
       dns: {zone_id: Z..., name: checkout.example.com, ttl: 60}   # optional weighted records
       placements:
         - {cloud: aws, region: us-east-1, replicas: 6}
@@ -55,6 +56,7 @@ class ServiceWorkload:
     port: int
     spot: bool
     public: bool
+    aws_certificate_arn: str | None
     dns: DnsSpec | None
     placements: tuple[Placement, ...]
 
@@ -87,6 +89,11 @@ def _service(name: str, spec: Mapping[str, Any]) -> ServiceWorkload:
         port=int(port),
         spot=flag(name, "spot", spec.get("spot", False)),
         public=flag(name, "public", spec.get("public", True)),
+        aws_certificate_arn=(
+            text(name, "aws_certificate_arn", spec["aws_certificate_arn"])
+            if spec.get("aws_certificate_arn") is not None
+            else None
+        ),
         dns=_dns(name, spec.get("dns")),
         placements=parse_placements(name, spec.get("placements")),
     )

@@ -247,3 +247,30 @@ def test_malformed_config_fails_naming_the_workload_and_field(
 def test_workload_name_unusable_as_a_cloud_resource_name_is_refused(run_stack: Any) -> None:
     with pytest.raises(pulumi.RunError, match=r"Checkout_API\.name"):
         run_stack("service", {"Checkout_API": service([at("aws", "us-east-1", 1)])})
+
+
+LISTENER = "aws:lb/listener:Listener"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+
+
+def test_a_certificate_adds_an_https_listener_and_opens_443(run_stack: Any) -> None:
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+
+    run = run_stack(
+        "service", {"checkout": service([at("aws", "us-east-1", 2)], aws_certificate_arn=arn)}
+    )
+
+    listeners = {int(r.inputs["port"]): r.inputs for r in run.of_type(LISTENER)}
+    assert sorted(listeners) == [80, 443]
+    assert listeners[443]["protocol"] == "HTTPS"
+    assert listeners[443]["certificateArn"] == arn
+    ingress = run.one(SECURITY_GROUP, "checkout-aws-us-east-1-lb").inputs["ingress"]
+    assert sorted(int(rule["fromPort"]) for rule in ingress) == [80, 443]
+
+
+def test_without_a_certificate_the_load_balancer_serves_http_only(run_stack: Any) -> None:
+    run = run_stack("service", {"checkout": service([at("aws", "us-east-1", 2)])})
+
+    assert [int(r.inputs["port"]) for r in run.of_type(LISTENER)] == [80]
+    ingress = run.one(SECURITY_GROUP, "checkout-aws-us-east-1-lb").inputs["ingress"]
+    assert [int(rule["fromPort"]) for rule in ingress] == [80]

@@ -203,6 +203,27 @@ def _amount(metrics: object, name: str, where: str) -> tuple[float, str | None]:
     return value, (str(unit) if unit not in (None, "", "N/A") else None)
 
 
+def _metrics(metrics: Any, where: str) -> tuple[float, str, float, float, str | None]:
+    """Billed cost, currency, effective cost, quantity and unit of one group's metrics."""
+    try:  # the well-formed answer, without building a path for each field
+        unblended, usage = metrics["UnblendedCost"], metrics["UsageQuantity"]
+        billed, currency = float(unblended["Amount"]), unblended["Unit"]
+        effective = float(metrics["AmortizedCost"]["Amount"])
+        quantity, unit = float(usage["Amount"]), usage.get("Unit")
+        known = isinstance(currency, str) and currency not in ("", "N/A")
+        if known and (unit is None or isinstance(unit, str)):
+            return billed, currency, effective, quantity, None if unit in ("", "N/A") else unit
+    except (KeyError, TypeError, ValueError):
+        pass
+    # Something is off: walk the fields in order so the error names the first bad one.
+    billed, money = _amount(metrics, "UnblendedCost", where)
+    effective, _ = _amount(metrics, "AmortizedCost", where)
+    quantity, measure = _amount(metrics, "UsageQuantity", where)
+    if money is None:
+        raise _Malformed(f"{where}.UnblendedCost.Unit", "is missing")
+    return billed, money, effective, quantity, measure
+
+
 def _timestamp(text: object, where: str) -> datetime:
     try:
         stamp = pd.Timestamp(str(text))
@@ -316,11 +337,7 @@ def _page_rows(page: dict[str, Any], group_by: tuple[GroupKey, ...]) -> list[dic
             total = result.get("Total") or {}
             entries = [(f"{where}.Total", [], total)] if total else []
         for at, keys, metrics in entries:
-            billed, currency = _amount(metrics, "UnblendedCost", f"{at}.Metrics")
-            effective, _ = _amount(metrics, "AmortizedCost", f"{at}.Metrics")
-            quantity, unit = _amount(metrics, "UsageQuantity", f"{at}.Metrics")
-            if currency is None:
-                raise _Malformed(f"{at}.Metrics.UnblendedCost.Unit", "is missing")
+            billed, currency, effective, quantity, unit = _metrics(metrics, f"{at}.Metrics")
             row: dict[str, Any] = {
                 "ChargePeriodStart": start,
                 "ChargePeriodEnd": end,

@@ -425,3 +425,12 @@ def test_a_day_split_across_pages_keeps_all_its_groups(moto: None, aws: Any) -> 
     frame = AWSProvider(group_by=BY_SERVICE).costs(day, day + timedelta(days=1))
     assert sorted(frame["RegionId"]) == ["eu-west-1", "us-east-1"]
     assert frame["BilledCost"].sum() == 3.0
+
+
+def test_cost_without_a_currency_is_malformed(moto: None, aws: Any) -> None:
+    day = aws.today() - timedelta(days=3)
+    bad = _page(aws, day, 1.0)
+    del bad["ResultsByTime"][0]["Groups"][0]["Metrics"]["UnblendedCost"]["Unit"]
+    aws.inject_ce(bad)
+    with pytest.raises(ProviderError, match=r"Metrics\.UnblendedCost\.Unit is missing"):
+        AWSProvider(group_by=BY_SERVICE).costs(day, day + timedelta(days=1))

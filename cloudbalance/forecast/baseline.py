@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from cloudbalance.exceptions import InsufficientHistoryError
 from cloudbalance.forecast.base import Prediction, future_ds
@@ -42,7 +42,7 @@ def _fill(y: FloatArray) -> FloatArray:
 
 
 def _z(level: float) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2))
+    return float(special.ndtri(0.5 + level / 2))
 
 
 @dataclass

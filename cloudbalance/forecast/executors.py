@@ -17,10 +17,14 @@ For Spark, see ``docs/forecasting.md``: a ``groupBy("unique_id").applyInPandas``
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal, TypeVar
 
 from cloudbalance.exceptions import ForecastError
@@ -87,12 +91,66 @@ def run_chunks(
     if executor == "serial" or (executor == "process" and (workers == 1 or len(chunks) < 2)):
         return _apply_chunk(fn, list(items))
     if executor == "process":
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["cloudbalance.forecast.core"])
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
+        pool = _pool(workers)
+        try:
             parts = list(pool.map(_apply_chunk, [fn] * len(chunks), chunks))
+        except BrokenProcessPool as err:
+            _shutdown()
+            raise ForecastError(f"a forecasting worker process died: {err}") from err
         return [r for part in parts for r in part]
     return _run_dask(fn, chunks, address=address, client=client)
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """One pool per worker count, kept for the life of the process.
+
+    Starting workers (a fork server that imports numpy, scipy and pandas once) is the largest
+    fixed cost of a forecast; a daily job or a notebook that forecasts several times pays it
+    once. See :func:`_start_method` for how workers start.
+    """
+    pool = _POOLS.get(workers)
+    if pool is None:
+        ctx = multiprocessing.get_context(_start_method())
+        if ctx.get_start_method() == "forkserver":
+            ctx.set_forkserver_preload(["cloudbalance.forecast.core"])
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        _POOLS[workers] = pool
+        if len(_POOLS) == 1:
+            atexit.register(_shutdown)
+    return pool
+
+
+def _start_method() -> str:
+    """``fork`` where it is safe and the default, else ``forkserver``.
+
+    ``fork`` starts a worker in milliseconds with everything already imported; ``forkserver``
+    pays one import of numpy, scipy and pandas (seconds on a busy machine). ``fork`` is used on
+    Python 3.11 on Linux when this process runs no other Python thread; from 3.12 CPython warns
+    about forking a multi-threaded process (BLAS pools count), and 3.14 stopped defaulting to it,
+    so there ``forkserver`` is used. ``CLOUDBALANCE_MP_START`` overrides the choice.
+    """
+    forced = os.environ.get("CLOUDBALANCE_MP_START")
+    if forced:
+        return forced
+    methods = multiprocessing.get_all_start_methods()
+    if (
+        sys.version_info < (3, 12)
+        and "fork" in methods
+        and sys.platform.startswith("linux")
+        and threading.active_count() == 1
+    ):
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _shutdown() -> None:
+    """Stop the cached pools (at exit, or after a worker died)."""
+    while _POOLS:
+        _, pool = _POOLS.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_dask(

@@ -51,6 +51,8 @@ def silence_prophet() -> None:
         logger = logging.getLogger(name)
         logger.setLevel(logging.ERROR)
         logger.propagate = False
+    # cmdstanpy resets its own level on first use; disabling is the only switch it respects
+    logging.getLogger("cmdstanpy").disabled = True
 
 
 def _days(ds: npt.NDArray[np.datetime64]) -> FloatArray:

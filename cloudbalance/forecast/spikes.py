@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from cloudbalance.exceptions import ForecastError
 
@@ -127,9 +127,9 @@ def spike_scores(
     """P(y > threshold) per period, from the interval read as a normal distribution."""
     if not math.isfinite(threshold):
         return np.zeros_like(yhat)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(special.ndtri(0.5 + level / 2))
     sd = np.maximum((upper - lower) / (2 * z), 1e-12 * (1 + np.abs(yhat)))
-    out: npt.NDArray[np.float64] = stats.norm.sf((threshold - yhat) / sd)
+    out: npt.NDArray[np.float64] = special.ndtr((yhat - threshold) / sd)
     return out
 
 

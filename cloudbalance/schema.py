@@ -37,6 +37,7 @@ __all__ = [
     "SERIES",
     "Column",
     "FrameSchema",
+    "empty_frame",
     "validate_costs",
     "validate_forecast",
     "validate_prices",
@@ -377,6 +378,11 @@ PRICES = _schema(
         Column("observed_at", "timestamp"),
     ],
 )
+
+
+def empty_frame(schema: FrameSchema) -> pd.DataFrame:
+    """An empty frame with the schema's columns and dtypes: what "no rows" looks like."""
+    return schema.validate(pd.DataFrame({name: [] for name in schema.names}))
 
 
 def validate_costs(frame: pd.DataFrame, *, file: str | None = None) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 
 from cloudbalance.provider import CostProvider, ProviderCheck, available_providers
-from cloudbalance.schema import COSTS, PRICES, FrameSchema, validate_costs, validate_prices
+from cloudbalance.schema import COSTS, PRICES, empty_frame, validate_costs, validate_prices
 
 __all__ = ["ProviderContract", "empty_frame"]
 
@@ -39,11 +39,6 @@ _SECRET = re.compile(
     r"bearer\s+[a-z0-9._\-]{20,}|[A-Za-z0-9+/]{40,}={0,2})",
     re.IGNORECASE,
 )
-
-
-def empty_frame(schema: FrameSchema) -> pd.DataFrame:
-    """An empty frame with the schema's columns and dtypes (what "no rows" looks like)."""
-    return schema.validate(pd.DataFrame({name: [] for name in schema.names}))
 
 
 class ProviderContract:
@@ -99,6 +94,20 @@ class ProviderContract:
         in_full = full[full["ChargePeriodStart"].dt.normalize() == day]
         assert len(narrow) == len(in_full)
         assert narrow["BilledCost"].sum() == pytest.approx(in_full["BilledCost"].sum())
+
+    def test_a_window_starting_mid_day_returns_only_whole_days(
+        self, provider: CostProvider
+    ) -> None:
+        """The store replaces whole days, so a partial first day must not be returned."""
+        full = validate_costs(provider.costs(self.start, self.end))
+        day = full["ChargePeriodStart"].dt.normalize().min()
+        later = validate_costs(
+            provider.costs((day + pd.Timedelta(hours=12)).to_pydatetime(), self.end)
+        )
+        assert (later["ChargePeriodStart"] >= day + pd.Timedelta(hours=12)).all()
+        for start, rows in later.groupby(later["ChargePeriodStart"].dt.normalize()):
+            in_full = full[full["ChargePeriodStart"].dt.normalize() == start]
+            assert len(rows) == len(in_full), f"day {start} is partial"
 
     def test_empty_window_is_an_empty_frame(self, provider: CostProvider) -> None:
         frame = provider.costs(datetime(1990, 1, 1), datetime(1990, 1, 2))

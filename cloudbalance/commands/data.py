@@ -198,8 +198,9 @@ def providers_check(config: ConfigOption = None) -> None:
             result = ProviderCheck(name, ok=False, detail=str(err))
         bad += not result.ok
         mark = "[green]ok[/]     " if result.ok else "[red]missing[/]"
-        missing = f" (needs: {result.missing})" if result.missing else ""
-        console.print(f"{mark} {name}: {result.detail}{missing}", highlight=False)
+        missing = f"(needs: {result.missing})" if result.missing else ""
+        detail = " ".join(part for part in (result.detail, missing.strip()) if part)
+        console.print(f"{mark} {name}: {detail}", highlight=False)
     if bad:
         raise typer.Exit(1)
 

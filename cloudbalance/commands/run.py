@@ -112,7 +112,30 @@ def report(
         console.print(f"{kind:<9} {path}")
 
 
+schedule_app = typer.Typer(help="Run cloudbalance on a schedule.", no_args_is_help=True)
+
+
+@schedule_app.command("init")
+def schedule_init(
+    folder: Annotated[Path, typer.Argument(help="Folder holding cloudbalance.yaml.")] = Path("."),
+    scheduler: Annotated[
+        list[str] | None,
+        typer.Option("--for", help="github, kubernetes or cron (default: all three)."),
+    ] = None,
+    cron: Annotated[str, typer.Option(help="When, as a cron expression (UTC).")] = "17 6 * * *",
+    image: Annotated[
+        str, typer.Option(help="Container image for the Kubernetes CronJob.")
+    ] = "ghcr.io/your-org/cloudbalance:latest",
+) -> None:
+    """Write a GitHub Actions workflow, a Kubernetes CronJob and a crontab for `cloudbalance run`."""
+    from cloudbalance.schedule import write_schedules
+
+    for written in write_schedules(folder, scheduler, cron=cron, image=image):
+        console.print(f"{written.scheduler:<10} {written.path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command()(run)
     app.command()(report)
+    app.add_typer(schedule_app, name="schedule")

@@ -11,7 +11,7 @@ from cloudbalance.cli import main
 from cloudbalance.exceptions import CredentialsError
 from cloudbalance.provider import ProviderCheck, register_provider, unregister_provider
 from cloudbalance.schema import PRICES
-from cloudbalance.testing import empty_frame
+from cloudbalance.schema import empty_frame
 from tests.conftest import focus_rows
 
 

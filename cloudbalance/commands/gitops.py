@@ -186,6 +186,12 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
         ] = None,
         push: Annotated[bool, typer.Option("--push/--no-push", help="Push commits.")] = True,
+        overwrite_edits: Annotated[
+            bool,
+            typer.Option(
+                "--overwrite-edits", help="Write over values a person changed since the last plan."
+            ),
+        ] = False,
         config: Annotated[Path | None, typer.Option(help="cloudbalance.yaml to read.")] = None,
         policies: Annotated[
             bool,
@@ -242,6 +248,7 @@ def register(app: typer.Typer) -> None:
             push=push,
             base=base or (settings.git.base if settings else None),
             policy_check=policy_check,
+            overwrite_edits=overwrite_edits,
         )
         _report(result, as_json=as_json)
 
@@ -260,6 +267,12 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="owner/name for pull requests.")
         ] = None,
         push: Annotated[bool, typer.Option("--push/--no-push", help="Push commits.")] = True,
+        overwrite_edits: Annotated[
+            bool,
+            typer.Option(
+                "--overwrite-edits", help="Restore even values a person changed since the plan."
+            ),
+        ] = False,
         config: Annotated[Path | None, typer.Option(help="cloudbalance.yaml to read.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
@@ -282,5 +295,6 @@ def register(app: typer.Typer) -> None:
             remote=remote or (settings.git.remote if settings else "origin"),
             forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
             push=push,
+            overwrite_edits=overwrite_edits,
         )
         _report(result, as_json=as_json)

@@ -349,6 +349,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _known(plan: Plan) -> dict[tuple[str, Location], int]:
+    """The placement the plan started from, by (workload, location)."""
+    return {(p.workload, p.location): int(p.replicas) for p in plan.current}
+
+
 def _targets(plan: Plan) -> dict[str, dict[Location, int]]:
     """Workload -> location -> replicas of the plan's first period (moved workloads included)."""
     targets: dict[str, dict[Location, int]] = defaultdict(dict)
@@ -466,9 +471,18 @@ def _last_written(git: Git, rev: str, path: str) -> tuple[str, str] | None:
 
 
 def _check_conflicts(
-    git: Git, rev: str | None, change: FileChange, targets: Mapping[str, Mapping[Location, int]]
+    git: Git,
+    rev: str | None,
+    change: FileChange,
+    targets: Mapping[str, Mapping[Location, int]],
+    known: Mapping[tuple[str, Location], int],
 ) -> None:
-    """Raise ConflictError when a person changed, since the last plan, a value we would change."""
+    """Raise ConflictError when a person changed, since the last plan, a value we would change.
+
+    Not a conflict: the plan writes the person's value anyway, or the plan started from it
+    (``known``, the plan's ``current`` placement, has that value: it was computed after the
+    edit, so re-planning is how a person's edit is accepted).
+    """
     last = _last_written(git, rev or "HEAD", change.stack.path)
     if last is None:
         return
@@ -485,6 +499,10 @@ def _check_conflicts(
                 continue
             if target.get(location, 0) == (found or 0):
                 continue  # the plan agrees with the person: nothing would be overwritten
+            if known.get((workload, location), 0) == (found or 0) and any(
+                w == workload for w, _ in known
+            ):
+                continue  # the plan was computed from the person's value
             raise ConflictError(
                 file=change.stack.path,
                 key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",
@@ -499,8 +517,12 @@ def _diff(
     targets: Mapping[str, Mapping[Location, int]],
     hints: Mapping[str, str],
     *,
-    check_conflicts: bool = True,
+    known: Mapping[tuple[str, Location], int] | None = None,
 ) -> StackDiff:
+    """The edit of every stack file the plan touches, read at ``rev`` (None: working copy).
+
+    ``known`` is the plan's current placement, for the conflict check; None skips the check.
+    """
     tracked = set(git.out("ls-files", "-z", "--", "*Pulumi.*.y*ml").split("\0"))
     # Only stack files Git tracks: an untracked one is never picked, nor committed.
     stacks = [s for s in discover_stacks(git.root) if s.path in tracked]
@@ -523,8 +545,8 @@ def _diff(
             changes=tuple(changes),
             previous={w: placed[w] for w in wanted},
         )
-        if check_conflicts and changes:
-            _check_conflicts(git, rev, change, targets)
+        if known is not None and changes:
+            _check_conflicts(git, rev, change, targets, known)
         files.append(change)
     return StackDiff(tuple(files))
 
@@ -708,6 +730,7 @@ def apply(
     base: str | None = None,
     now: datetime | None = None,
     lock_timeout: float = 0.0,
+    overwrite_edits: bool = False,
 ) -> ApplyResult:
     """Write a plan's first period into the Pulumi stack config of a Git working copy.
 
@@ -735,6 +758,8 @@ def apply(
             the current branch).
         now: The current time (naive UTC) for freeze windows; defaults to the clock.
         lock_timeout: Seconds to wait for another run's lock.
+        overwrite_edits: Write over values a person changed since the last plan (a deliberate
+            choice after a :class:`ConflictError`; re-planning is the usual way).
 
     Returns:
         What was done.
@@ -765,7 +790,8 @@ def apply(
                 _ensure_in_sync(git)
         # The working copy (clean outside dry runs, so equal to HEAD up to Git's end-of-line
         # filters, which it keeps): what is written back keeps the file's own line endings.
-        diff = _diff(git, None, targets, hints)
+        known = None if overwrite_edits else _known(plan)
+        diff = _diff(git, None, targets, hints, known=known)
         notes: list[str] = []
         warnings: list[str] = _stale(plan, diff)
         if policy_check is not None:
@@ -870,6 +896,7 @@ def apply(
             targets=targets,
             hints=hints,
             remarks=[*warnings, *notes],
+            known=known,
         )
 
 
@@ -884,6 +911,7 @@ def _pull_request(
     targets: Mapping[str, Mapping[Location, int]],
     hints: Mapping[str, str],
     remarks: list[str],
+    known: Mapping[tuple[str, Location], int] | None,
 ) -> ApplyResult:
     """Open a pull request for the plan, or bring the open one of an earlier run up to it.
 
@@ -921,7 +949,7 @@ def _pull_request(
             f"gone from {remote}; close it and run again"
         )
     git.fetch(remote, f"refs/heads/{existing.branch}")
-    on_branch = _diff(git, tip, targets, hints)
+    on_branch = _diff(git, tip, targets, hints, known=known)
     commit_subject, commit_body = render(
         plan,
         on_branch.changes,
@@ -972,6 +1000,7 @@ def revert(
     forge: Forge | None = None,
     push: bool = True,
     lock_timeout: float = 0.0,
+    overwrite_edits: bool = False,
 ) -> ApplyResult:
     """Restore the placements a plan changed to the values they had before it.
 
@@ -979,7 +1008,8 @@ def revert(
     the placement values that commit changed are restored, by the same minimal edit ``apply``
     makes (entries the plan added go to ``replicas: 0``), and the result is committed with a
     ``Cloudbalance-Revert`` trailer: a new commit, history is never rewritten. Freeze windows do
-    not apply: a revert returns to a known state.
+    not apply: a revert returns to a known state. ``overwrite_edits`` restores even values a
+    person changed since the plan.
 
     Raises:
         GitOpsError: No commit of that plan, already reverted, dirty tree, detached head.
@@ -1015,7 +1045,9 @@ def revert(
                     continue
                 target = dict(current[workload])
                 for location in sorted(changed):
-                    if current[workload].get(location) != wrote.get(location):
+                    if current[workload].get(location) != wrote.get(location) and not (
+                        overwrite_edits
+                    ):
                         raise ConflictError(
                             file=path,
                             key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",

@@ -651,3 +651,36 @@ def test_planner_inputs_give_the_forecast_column_and_the_workloads_stack(
     result = apply(plan, infra.root)
     assert result.diff.paths == ("shop/Pulumi.dr.yaml",)
     assert "| checkout | aws:us-east-1 | 6 | 3 | 8 → 11 → 15 |" in result.message
+
+
+def test_a_plan_computed_after_the_edit_or_told_to_overwrite_goes_through(
+    infra, plan_factory
+) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    text = infra.prod.read_text().replace("us-central1, replicas: 5", "us-central1, replicas: 9")
+    infra.prod.write_text(text)
+    infra.commit_all("ops: more overflow capacity")
+    edited = {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 9}}
+    stale = plan_factory(
+        {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 4}}, current=SHIFT, plan_id="p6"
+    )
+    with pytest.raises(ConflictError):
+        apply(stale, infra.root, mode="commit")
+    # Re-planned from the stack file as it is now: the planner saw the 9, nothing is lost.
+    fresh = plan_factory(
+        {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 4}}, current=edited, plan_id="p7"
+    )
+    assert apply(fresh, infra.root, mode="dry-run").diff
+    # Or a person decides to overwrite.
+    done = apply(stale, infra.root, mode="commit", overwrite_edits=True)
+    assert read_placements(infra.prod.read_text())["checkout"][GCP] == 4
+    assert done.commit == infra.head()
+
+
+def test_revert_can_be_told_to_overwrite_a_later_edit(infra, plan_factory) -> None:
+    original = infra.prod.read_bytes()
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    infra.prod.write_text(infra.prod.read_text().replace("replicas: 3}", "replicas: 4}"))
+    infra.commit_all("hand edit")
+    revert("p-20261124-a1", infra.root, overwrite_edits=True)
+    assert infra.prod.read_bytes() == original

@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import cloudbalance
 
 
@@ -28,9 +30,5 @@ def test_import_is_light() -> None:
 
 
 def test_unknown_attributes_raise_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="does_not_exist"):
         cloudbalance.does_not_exist  # noqa: B018
-    except AttributeError as err:
-        assert "does_not_exist" in str(err)
-    else:  # pragma: no cover
-        raise AssertionError("expected AttributeError")

@@ -24,7 +24,8 @@ def test_retries_until_success_with_growing_jittered_waits() -> None:
         == "ok"
     )
     assert len(waits) == 2
-    assert 0 <= waits[0] <= 1.0 and 0 <= waits[1] <= 2.0
+    assert 0 <= waits[0] <= 1.0
+    assert 0 <= waits[1] <= 2.0
 
 
 def test_server_retry_after_is_honoured_up_to_the_maximum() -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from cloudbalance.attribution import Attribution
 from cloudbalance.demo.sample import generate_sample
 from cloudbalance.exceptions import SchemaError
 from cloudbalance.models import Location
 from cloudbalance.series import cost_series, current_placement, demand_series
 from cloudbalance.store import Store
-from cloudbalance.attribution import Attribution
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,7 @@ def schedule_init(
         str, typer.Option(help="Container image for the Kubernetes CronJob.")
     ] = "ghcr.io/your-org/cloudbalance:latest",
 ) -> None:
-    """Write a GitHub Actions workflow, a Kubernetes CronJob and a crontab for `cloudbalance run`."""
+    """Write a GitHub Actions workflow, a Kubernetes CronJob and a crontab for the daily run."""
     from cloudbalance.schedule import write_schedules
 
     for written in write_schedules(folder, scheduler, cron=cron, image=image):

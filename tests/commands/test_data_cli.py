@@ -10,8 +10,7 @@ import pytest
 from cloudbalance.cli import main
 from cloudbalance.exceptions import CredentialsError
 from cloudbalance.provider import ProviderCheck, register_provider, unregister_provider
-from cloudbalance.schema import PRICES
-from cloudbalance.schema import empty_frame
+from cloudbalance.schema import PRICES, empty_frame
 from tests.conftest import focus_rows
 
 
@@ -34,7 +33,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--version")
-    assert code == 0 and out.startswith("cloudbalance ")
+    assert code == 0
+    assert out.startswith("cloudbalance ")
     code, out, _ = run(capsys, "--help")
     assert code == 0
     for command in ("ingest", "costs", "sync", "config", "providers", "demo"):
@@ -45,7 +45,8 @@ def test_ingest_then_costs_as_csv_and_json(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(capsys, "ingest", "export.csv")
-    assert code == 0 and "loaded 3 rows" in out
+    assert code == 0
+    assert "loaded 3 rows" in out
     code, out, _ = run(capsys, "costs", "--by", "workload,day", "--format", "csv")
     assert code == 0
     lines = out.strip().splitlines()
@@ -88,11 +89,13 @@ def test_config_init_refuses_to_overwrite(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(capsys, "config", "init", ".")
-    assert code == 1 and "--force" in err
+    assert code == 1
+    assert "--force" in err
     code, _, _ = run(capsys, "config", "init", "fresh")
     assert code == 0
     code, out, _ = run(capsys, "config", "check", "fresh/cloudbalance.yaml")
-    assert code == 0 and out.startswith("ok ")
+    assert code == 0
+    assert out.startswith("ok ")
 
 
 def test_internal_errors_exit_2_with_a_traceback(
@@ -106,7 +109,8 @@ def test_internal_errors_exit_2_with_a_traceback(
     monkeypatch.setattr(cloudbalance.store.Store, "summary", boom)
     code, _, err = run(capsys, "costs")
     assert code == 2
-    assert "Traceback" in err and "this is a bug" in err
+    assert "Traceback" in err
+    assert "this is a bug" in err
 
 
 class FakeProvider:
@@ -168,4 +172,5 @@ def test_providers_check_prints_one_line_each(
 def test_providers_list_shows_the_builtin_plugins(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "providers", "list")
     assert code == 0
-    assert "focus" in out and "demo" in out
+    assert "focus" in out
+    assert "demo" in out

@@ -175,3 +175,51 @@ def test_unknown_output_type_is_a_user_error(tmp_path, capsys) -> None:
     code = main(["anomalies", "-i", str(src), "-o", str(tmp_path / "a.xlsx")])
     assert code == 1
     assert "unknown output type" in capsys.readouterr().err
+
+
+def test_without_input_the_store_cost_series_are_forecast(tmp_path, monkeypatch, capsys) -> None:
+    from cloudbalance.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    days = pd.date_range("2025-01-01", periods=60, freq="D")
+    rows = []
+    for k, workload in enumerate(("checkout", "search")):
+        cost = 50 + 10 * k + 5 * np.sin(2 * np.pi * np.arange(60) / 7)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "ChargePeriodStart": days,
+                    "ChargePeriodEnd": days + pd.Timedelta(days=1),
+                    "ProviderName": "AWS",
+                    "BillingAccountId": "111111111111",
+                    "ServiceName": "Amazon Elastic Compute Cloud",
+                    "ChargeCategory": "Usage",
+                    "BilledCost": cost,
+                    "EffectiveCost": cost,
+                    "BillingCurrency": "USD",
+                    "x_Workload": workload,
+                }
+            )
+        )
+    store_path = tmp_path / "store.duckdb"
+    with Store(store_path) as store:
+        store.ingest_costs(pd.concat(rows, ignore_index=True), source="test.csv")
+    out = tmp_path / "fc.csv"
+    code = main(
+        [
+            "forecast",
+            "-n",
+            "7",
+            "-o",
+            str(out),
+            "--store",
+            str(store_path),
+            "--windows",
+            "1",
+            "--jobs",
+            "1",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert set(pd.read_csv(out)["unique_id"]) == {"checkout", "search"}
+    assert "from the store" in capsys.readouterr().err

@@ -824,6 +824,10 @@ def apply(
                     + "); use --mode pr so a person reviews it"
                 )
             notes.extend(f"guardrail exceeded: {v}" for v in violations)
+        if frozen is not None:
+            if chosen_mode != "dry-run":
+                raise GitOpsError(f"changes are frozen today ({when:%Y-%m-%d}): {frozen}")
+            notes.append(f"freeze window in force: {frozen}; only a dry run is possible")
         small = rails.too_small(plan)
         if small is not None and chosen_mode != "dry-run":
             subject, body = render(plan, diff.changes, files=diff.paths, warnings=[small])
@@ -836,10 +840,6 @@ def apply(
             )
         if small is not None:
             notes.append(f"would change nothing outside a dry run: {small}")
-        if frozen is not None:
-            if chosen_mode != "dry-run":
-                raise GitOpsError(f"changes are frozen today ({when:%Y-%m-%d}): {frozen}")
-            notes.append(f"freeze window in force: {frozen}; only a dry run is possible")
         subject, body = render(
             plan,
             diff.changes,

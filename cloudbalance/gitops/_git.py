@@ -124,6 +124,11 @@ class Git:
         path = Path(self.out("rev-parse", "--git-dir"))
         return path if path.is_absolute() else self.root / path
 
+    def common_dir(self) -> Path:
+        """The git directory shared by all worktrees of the repository."""
+        path = Path(self.out("rev-parse", "--git-common-dir"))
+        return path if path.is_absolute() else self.root / path
+
     def current_branch(self) -> str:
         """The checked-out branch.
 
@@ -331,7 +336,8 @@ def _try_lock(fd: int) -> bool:
 def repository_lock(git: Git, *, timeout: float = 0.0) -> Iterator[Path]:
     """Hold cloudbalance's lock on a repository so two runs cannot interleave.
 
-    The lock is ``cloudbalance.lock`` in the git directory (so it is never committed), held
+    The lock is ``cloudbalance.lock`` in the git directory shared by every worktree (so it is
+    never committed, and two worktrees of one repository cannot interleave either), held
     with an OS file lock (``flock``; ``msvcrt.locking`` on Windows). The OS releases it when
     the process ends, even when killed, so a crashed run never leaves a stale lock behind.
     The file holds the holder's pid, shown to the run that is refused.
@@ -343,7 +349,7 @@ def repository_lock(git: Git, *, timeout: float = 0.0) -> Iterator[Path]:
     Raises:
         GitOpsError: When another run holds the lock.
     """
-    path = git.git_dir() / "cloudbalance.lock"
+    path = git.common_dir() / "cloudbalance.lock"
     deadline = time.monotonic() + timeout
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:

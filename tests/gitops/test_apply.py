@@ -684,3 +684,13 @@ def test_revert_can_be_told_to_overwrite_a_later_edit(infra, plan_factory) -> No
     infra.commit_all("hand edit")
     revert("p-20261124-a1", infra.root, overwrite_edits=True)
     assert infra.prod.read_bytes() == original
+
+
+def test_two_worktrees_of_one_repository_share_the_lock(infra, plan_factory, tmp_path) -> None:
+    other = tmp_path / "second-worktree"
+    infra.git("worktree", "add", "-q", "-b", "side", str(other))
+    with (
+        repository_lock(Git.open(other)),
+        pytest.raises(GitOpsError, match="another cloudbalance run"),
+    ):
+        apply(shift_plan(plan_factory), infra.root, mode="commit")

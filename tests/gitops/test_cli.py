@@ -126,3 +126,16 @@ def test_rego_policy_from_the_configuration_can_deny_the_change(
     assert infra.head() == head
     assert main(["apply", str(plan_file), "--config", str(config), "--no-policies"]) == 0
     assert infra.head() != head
+
+
+def test_apply_pr_mode_opens_a_pull_request_and_prints_its_address(
+    infra, plan_file, github, token, capsys
+) -> None:
+    args = ["apply", str(plan_file), "--repo", str(infra.root), "--mode", "pr"]
+    args += ["--api-url", github.url, "--repository", "acme/infra"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "opened pull request #1: https://github.example/acme/infra/pull/1" in out
+    assert token not in out
+    assert main([*args[:-4], "--forge", "bitbucket"]) == 1
+    assert "unknown forge" in capsys.readouterr().err

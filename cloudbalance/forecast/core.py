@@ -53,6 +53,8 @@ AUTO_CANDIDATES: tuple[str, ...] = (
     "prophet_flexible",
     ENSEMBLE,
 )
+#: Appended to the reason when the choice and calibration come from a previous run.
+WARM_NOTE = " [warm start: choice and calibration kept from the previous run]"
 #: What the ensemble averages.
 ENSEMBLE_MEMBERS: tuple[str, ...] = ("prophet", "theta")
 
@@ -351,8 +353,8 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
 
     if warm is not None and not spec.rebacktest and warm.get("model"):
         chosen = str(warm["model"]) if auto else model_name
-        if chosen == str(warm["model"]):
-            _final(
+        if chosen == str(warm["model"]) and warm.get("accuracy"):
+            params = _final(
                 prep,
                 spec,
                 out,
@@ -362,12 +364,9 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
                 warm.get("floor", 0.0),
                 warm.get("params"),
             )
-            out.accuracy = {**warm.get("accuracy", {}), "unique_id": uid}
-            if out.accuracy:
-                out.accuracy["reason"] = (
-                    f"{out.accuracy.get('reason', '')} [warm start: choice and calibration "
-                    "kept from the previous run]"
-                ).strip()
+            kept = {**warm["accuracy"], "unique_id": uid}
+            out.accuracy = {**kept, "reason": f"{kept.get('reason', '')}{WARM_NOTE}"}
+            out.state = {**warm, "params": params, "accuracy": kept}
             return
 
     if auto:

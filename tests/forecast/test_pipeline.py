@@ -161,6 +161,9 @@ def test_warm_start_reuses_the_choice_and_matches_the_cold_forecast(make_series,
     warm = _result(full, horizon=14, warm_start=today, **fast)
     assert warm.accuracy["model"].iloc[0] == today.accuracy["model"].iloc[0]
     assert "warm start" in warm.accuracy["reason"].iloc[0]
+    again = _result(full, horizon=14, warm_start=warm, **fast)  # day after: state carries on
+    assert again.accuracy["reason"].iloc[0].count("warm start") == 1
+    assert again.state["s"]["params"]
     if cold.accuracy["model"].iloc[0] == warm.accuracy["model"].iloc[0]:
         np.testing.assert_allclose(warm.forecast["yhat"], cold.forecast["yhat"], rtol=0.02)
 

@@ -44,8 +44,16 @@ class Attribution:
     workloads: Sequence[Workload] = ()
 
     def tag_sql(self, tags: str = "Tags") -> str:
-        """The workload tag's value, from the JSON ``Tags`` text (validated at ingest)."""
-        return f"json_extract_string({tags}, {_tag_path(self.tag_key)})"
+        """The workload tag's value, from the JSON ``Tags`` text (validated at ingest).
+
+        AWS writes user-defined cost-allocation tags as ``user:<key>`` in its FOCUS and CUR
+        exports (and ``<key>`` through Cost Explorer), so both spellings are read.
+        """
+        keys = [self.tag_key]
+        if not self.tag_key.startswith("user:"):
+            keys.append(f"user:{self.tag_key}")
+        found = ", ".join(f"json_extract_string({tags}, {_tag_path(k)})" for k in keys)
+        return f"coalesce({found})"
 
     def sql(
         self,

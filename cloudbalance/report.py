@@ -102,8 +102,12 @@ _COLORS = {
 
 
 def _svg(fig: Any) -> str:
+    import matplotlib
+
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    # No date and stable ids: the same data gives the same page (reports diff cleanly).
+    with matplotlib.rc_context({"svg.hashsalt": "cloudbalance"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 

@@ -49,11 +49,17 @@ Kind = Literal["string", "timestamp", "float", "bool", "json"]
 #: Text that FOCUS exports (and spreadsheets) write for a missing value.
 NULL_STRINGS: tuple[str, ...] = ("", "NULL", "null", "Null", "None", "NaN", "nan", "N/A")
 
-#: The ingest key: a load is authoritative for every (provider, billing account, UTC day) it
+#: The ingest key: a load is authoritative for every (cloud, billing account, UTC day) it
 #: contains. Loading rows for such a key first removes the rows the store held for it, so the same
 #: export loaded twice, or two overlapping exports, never double-count, and a cloud's restated
-#: days replace the old ones. See :mod:`cloudbalance.store`.
-INGEST_KEY: tuple[str, ...] = ("ProviderName", "BillingAccountId", "ChargePeriodStart::date")
+#: days replace the old ones. The cloud is ``x_Cloud`` (our id) when the publisher is known, so
+#: "AWS" in a FOCUS file and "Amazon Web Services" from Cost Explorer are one provider; otherwise
+#: ``ProviderName`` as given. See :mod:`cloudbalance.store`.
+INGEST_KEY: tuple[str, ...] = (
+    "coalesce(x_Cloud, ProviderName)",
+    "BillingAccountId",
+    "ChargePeriodStart::date",
+)
 
 PRICE_KINDS: tuple[str, ...] = ("on_demand", "spot", "committed")
 

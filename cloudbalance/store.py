@@ -399,7 +399,8 @@ class Store:
             return 0
         rank = {s: i for i, s in enumerate(source_order)}
         keys = self.con.execute(
-            "SELECT ProviderName, BillingAccountId, CAST(ChargePeriodStart AS DATE) AS day, "
+            "SELECT coalesce(x_Cloud, ProviderName), BillingAccountId, "
+            "CAST(ChargePeriodStart AS DATE) AS day, "
             "list(DISTINCT x_Source) FROM costs WHERE x_LoadId = ? GROUP BY ALL "
             "HAVING count(DISTINCT x_Source) > 1",
             [load_id],
@@ -416,7 +417,8 @@ class Store:
         try:
             row = self.con.execute(
                 "DELETE FROM costs WHERE x_LoadId = ? AND "
-                "(ProviderName, BillingAccountId, CAST(ChargePeriodStart AS DATE), x_Source) "
+                "(coalesce(x_Cloud, ProviderName), BillingAccountId, CAST(ChargePeriodStart AS DATE), "
+                "x_Source) "
                 "IN (SELECT p, a, d, s FROM superseded_keys)",
                 [load_id],
             ).fetchone()
@@ -427,7 +429,7 @@ class Store:
     def _load_summary(self, load_id: str) -> tuple[int, int, tuple[str, ...], tuple[str, ...], int]:
         """Rows, keys, sources, currencies and backwards periods of one load, in one scan."""
         row = self.con.execute(
-            "SELECT count(*), count(DISTINCT (ProviderName, BillingAccountId, "
+            "SELECT count(*), count(DISTINCT (coalesce(x_Cloud, ProviderName), BillingAccountId, "
             "CAST(ChargePeriodStart AS DATE))), list(DISTINCT x_Source ORDER BY x_Source), "
             "list(DISTINCT BillingCurrency ORDER BY BillingCurrency), "
             "count(*) FILTER (WHERE ChargePeriodEnd <= ChargePeriodStart) "
@@ -440,8 +442,9 @@ class Store:
     def _replace_keys(self, load_id: str) -> int:
         row = self.con.execute(
             "DELETE FROM costs WHERE x_LoadId <> ? AND "
-            "(ProviderName, BillingAccountId, CAST(ChargePeriodStart AS DATE)) IN ("
-            "  SELECT DISTINCT ProviderName, BillingAccountId, CAST(ChargePeriodStart AS DATE) "
+            "(coalesce(x_Cloud, ProviderName), BillingAccountId, CAST(ChargePeriodStart AS DATE)) IN ("
+            "  SELECT DISTINCT coalesce(x_Cloud, ProviderName), BillingAccountId, "
+            "  CAST(ChargePeriodStart AS DATE) "
             "  FROM costs WHERE x_LoadId = ?)",
             [load_id, load_id],
         ).fetchone()

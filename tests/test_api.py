@@ -32,3 +32,12 @@ def test_import_is_light() -> None:
 def test_unknown_attributes_raise_attribute_error() -> None:
     with pytest.raises(AttributeError, match="does_not_exist"):
         cloudbalance.does_not_exist  # noqa: B018
+
+
+def test_the_contract_suite_flags_secrets_but_not_paths() -> None:
+    from cloudbalance.testing import _looks_secret
+
+    assert _looks_secret("key AKIAABCDEFGHIJKLMNOP")
+    assert _looks_secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY0")
+    assert not _looks_secret("s3://acmebillingexports/focus/acmefocusexport/data")
+    assert not _looks_secret("profile finops, account 123456789012")

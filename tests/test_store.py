@@ -232,3 +232,11 @@ def test_the_store_file_persists_between_opens(tmp_path: Path) -> None:
         store.ingest_costs(focus_rows(2), source="x")
     with Store(path) as store:
         assert len(store.costs()) == 2
+
+
+def test_one_cloud_under_two_publisher_names_is_one_provider(store: Store) -> None:
+    """AWS's FOCUS files say "AWS", Cost Explorer rows "Amazon Web Services": same days."""
+    store.ingest_costs(focus_rows(3, ProviderName="AWS"), source="focus-file")
+    store.ingest_costs(focus_rows(3, ProviderName="Amazon Web Services"), source="aws:api")
+    assert len(store.costs()) == 3
+    assert set(store.costs()["x_Source"]) == {"aws:api"}

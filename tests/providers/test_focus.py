@@ -279,3 +279,10 @@ class TestDemoProviderContract(ProviderContract):
         from cloudbalance.providers.demo import DemoProvider
 
         return DemoProvider(days=60)
+
+
+def test_aws_user_prefixed_tags_attribute_workloads(store: Store, write_focus: Writer) -> None:
+    frame = focus_rows(1)
+    frame["Tags"] = '{"user:workload": "checkout"}'
+    ingest(store, write_focus(frame, "aws.csv"))
+    assert store.costs()["x_Workload"].tolist() == ["checkout"]

@@ -417,8 +417,8 @@ class Store:
         try:
             row = self.con.execute(
                 "DELETE FROM costs WHERE x_LoadId = ? AND "
-                "(coalesce(x_Cloud, ProviderName), BillingAccountId, CAST(ChargePeriodStart AS DATE), "
-                "x_Source) "
+                "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                "CAST(ChargePeriodStart AS DATE), x_Source) "
                 "IN (SELECT p, a, d, s FROM superseded_keys)",
                 [load_id],
             ).fetchone()
@@ -442,7 +442,8 @@ class Store:
     def _replace_keys(self, load_id: str) -> int:
         row = self.con.execute(
             "DELETE FROM costs WHERE x_LoadId <> ? AND "
-            "(coalesce(x_Cloud, ProviderName), BillingAccountId, CAST(ChargePeriodStart AS DATE)) IN ("
+            "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
+            "CAST(ChargePeriodStart AS DATE)) IN ("
             "  SELECT DISTINCT coalesce(x_Cloud, ProviderName), BillingAccountId, "
             "  CAST(ChargePeriodStart AS DATE) "
             "  FROM costs WHERE x_LoadId = ?)",

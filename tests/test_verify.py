@@ -337,3 +337,27 @@ def test_a_revert_pull_request_carries_the_evidence(
     assert "above the rollback threshold of 5.00 USD" in pull["body"]
     assert "Cloudbalance-Revert: etl-move-1" in pull["body"]
     assert stack_text(infra) != STACK  # the working branch is untouched until the PR merges
+
+
+def test_verify_command_reverts_a_bad_plan_with_the_configured_threshold(
+    infra: Path, store: Store, sample: Sample, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudbalance.cli import main
+
+    applied(infra, store, etl_plan(), prices_turned(sample, 3.0))
+    store.close()
+    config = infra.parent / "cloudbalance.yaml"
+    config.write_text(
+        "version: 1\nstore: {path: store.duckdb}\ngit: {repo: infra}\n"
+        "workloads:\n  etl: {replica: {vcpus: 2, memory_gib: 8}, spot: true}\n"
+        "guardrails: {rollback_threshold: 5.0}\n"
+    )
+    as_of = NOW.date().isoformat()
+    code = main(
+        ["verify", "--revert", "--mode", "commit", "--as-of", as_of, "--json", "-c", str(config)]
+    )
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [v["status"] for v in payload["verifications"]] == ["revert"]
+    assert payload["reverts"][0]["status"] == "proposed"
+    assert stack_text(infra) == STACK

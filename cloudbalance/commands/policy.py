@@ -1,4 +1,4 @@
-"""Guardrail commands: ``policy check``, ``policy test`` and the pre-merge ``check``.
+"""Guardrail commands: ``policy check``, ``policy test``, the pre-merge ``check`` and ``verify``.
 
 Exit codes follow the CLI contract: ``0`` when the change is allowed (warnings included), ``1``
 when a policy denies it, a stack file breaks its schema, a Rego test fails, or on any user error.
@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from cloudbalance.commands._common import ConfigOption, StoreOption, console, settings_for
 
@@ -42,7 +43,7 @@ Today = Annotated[
 OutputFormat = Annotated[str, typer.Option("--format", "-f", help="text, markdown or json.")]
 
 
-def _day(value: str | None) -> date | None:
+def _day(value: str | None, *, option: str = "--today") -> date | None:
     from cloudbalance.exceptions import ConfigError
 
     if value is None:
@@ -50,7 +51,7 @@ def _day(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError as err:
-        raise ConfigError(f"--today: expected YYYY-MM-DD, got {value!r}") from err
+        raise ConfigError(f"{option}: expected YYYY-MM-DD, got {value!r}") from err
 
 
 def _data(files: list[Path] | None) -> dict[str, Any]:
@@ -85,12 +86,14 @@ def _print_report(report: PolicyReport, fmt: str) -> None:
     if fmt == "markdown":
         sys.stdout.write(report.to_markdown() + "\n")
         return
-    for item in report.denies:
-        console.print(
-            f"[bold red]DENY[/]  {item.message}  [dim]({item.package})[/]", highlight=False
-        )
-    for item in report.warnings:
-        console.print(f"[yellow]WARN[/]  {item.message}  [dim]({item.package})[/]", highlight=False)
+    for label, items in (
+        ("[bold red]DENY[/]", report.denies),
+        ("[yellow]WARN[/]", report.warnings),
+    ):
+        for item in items:
+            console.print(
+                f"{label}  {escape(item.message)}  [dim]({item.package})[/]", highlight=False
+            )
     verdict = "[bold red]denied[/]" if report.denied else "[green]allowed[/]"
     console.print(
         f"{verdict}: {len(report.denies)} deny, {len(report.warnings)} warn, "
@@ -160,7 +163,7 @@ def _document(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``policy check``, ``policy test`` and ``check`` to ``app``."""
+    """Add ``policy check``, ``policy test``, ``check`` and ``verify`` to ``app``."""
     policy_app = typer.Typer(
         help="Rego guardrails: evaluate them on a plan or a stack change, run their tests.",
         no_args_is_help=True,
@@ -298,3 +301,85 @@ def register(app: typer.Typer) -> None:
                 handle.write(markdown)
         if not result.passed:
             raise typer.Exit(1)
+
+    @app.command("verify")
+    def verify_command(
+        revert: Annotated[
+            bool, typer.Option("--revert", help="Propose the reverts the verification calls for.")
+        ] = False,
+        mode: Annotated[
+            str, typer.Option(help="How reverts are written: pr, commit, branch or dry-run.")
+        ] = "pr",
+        threshold: Annotated[
+            float | None,
+            typer.Option(
+                help="Revert above this excess cost (default guardrails.rollback_threshold)."
+            ),
+        ] = None,
+        health_check: Annotated[
+            str | None,
+            typer.Option(help="Command run per moved workload (default guardrails.health_check)."),
+        ] = None,
+        repo: Annotated[
+            Path | None, typer.Option(help="Infrastructure repository (default: config git.repo).")
+        ] = None,
+        as_of: Annotated[
+            str | None,
+            typer.Option("--as-of", help="Verify as of this day (YYYY-MM-DD, UTC midnight)."),
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        config: ConfigOption = None,
+        store: StoreOption = None,
+    ) -> None:
+        """Compare each applied plan with what it expected and with not moving; revert if worse."""
+        from cloudbalance.commands._common import open_store
+        from cloudbalance.exceptions import GitOpsError
+        from cloudbalance.gitops import Forge
+        from cloudbalance.verify import propose_reverts, verify_applied
+
+        if mode not in ("pr", "commit", "branch", "dry-run"):
+            raise GitOpsError(f"unknown mode {mode!r}; use pr, commit, branch or dry-run")
+        settings = settings_for(config)
+        rails = settings.guardrails
+        where = repo if repo is not None else settings.resolve(settings.git.repo)
+        limit = threshold if threshold is not None else rails.rollback_threshold
+        command = health_check if health_check is not None else rails.health_check
+        with open_store(settings, store) as opened:
+            day = _day(as_of, option="--as-of")
+            results = verify_applied(
+                where,
+                opened,
+                now=datetime(day.year, day.month, day.day) if day is not None else None,
+                workloads=settings.workload_models(),
+                threshold=limit,
+                health_check=command,
+            )
+            outcomes = []
+            if revert:
+                forge = Forge(repository=settings.git.github_repo, api_url=settings.git.api_url)
+                outcomes = propose_reverts(
+                    results,
+                    where,
+                    mode=mode,  # type: ignore[arg-type]
+                    store=opened,
+                    forge=forge,
+                )
+        if as_json:
+            payload = {
+                "verifications": [v.to_dict() for v in results],
+                "reverts": [
+                    {"plan_id": o.plan_id, "status": o.status, "detail": o.detail} for o in outcomes
+                ],
+            }
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            return
+        if not results:
+            console.print("no applied plan to verify on this branch")
+        for v in results:
+            console.print(
+                f"{v.plan_id}: [bold]{v.status}[/] over {v.periods} period(s); "
+                + escape("; ".join(v.reasons)),
+                highlight=False,
+            )
+        for o in outcomes:
+            console.print(f"{o.plan_id}: revert {o.status}: {escape(o.detail)}", highlight=False)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cloudbalance._version import __version__
 
 if TYPE_CHECKING:
+    from cloudbalance.checks import check_change
     from cloudbalance.config import Settings, load_config
     from cloudbalance.exceptions import (
         CloudBalanceError,
@@ -36,8 +37,10 @@ if TYPE_CHECKING:
     from cloudbalance.forecast import backtest, detect_anomalies, forecast
     from cloudbalance.gitops import apply, revert
     from cloudbalance.models import Location, Move, Placement, Plan, RunRecord, Workload
+    from cloudbalance.policy import PolicySet, check_policies
     from cloudbalance.provider import CostProvider, get_provider
     from cloudbalance.store import Store
+    from cloudbalance.verify import propose_reverts, verify_applied, verify_plan
 
 # name -> module that defines it. Keep sorted; tests check it matches __all__.
 _LAZY: dict[str, str] = {
@@ -57,6 +60,7 @@ _LAZY: dict[str, str] = {
     "PlanError": "cloudbalance.exceptions",
     "PolicyDeniedError": "cloudbalance.exceptions",
     "PolicyError": "cloudbalance.exceptions",
+    "PolicySet": "cloudbalance.policy",
     "ProviderError": "cloudbalance.exceptions",
     "ProviderNotFoundError": "cloudbalance.exceptions",
     "RunRecord": "cloudbalance.models",
@@ -70,11 +74,16 @@ _LAZY: dict[str, str] = {
     "Workload": "cloudbalance.models",
     "apply": "cloudbalance.gitops",
     "backtest": "cloudbalance.forecast",
+    "check_change": "cloudbalance.checks",
+    "check_policies": "cloudbalance.policy",
     "detect_anomalies": "cloudbalance.forecast",
     "forecast": "cloudbalance.forecast",
     "get_provider": "cloudbalance.provider",
     "load_config": "cloudbalance.config",
+    "propose_reverts": "cloudbalance.verify",
     "revert": "cloudbalance.gitops",
+    "verify_applied": "cloudbalance.verify",
+    "verify_plan": "cloudbalance.verify",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

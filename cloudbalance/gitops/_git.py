@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -287,13 +288,51 @@ class Git:
         """Point ``refs/heads/<branch>`` at ``new`` if it still points at ``old`` (None: absent)."""
         self.run("update-ref", f"refs/heads/{branch}", new, old or _ZERO)
 
+    def token_credentials(self, remote: str) -> dict[str, str]:
+        """Environment that lets git authenticate to an HTTPS remote with a token variable.
+
+        When ``GITHUB_TOKEN`` (or ``GITLAB_TOKEN`` for a host named gitlab) is set and the
+        remote is HTTPS, a credential helper scoped to that host is added for this one git
+        command, through ``GIT_CONFIG_COUNT``. The helper is a shell function that echoes the
+        variable at the time git asks: the token itself is never written to a file, a command
+        line or the environment of anything else, and helpers the user configured are asked
+        first (configuration from the environment comes last).
+        """
+        url = self.run("remote", "get-url", remote, check=False).stdout.strip()
+        if not url.lower().startswith("https://"):
+            return {}
+        host = urllib.parse.urlsplit(url).hostname or ""
+        variable, user = (
+            ("GITLAB_TOKEN", "oauth2") if "gitlab" in host else ("GITHUB_TOKEN", "x-access-token")
+        )
+        if not host or not os.environ.get(variable):
+            return {}
+        index = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+        helper = (
+            f'!f() {{ test "$1" = get || exit 0; echo username={user}; '
+            f'echo "password=${variable}"; }}; f'
+        )
+        return {
+            "GIT_CONFIG_COUNT": str(index + 1),
+            f"GIT_CONFIG_KEY_{index}": f"credential.https://{host}.helper",
+            f"GIT_CONFIG_VALUE_{index}": helper,
+        }
+
     def fetch(self, remote: str, *refspecs: str) -> None:
-        """Fetch from ``remote`` (credentials from the user's git configuration)."""
-        self.run("fetch", "--quiet", "--no-tags", remote, *refspecs)
+        """Fetch from ``remote`` (credentials from the user's git set-up, or a token)."""
+        self.run(
+            "fetch", "--quiet", "--no-tags", remote, *refspecs, env=self.token_credentials(remote)
+        )
 
     def remote_branch(self, remote: str, branch: str) -> str | None:
         """The commit ``branch`` points to on ``remote`` (asks the remote), or None."""
-        out = self.run("ls-remote", "--heads", remote, f"refs/heads/{branch}").stdout.split()
+        out = self.run(
+            "ls-remote",
+            "--heads",
+            remote,
+            f"refs/heads/{branch}",
+            env=self.token_credentials(remote),
+        ).stdout.split()
         return out[0] if out else None
 
     def push(self, remote: str, local: str, branch: str) -> None:
@@ -303,7 +342,12 @@ class Git:
             GitOpsError: When the remote refuses (e.g. it moved on: pull, then run again).
         """
         result = self.run(
-            "push", "--porcelain", remote, f"{local}:refs/heads/{branch}", check=False
+            "push",
+            "--porcelain",
+            remote,
+            f"{local}:refs/heads/{branch}",
+            check=False,
+            env=self.token_credentials(remote),
         )
         if result.returncode != 0:
             detail = redact((result.stderr or result.stdout).strip(), _secrets_from_env())

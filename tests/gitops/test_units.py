@@ -74,3 +74,58 @@ def test_diff_of_a_long_repetitive_file_shows_only_the_changed_lines() -> None:
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
     assert changed == ["-    replicas: 4", "+    replicas: 3"]
+
+
+def test_token_in_the_environment_answers_gits_credential_request_without_being_copied(
+    tmp_path, monkeypatch
+) -> None:
+    import os
+    import subprocess
+
+    from cloudbalance.gitops._git import Git
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "remote", "add", "origin", "https://ghe.example/acme/infra"],
+        check=True,
+    )
+    git = Git.open(tmp_path)
+    assert git.token_credentials("origin") == {}  # no token, nothing added
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_secret_value")
+    extra = git.token_credentials("origin")
+    assert "ghs_secret_value" not in "".join(extra.values())
+    answer = subprocess.run(
+        ["git", "credential", "fill"],
+        cwd=tmp_path,
+        input="protocol=https\nhost=ghe.example\npath=acme/infra\n\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **extra, "GIT_TERMINAL_PROMPT": "0"},
+        check=True,
+    ).stdout
+    assert "username=x-access-token\n" in answer
+    assert "password=ghs_secret_value\n" in answer
+    other_host = subprocess.run(
+        ["git", "credential", "fill"],
+        cwd=tmp_path,
+        input="protocol=https\nhost=elsewhere.example\n\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **extra, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"},
+        check=False,
+    ).stdout
+    assert "ghs_secret_value" not in other_host  # scoped to the remote's host
+
+
+def test_ssh_remotes_get_no_token_helper(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    from cloudbalance.gitops._git import Git
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:acme/infra.git"],
+        check=True,
+    )
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_secret_value")
+    assert Git.open(tmp_path).token_credentials("origin") == {}

@@ -117,3 +117,16 @@ def test_importing_prophet_logs_nothing_after_silencing(caplog) -> None:
     silence_prophet()
     assert logging.getLogger("cmdstanpy").level >= logging.ERROR
     assert not logging.getLogger("prophet").propagate
+
+
+def test_stan_backend_agrees_with_the_numpy_backend_and_accepts_a_warm_init(
+    make_series,
+) -> None:
+    frame = make_series(n=200, slope=0.2, weekly=6, noise=1.5, seed=8)
+    ds, y = _arrays(frame)
+    fast = ProphetForecaster().fit(ds, y, step_ns=DAY)
+    stan = ProphetForecaster(backend="stan").fit(ds, y, step_ns=DAY, init=fast.params)
+    a, b = fast.predict(14, 0.8).yhat, stan.predict(14, 0.8).yhat
+    assert np.abs(a - b).sum() / np.abs(b).sum() < 0.01
+    with pytest.raises(ForecastError, match="numpy backend"):
+        ProphetForecaster(backend="stan", holidays_country="US").fit(ds, y, step_ns=DAY)

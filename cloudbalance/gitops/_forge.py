@@ -141,7 +141,10 @@ class Forge:
         fork's pull request is never taken for ours) and the marker in its body.
         """
         if self.kind == "github":
-            query = urllib.parse.urlencode({"state": "open", "base": base, "per_page": 100})
+            query = urllib.parse.urlencode(
+                {"state": "open", "base": base, "sort": "created", "direction": "desc"}
+                | {"per_page": 100}
+            )
             items = self._request("GET", f"/repos/{repository}/pulls?{query}") or []
             for item in items:
                 head = item.get("head") or {}
@@ -155,7 +158,9 @@ class Forge:
                     return PullRequest(int(item["number"]), item["html_url"], ref, False)
             return None
         project = urllib.parse.quote(repository, safe="")
-        query = urllib.parse.urlencode({"state": "opened", "target_branch": base, "per_page": 100})
+        query = urllib.parse.urlencode(
+            {"state": "opened", "target_branch": base, "order_by": "created_at", "per_page": 100}
+        )
         items = self._request("GET", f"/projects/{project}/merge_requests?{query}") or []
         for item in items:
             ref = item.get("source_branch", "")

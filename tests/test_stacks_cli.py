@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pulumi import automation
 
+from cloudbalance import stacks as stacks_module
 from cloudbalance.cli import main
 from cloudbalance.exceptions import ConfigError, StackConfigError
 from cloudbalance.gitops import read_placements, validate_stack_config
@@ -412,3 +413,24 @@ def test_invalid_stack_name_is_refused_before_pulumi_runs(
     with pytest.raises(ConfigError, match="not a valid Pulumi stack name"):
         preview(project, stack="dev stack")
     assert selected == []
+
+
+def test_an_installed_wheels_templates_are_preferred_to_a_source_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packaged = tmp_path / "site" / "cloudbalance"
+    service = packaged / "templates" / "stacks" / "service"
+    service.mkdir(parents=True)
+    (service / "Pulumi.yaml").write_text("name: packaged\nruntime: python\n", encoding="utf-8")
+    monkeypatch.setattr(stacks_module.resources, "files", lambda package: packaged)
+
+    assert template_dir("service") == service
+    assert template_dir("batch") == REPO / "stacks" / "batch"
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_the_shared_parser_is_one_file_linked_into_each_project(template: str) -> None:
+    linked = REPO / "stacks" / template / "workload_placements.py"
+
+    assert linked.is_symlink()
+    assert linked.resolve() == (REPO / "stacks" / "common" / "workload_placements.py").resolve()

@@ -425,6 +425,7 @@ h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #dde1e6}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}
 figure{margin:0;border:1px solid #eef0f3;border-radius:6px;padding:6px;break-inside:avoid}
 figure svg{width:100%;height:auto}
+figure.plan{max-width:760px}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:6px 0}
 th,td{border-bottom:1px solid #eef0f3;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f6f7f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -529,7 +530,7 @@ def render_html(data: ReportData) -> str:
             f"periods from {plan.period_start:%Y-%m-%d}, confidence {_pct(plan.confidence)}.</p>"
         )
         if plan.moves:
-            parts.append(f"<figure data-series='plan'>{_plan_chart(plan)}</figure>")
+            parts.append(f"<figure class='plan' data-series='plan'>{_plan_chart(plan)}</figure>")
             parts.append(
                 _html_table(
                     ["workload", "location", "before", "after", "saving", "confidence", "reason"],

@@ -301,16 +301,42 @@ class _Runner:
         )
 
     def step_verify(self, out: dict[str, Any]) -> StepResult:
-        try:
-            from cloudbalance import verify as verification
-        except ImportError:  # pragma: no cover - the guardrails issue ships it
-            return StepResult("verify", "skipped", "verification is not installed")
-        run_verify = getattr(verification, "verify_applied", None)
-        if run_verify is None:
-            return StepResult("verify", "skipped", "no verification entry point")
-        outcome = run_verify(self.settings, self.store, dry_run=self.dry_run, now=self.now)
-        out["verification"] = str(outcome)
-        return StepResult("verify", "ok", str(outcome))
+        """Check the plans applied earlier against the bill; propose reverts where they lost."""
+        repo = self.settings.resolve(self.settings.git.repo)
+        if not _is_git(repo):
+            return StepResult("verify", "skipped", f"{repo} is not a Git working copy")
+        from cloudbalance.verify import propose_reverts, verify_applied
+
+        checked = verify_applied(
+            repo,
+            self.store,
+            now=self.now,
+            workloads=self.workloads,
+            run_id=self.result.run_id,
+        )
+        mode = (
+            "dry-run"
+            if self.dry_run
+            else ("commit" if self.settings.git.mode == "commit" else "pr")
+        )
+        reverts = propose_reverts(
+            checked,
+            repo,
+            mode=mode,
+            store=self.store,
+            push=_has_remote(repo, self.settings.git.remote),
+            run_id=self.result.run_id,
+        )
+        counts: dict[str, int] = {}
+        for v in checked:
+            counts[v.status] = counts.get(v.status, 0) + 1
+        out.update(verified=counts, reverts=[r.plan_id for r in reverts])
+        if not checked:
+            return StepResult("verify", "ok", "no applied plan to verify yet")
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        if reverts:
+            detail += "; reverts: " + ", ".join(f"{r.plan_id} {r.status}" for r in reverts)
+        return StepResult("verify", "ok", detail)
 
     def step_report(self, out: dict[str, Any]) -> StepResult:
         from cloudbalance.report import ChartGroup, ReportData, write_reports

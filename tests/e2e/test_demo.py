@@ -30,12 +30,14 @@ def test_the_plan_is_a_real_commit_with_trailers_touching_only_stack_files(
     demo: DemoResult,
 ) -> None:
     plan = demo.run.plan
-    assert plan is not None and plan.moves
+    assert plan is not None
+    assert plan.moves
     message = git(demo.infra, "log", "-1", "--format=%B")
     assert f"Cloudbalance-Plan: {plan.plan_id}" in message
     assert "Cloudbalance-Confidence: " in message
     changed = git(demo.infra, "show", "--name-only", "--format=", "HEAD").split()
-    assert changed and all(Path(p).name == "Pulumi.prod.yaml" for p in changed)
+    assert changed
+    assert all(Path(p).name == "Pulumi.prod.yaml" for p in changed)
     diff = git(demo.infra, "show", "--format=", "-U0", "HEAD")
     for move in plan.moves:
         loc = move.location

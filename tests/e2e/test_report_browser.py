@@ -41,7 +41,9 @@ def test_the_report_renders_its_charts_in_chromium(demo: DemoResult, artifacts: 
             assert figures.count() >= 8
             for i in range(figures.count()):
                 box = figures.nth(i).bounding_box()
-                assert box is not None and box["width"] > 300 and box["height"] > 100
+                assert box is not None
+                assert box["width"] > 300
+                assert box["height"] > 100
             # every chart drew lines (history, forecast), not an empty frame
             assert page.locator("figure svg path").count() > 50
             assert page.get_by_text("Expected saving").is_visible()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -314,10 +314,9 @@ class _Runner:
             workloads=self.workloads,
             run_id=self.result.run_id,
         )
-        mode = (
-            "dry-run"
-            if self.dry_run
-            else ("commit" if self.settings.git.mode == "commit" else "pr")
+        # a revert is proposed for review unless the user lets plans commit directly
+        revert_mode: Literal["dry-run", "commit", "pr"] = (
+            "dry-run" if self.dry_run else "commit" if self.settings.git.mode == "commit" else "pr"
         )
         reverts = propose_reverts(
             checked,

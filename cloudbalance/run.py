@@ -321,7 +321,7 @@ class _Runner:
         reverts = propose_reverts(
             checked,
             repo,
-            mode=mode,
+            mode=revert_mode,
             store=self.store,
             push=_has_remote(repo, self.settings.git.remote),
             run_id=self.result.run_id,

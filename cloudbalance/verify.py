@@ -671,26 +671,36 @@ def _later_writers(repo: str | Path, plan_id: str) -> tuple[bool, bool]:
 
 
 def _revert_with_evidence(
-    plan_id: str, repo: str | Path, *, mode: str, forge: Forge | None, push: bool, evidence: str
+    plan_id: str,
+    repo: str | Path,
+    *,
+    mode: str,
+    forge: Forge | None,
+    push: bool,
+    remote: str,
+    evidence: str,
 ) -> ApplyResult:
     """Call gitops' revert, with the evidence in the body where it can take it."""
     import inspect
 
     from cloudbalance.gitops import revert
 
-    kwargs: dict[str, Any] = {"mode": mode, "forge": forge, "push": push}
+    kwargs: dict[str, Any] = {"mode": mode, "forge": forge, "push": push, "remote": remote}
     if "evidence" in inspect.signature(revert).parameters:
         kwargs["evidence"] = evidence
         return revert(plan_id, repo, **kwargs)
     result = revert(plan_id, repo, **kwargs)
-    if result.pull_request is not None and forge is not None:
-        # This gitops has no evidence parameter yet: put the evidence in the pull request.
+    if result.pull_request is not None:
+        # This gitops has no evidence parameter yet: put the evidence in the pull request,
+        # through the same forge gitops used (its default when none was given).
+        from cloudbalance.gitops import Forge as DefaultForge
         from cloudbalance.gitops._apply import _resolve_forge_repo
         from cloudbalance.gitops._git import Git
 
+        the_forge = forge or DefaultForge()
         subject, _, body = result.message.partition("\n\n")
-        repository = _resolve_forge_repo(Git.open(repo), forge, "origin")
-        forge.update(repository, result.pull_request, title=subject, body=f"{evidence}\n{body}")
+        repository = _resolve_forge_repo(Git.open(repo), the_forge, remote)
+        the_forge.update(repository, result.pull_request, title=subject, body=f"{evidence}\n{body}")
     return result
 
 
@@ -702,6 +712,7 @@ def propose_reverts(
     store: Store | None = None,
     forge: Forge | None = None,
     push: bool = True,
+    remote: str = "origin",
     run_id: str | None = None,
 ) -> list[RevertOutcome]:
     """Propose the revert of every verification that calls for one.
@@ -715,6 +726,7 @@ def propose_reverts(
             was already proposed is not proposed again.
         forge: Where pull requests are opened (``pr`` mode).
         push: Push what was committed.
+        remote: The remote branches are pushed to.
         run_id: Audit-log run id.
 
     Returns:
@@ -746,7 +758,13 @@ def propose_reverts(
                         found="a person's later commit",
                     )
                 result = _revert_with_evidence(
-                    plan_id, repo, mode=mode, forge=forge, push=push, evidence=evidence
+                    plan_id,
+                    repo,
+                    mode=mode,
+                    forge=forge,
+                    push=push,
+                    remote=remote,
+                    evidence=evidence,
                 )
                 if not result.diff:
                     status: Literal["superseded", "dry-run", "proposed"] = "superseded"

@@ -11,6 +11,7 @@ existing VPC, change :meth:`AwsFargateService._network`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -51,6 +52,16 @@ class AwsFargateServiceArgs:
     certificate_arn: str | None = None
 
 
+def balancer_name(workload: str, region: str) -> str:
+    """Logical name of the load balancer and target group: ``<workload>-<6 hex of region>``.
+
+    AWS allows them 32 characters and Pulumi appends 8 (``-`` and 7 random) to the logical name,
+    so ``checkout-aws-ap-southeast-2`` would not fit; a digest of the region keeps the name short,
+    stable and unique per region (the workload and region are also in the tags).
+    """
+    return f"{workload}-{hashlib.sha256(region.encode()).hexdigest()[:6]}"
+
+
 class AwsFargateService(pulumi.ComponentResource):
     """ECS cluster, task definition and service on Fargate, behind a public ALB.
 
@@ -68,9 +79,10 @@ class AwsFargateService(pulumi.ComponentResource):
         super().__init__("cloudbalance:service:AwsFargateService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         region = args.region
-        tags = {"cloudbalance:workload": args.workload}
+        tags = {"cloudbalance:workload": args.workload, "cloudbalance:region": region}
         vpc_id, subnet_ids = self._network(region)
         listener_ports = [80, 443] if args.certificate_arn else [80]
+        lb_name = balancer_name(args.workload, region)
 
         lb_sg = aws.ec2.SecurityGroup(
             f"{name}-lb",
@@ -108,7 +120,7 @@ class AwsFargateService(pulumi.ComponentResource):
             opts=child,
         )
         balancer = aws.lb.LoadBalancer(
-            f"{name}",
+            lb_name,
             region=region,
             load_balancer_type="application",
             security_groups=[lb_sg.id],
@@ -117,7 +129,7 @@ class AwsFargateService(pulumi.ComponentResource):
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
-            f"{name}",
+            lb_name,
             region=region,
             port=args.port,
             protocol="HTTP",

@@ -67,6 +67,7 @@ class AzureContainerApp(pulumi.ComponentResource):
         )
         environment = azure_native.app.ManagedEnvironment(
             f"{name}",
+            environment_name=f"{args.workload}-env",  # fits Azure's limit; unique in its group
             resource_group_name=group.name,
             location=args.region,
             tags=tags,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pulumi
@@ -19,6 +20,10 @@ COMPONENTS = {
     "azure": "cloudbalance:service:AzureContainerApp",
     "gcp": "cloudbalance:service:GcpCloudRunService",
 }
+
+
+def balancer(workload: str, region: str) -> str:
+    return f"{workload}-{hashlib.sha256(region.encode()).hexdigest()[:6]}"
 
 
 def service(placements: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
@@ -133,7 +138,9 @@ def test_weighted_records_point_at_each_cloud_with_weight_equal_to_replicas(
         "gcp-us-central1": 2,
         "azure-westeurope": 0,
     }
-    assert records["aws-us-east-1"]["records"] == ["checkout-aws-us-east-1.elb.amazonaws.com"]
+    assert records["aws-us-east-1"]["records"] == [
+        f"{balancer('checkout', 'us-east-1')}.elb.amazonaws.com"
+    ]
     assert records["gcp-us-central1"]["records"] == ["checkout-gcp-us-central1.a.run.app"]
     assert records["azure-westeurope"]["records"] == [
         "checkout-azure-westeurope.azurecontainerapps.io"
@@ -187,7 +194,7 @@ def test_zero_replicas_keeps_each_clouds_part_scaled_to_nothing(run_stack: Any) 
     assert declared_replicas(run, "aws", "checkout-aws-us-east-1") == 0
     assert declared_replicas(run, "gcp", "checkout-gcp-us-central1") == 0
     assert declared_replicas(run, "azure", "checkout-azure-westeurope") == 0
-    assert run.names(ALB) == {"checkout-aws-us-east-1"}
+    assert run.names(ALB) == {balancer("checkout", "us-east-1")}
 
 
 def test_private_service_gets_no_public_invoker(run_stack: Any) -> None:
@@ -274,3 +281,27 @@ def test_without_a_certificate_the_load_balancer_serves_http_only(run_stack: Any
     assert [int(r.inputs["port"]) for r in run.of_type(LISTENER)] == [80]
     ingress = run.one(SECURITY_GROUP, "checkout-aws-us-east-1-lb").inputs["ingress"]
     assert [int(rule["fromPort"]) for rule in ingress] == [80]
+
+
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+ENVIRONMENT = "azure-native:app:ManagedEnvironment"
+
+
+def test_names_with_length_limits_fit_for_the_longest_workload_and_region(run_stack: Any) -> None:
+    longest = "abcdefghijklmnop"  # 16, the most a workload name may have
+    placements = [at("aws", "ap-southeast-2", 1), at("azure", "australiasoutheast", 1)]
+
+    run = run_stack("service", {longest: service(placements)})
+
+    # AWS allows load balancers and target groups 32 characters; Pulumi adds 8 to the name.
+    for typ in (ALB, TARGET_GROUP):
+        (resource,) = run.of_type(typ)
+        assert len(resource.name) + 8 <= 32, resource.name
+    app = run.one(CONTAINER_APP, f"{longest}-azure-australiasoutheast").inputs
+    assert app["containerAppName"] == longest
+    environment = run.one(ENVIRONMENT, f"{longest}-azure-australiasoutheast").inputs
+    assert len(environment["environmentName"]) <= 32
+    assert run.one(ALB, balancer(longest, "ap-southeast-2")).inputs["tags"] == {
+        "cloudbalance:workload": longest,
+        "cloudbalance:region": "ap-southeast-2",
+    }

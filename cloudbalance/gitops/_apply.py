@@ -1001,6 +1001,7 @@ def revert(
     push: bool = True,
     lock_timeout: float = 0.0,
     overwrite_edits: bool = False,
+    evidence: str = "",
 ) -> ApplyResult:
     """Restore the placements a plan changed to the values they had before it.
 
@@ -1009,7 +1010,8 @@ def revert(
     makes (entries the plan added go to ``replicas: 0``), and the result is committed with a
     ``Cloudbalance-Revert`` trailer: a new commit, history is never rewritten. Freeze windows do
     not apply: a revert returns to a known state. ``overwrite_edits`` restores even values a
-    person changed since the plan.
+    person changed since the plan. ``evidence`` (Markdown) goes into the commit message and the
+    pull-request body, before the trailers.
 
     Raises:
         GitOpsError: No commit of that plan, already reverted, dirty tree, detached head.
@@ -1070,7 +1072,12 @@ def revert(
             )
         diff = StackDiff(tuple(files))
         subject, body = render_revert(
-            plan_id, sha, diff.changes, files=diff.paths, markdown_marker=mode == "pr"
+            plan_id,
+            sha,
+            diff.changes,
+            files=diff.paths,
+            markdown_marker=mode == "pr",
+            evidence=evidence,
         )
         message = f"{subject}\n\n{body}"
         if not diff:

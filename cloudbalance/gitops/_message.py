@@ -192,11 +192,13 @@ def render_revert(
     *,
     files: Sequence[str],
     markdown_marker: bool = False,
+    evidence: str = "",
 ) -> tuple[str, str]:
     """The summary line and body of the commit that reverts plan ``plan_id`` (made in ``commit``).
 
     The body lists each restored value and ends with the ``Cloudbalance-Revert`` trailer, which
     later runs treat like a plan trailer: the values it wrote are the last known good ones.
+    ``evidence`` (Markdown, from :mod:`cloudbalance.verify`) says why, before the trailers.
     """
     lines = [
         _wrap(
@@ -211,6 +213,8 @@ def render_revert(
         f"| {_cell(c.workload)} | {c.location.key} | {c.before or 0} | {c.after} |" for c in changes
     )
     lines += ["", "Stack files: " + ", ".join(files) + "."]
+    if evidence.strip():
+        lines += ["", evidence.strip()]
     if markdown_marker:
         lines += ["", REVERT_MARKER]
     lines += ["", f"{REVERT_TRAILER}: {plan_id}", f"Cloudbalance-Reverted-Commit: {commit}"]

@@ -42,6 +42,7 @@ __all__ = [
 WORKLOADS_KEY = "cloudbalance:workloads"
 
 _SKIP_DIRS = frozenset({".git", ".hg", "node_modules", "venv", ".venv", "__pycache__", ".tox"})
+_PROPERTIES = re.compile(r"(?:[!&][^\s,}\]]*[ \t]+)+")  # a tag and/or an anchor before a value
 _SCALAR = re.compile(r"""'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|[^\s,}\]#]+""")
 
 
@@ -432,6 +433,9 @@ def edit_placements(
                 continue
             line, col = entry.lc.value("replicas")
             start = editor.offset(line, col)
+            properties = _PROPERTIES.match(editor.text, start)
+            if properties is not None:
+                start = properties.end()  # keep `!!int` or `&anchor`, change the value
             match = _SCALAR.match(editor.text, start)
             if match is None:
                 raise StackConfigError(
@@ -458,7 +462,15 @@ def _verify(
     before: Any, new_text: str, targets: Mapping[str, Mapping[Location, int]], file: str
 ) -> None:
     """Re-parse the edited text: it must equal the old document with only the targets applied."""
-    after = _validated(new_text, file)
+    try:
+        after = _validated(new_text, file)
+    except StackConfigError as err:
+        raise StackConfigError(
+            f"refusing to write: the edit would leave the file invalid ({err}); "
+            "please report this with the stack file",
+            file=file,
+            line=err.line,
+        ) from err
     expected = _plain(before)
     workloads = expected["config"][WORKLOADS_KEY]
     for workload, target in targets.items():

@@ -203,3 +203,30 @@ def test_new_region_that_yaml_would_misread_is_quoted() -> None:
     after, _ = edit_placements(text, {"api": {AWS: 1, odd: 2}})
     assert '- {cloud: gcp, region: "no", replicas: 2}' in after
     assert read_placements(after)["api"][odd] == 2
+
+
+def test_tags_and_anchors_on_replicas_are_kept() -> None:
+    text = (
+        "config:\n  cloudbalance:workloads:\n    api:\n      placements:\n"
+        "        - {cloud: aws, region: us-east-1, replicas: !!int 6}\n"
+        "        - cloud: gcp\n          region: us-central1\n          replicas: &overflow 2\n"
+    )
+    after, _ = edit_placements(text, {"api": {AWS: 3, GCP: 4}})
+    assert "replicas: !!int 3}" in after
+    assert "replicas: &overflow 4\n" in after
+
+
+def test_an_edit_that_would_break_the_file_is_refused(monkeypatch) -> None:
+    import re
+
+    from cloudbalance.gitops import _stackfile
+
+    # A splicer bug (simulated: it matches only the first character of a value) must never
+    # reach the file: the re-parse after the edit catches it.
+    monkeypatch.setattr(_stackfile, "_SCALAR", re.compile(r"\S"))
+    text = (
+        "config:\n  cloudbalance:workloads:\n    api:\n      placements:\n"
+        "        - {cloud: aws, region: us-east-1, replicas: 12}\n"
+    )
+    with pytest.raises(StackConfigError, match="refusing to write"):
+        edit_placements(text, {"api": {AWS: 3}})

@@ -255,6 +255,10 @@ def test_a_plan_turned_bad_is_reverted_once_through_git(
     assert stack_text(infra) == STACK  # the values before the plan, comments kept
     message = git(infra, "log", "-1", "--format=%B")
     assert "Cloudbalance-Revert: etl-move-1" in message
+    # The evidence is in the commit message, before the trailers.
+    assert "### Why plan etl-move-1 is reverted" in message
+    assert "above the rollback threshold of 5.00 USD" in message
+    assert message.index("### Why plan") < message.index("Cloudbalance-Revert:")
 
     runs = store.runs()
     steps = runs[runs["run_id"] == "run-1"].sort_values("started_at")
@@ -333,7 +337,7 @@ def test_a_revert_pull_request_carries_the_evidence(
     assert outcomes[0].detail == "revert proposed in pull request #1"
     (pull,) = forge.opened
     assert pull["title"] == "cloudbalance: revert plan etl-move-1"
-    assert pull["body"].startswith("### Why plan etl-move-1 is reverted")
+    assert "### Why plan etl-move-1 is reverted" in pull["body"]
     assert "above the rollback threshold of 5.00 USD" in pull["body"]
     assert "Cloudbalance-Revert: etl-move-1" in pull["body"]
     assert stack_text(infra) != STACK  # the working branch is untouched until the PR merges

@@ -670,40 +670,6 @@ def _later_writers(repo: str | Path, plan_id: str) -> tuple[bool, bool]:
     return human, later_plan
 
 
-def _revert_with_evidence(
-    plan_id: str,
-    repo: str | Path,
-    *,
-    mode: str,
-    forge: Forge | None,
-    push: bool,
-    remote: str,
-    evidence: str,
-) -> ApplyResult:
-    """Call gitops' revert, with the evidence in the body where it can take it."""
-    import inspect
-
-    from cloudbalance.gitops import revert
-
-    kwargs: dict[str, Any] = {"mode": mode, "forge": forge, "push": push, "remote": remote}
-    if "evidence" in inspect.signature(revert).parameters:
-        kwargs["evidence"] = evidence
-        return revert(plan_id, repo, **kwargs)
-    result = revert(plan_id, repo, **kwargs)
-    if result.pull_request is not None:
-        # This gitops has no evidence parameter yet: put the evidence in the pull request,
-        # through the same forge gitops used (its default when none was given).
-        from cloudbalance.gitops import Forge as DefaultForge
-        from cloudbalance.gitops._apply import _resolve_forge_repo
-        from cloudbalance.gitops._git import Git
-
-        the_forge = forge or DefaultForge()
-        subject, _, body = result.message.partition("\n\n")
-        repository = _resolve_forge_repo(Git.open(repo), the_forge, remote)
-        the_forge.update(repository, result.pull_request, title=subject, body=f"{evidence}\n{body}")
-    return result
-
-
 def propose_reverts(
     verifications: Iterable[Verification],
     repo: str | Path,
@@ -734,6 +700,8 @@ def propose_reverts(
         gives ``blocked`` (reported, nothing written); errors give ``failed`` and do not stop the
         other reverts.
     """
+    from cloudbalance.gitops import revert
+
     run = run_id or uuid.uuid4().hex[:12]
     outcomes: list[RevertOutcome] = []
     for verification in verifications:
@@ -757,7 +725,7 @@ def propose_reverts(
                         expected="the values the plan wrote",
                         found="a person's later commit",
                     )
-                result = _revert_with_evidence(
+                result = revert(
                     plan_id,
                     repo,
                     mode=mode,

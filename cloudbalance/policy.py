@@ -908,6 +908,34 @@ def _today(now: date | datetime | None) -> str:
     return (now.date() if isinstance(now, datetime) else now).isoformat()
 
 
+def _problem_unit_costs(plan: Plan) -> dict[str, float] | None:
+    """First-period cost of one replica per ``workload@cloud:region`` from the planner's problem.
+
+    The planner stores its cost matrix (``inputs["problem"]["cost"]``, workloads x locations x
+    periods, flattened); its first period prices the placement the plan writes.
+    """
+    problem = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
+    if not isinstance(problem, Mapping):
+        return None
+    try:
+        names = [str(w["name"]) for w in problem["workloads"]]
+        locations = [str(loc) for loc in problem["locations"]]
+        cost = list(problem["cost"])
+    except (KeyError, TypeError):
+        return None
+    cells = len(names) * len(locations)
+    if not cells or len(cost) % cells:
+        return None
+    periods = len(cost) // cells
+    result: dict[str, float] = {}
+    for w, name in enumerate(names):
+        for k, location in enumerate(locations):
+            value = cost[(w * len(locations) + k) * periods]
+            if value is not None:
+                result[f"{name}@{location}"] = float(value)
+    return result
+
+
 def plan_input(
     plan: Plan,
     *,
@@ -927,7 +955,8 @@ def plan_input(
         now: The day of the change (default: today, UTC).
         forecast: A forecast frame to summarise per series (default: none).
         unit_costs: Cost of one replica for one period per ``workload@cloud:region`` or
-            ``cloud:region``; default ``plan.inputs["unit_costs"]`` when the planner stored it.
+            ``cloud:region``; default ``plan.inputs["unit_costs"]``, else the first period of
+            the cost matrix the planner stored (``plan.inputs["problem"]``).
         diff: The :class:`~cloudbalance.gitops.StackDiff` gitops computed for the plan; when
             given, the changes are read from it (what the stack files would really get) rather
             than from the plan's moves.
@@ -948,6 +977,8 @@ def plan_input(
     moves = {(m.workload, m.location): m for m in plan.moves}
     changes, summary, touched = _changes_and_summary(current, after, moves)
     costs = unit_costs if unit_costs is not None else plan.inputs.get("unit_costs")
+    if costs is None:
+        costs = _problem_unit_costs(plan)
     return {
         "version": POLICY_INPUT_VERSION,
         "kind": "plan",

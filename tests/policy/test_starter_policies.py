@@ -222,3 +222,24 @@ def test_a_person_s_stack_diff_is_checked_by_the_same_policies() -> None:
     report = PolicySet.load(starter=True).evaluate(document)
     assert [m.package for m in report.denies] == ["cloudbalance.starter.residency"]
     assert report.warnings == ()  # a person's change has no plan confidence to warn about
+
+
+def test_max_monthly_cost_prices_a_planner_plan_from_its_stored_problem() -> None:
+    # workloads x locations x periods, flattened: etl at aws 2.0 then 2.1, at gcp 1.0 then 1.1
+    problem = {
+        "workloads": [{"name": "etl"}],
+        "locations": ["aws:us-east-1", "gcp:us-central1"],
+        "cost": [2.0, 2.1, 1.0, 1.1],
+    }
+    plan = make_plan(
+        {"etl": {"aws:us-east-1": 4, "gcp:us-central1": 6}},
+        before={"etl": {"aws:us-east-1": 10}},
+        inputs={"problem": problem},
+    )
+    settings = make_settings(max_monthly_cost={"aws": 200.0, "gcp": 200.0})
+    document = plan_input(plan, settings=settings, now=TODAY)
+    assert document["costs"]["monthly_by_cloud"] == {"aws": 240.0, "gcp": 180.0}
+    denies, _ = evaluate("max_monthly_cost", document)
+    assert denies == [
+        "max_monthly_cost: aws would cost about 240 USD a month, above its cap of 200 USD"
+    ]

@@ -16,7 +16,7 @@ import time
 from ruamel.yaml import YAML
 
 from cloudbalance.gitops import edit_placements
-from cloudbalance.gitops._apply import line_opcodes
+from cloudbalance.gitops._diff import line_opcodes
 from cloudbalance.gitops._stackfile import _validated
 from cloudbalance.models import Location
 

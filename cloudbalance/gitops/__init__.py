@@ -16,27 +16,25 @@ This is where cloudbalance touches production, so it is built to be boring:
   last plan instead of overwriting it.
 - :func:`revert` restores what a plan changed, as a new commit.
 
-Modules: ``_stackfile`` (discovery, schema, surgical edits), ``_git`` (the git CLI, and why),
-``_forge`` (GitHub and GitLab REST), ``_message`` (commit message, PR body, trailers),
+Modules: ``_stackfile`` (discovery, schema, surgical edits), ``_diff`` (the change and its
+diff), ``_guardrails`` (limits, freeze windows, the policy hook), ``_git`` (the git CLI, and
+why), ``_forge`` (GitHub and GitLab REST), ``_message`` (commit message, PR body, trailers),
 ``_apply`` (the orchestration).
 """
 
 from __future__ import annotations
 
-from cloudbalance.gitops._apply import (
-    ApplyResult,
-    FileChange,
+from cloudbalance.gitops._apply import ApplyResult, apply, revert
+from cloudbalance.gitops._diff import FileChange, StackDiff
+from cloudbalance.gitops._forge import Forge, PullRequest
+from cloudbalance.gitops._git import repository_lock
+from cloudbalance.gitops._guardrails import (
     FreezeWindow,
     Guardrails,
     Mode,
     PolicyCheck,
     PolicyResult,
-    StackDiff,
-    apply,
-    revert,
 )
-from cloudbalance.gitops._forge import Forge, PullRequest
-from cloudbalance.gitops._git import repository_lock
 from cloudbalance.gitops._message import parse_trailers
 from cloudbalance.gitops._stackfile import (
     WORKLOADS_KEY,

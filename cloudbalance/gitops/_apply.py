@@ -1,4 +1,4 @@
-"""Apply a plan to a Git working copy, and revert it: guardrails, conflicts, modes.
+"""Apply a plan to a Git working copy, and revert it: conflicts, modes, pushes.
 
 The order of checks is the order of risk: the lock first (no interleaving), then the state of
 the working copy (no dirty tree, no detached head), then the edit itself (validated before and
@@ -9,14 +9,13 @@ request. Every mode but ``commit`` leaves the working copy and the checked-out b
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from cloudbalance.exceptions import (
     ConflictError,
@@ -24,8 +23,10 @@ from cloudbalance.exceptions import (
     PolicyDeniedError,
     StackConfigError,
 )
+from cloudbalance.gitops._diff import FileChange, StackDiff
 from cloudbalance.gitops._forge import BRANCH_PREFIX, Forge, PullRequest, repository_from_url
 from cloudbalance.gitops._git import Git, repository_lock
+from cloudbalance.gitops._guardrails import MODES, Guardrails, Mode, PolicyCheck
 from cloudbalance.gitops._message import (
     PLAN_TRAILER,
     REVERT_TRAILER,
@@ -35,7 +36,6 @@ from cloudbalance.gitops._message import (
 )
 from cloudbalance.gitops._stackfile import (
     WORKLOADS_KEY,
-    PlacementChange,
     StackFile,
     discover_stacks,
     edit_placements,
@@ -43,279 +43,7 @@ from cloudbalance.gitops._stackfile import (
 )
 from cloudbalance.models import Location, Plan, Workload
 
-__all__ = [
-    "ApplyResult",
-    "FileChange",
-    "FreezeWindow",
-    "Guardrails",
-    "Mode",
-    "PolicyCheck",
-    "PolicyResult",
-    "StackDiff",
-    "apply",
-    "revert",
-    "unified_diff",
-]
-
-Mode = Literal["dry-run", "commit", "branch", "pr", "auto"]
-MODES: tuple[str, ...] = get_args(Mode)
-
-
-@dataclass(frozen=True)
-class FreezeWindow:
-    """Dates (inclusive, UTC) during which cloudbalance changes nothing.
-
-    Attributes:
-        start: First frozen day.
-        end: Last frozen day.
-        reason: Shown when a run is refused (``year-end change freeze``).
-    """
-
-    start: date
-    end: date
-    reason: str = ""
-
-    def __post_init__(self) -> None:
-        if self.end < self.start:
-            raise GitOpsError(f"freeze window ends ({self.end}) before it starts ({self.start})")
-
-    def contains(self, when: datetime) -> bool:
-        """Whether ``when`` (naive UTC) falls in the window."""
-        return self.start <= when.date() <= self.end
-
-    @classmethod
-    def parse(cls, text: str) -> FreezeWindow:
-        """Parse ``YYYY-MM-DD..YYYY-MM-DD`` (a single date freezes one day).
-
-        Raises:
-            GitOpsError: When the text is not such a range.
-        """
-        first, _, last = text.strip().partition("..")
-        try:
-            start = date.fromisoformat(first.strip())
-            end = date.fromisoformat(last.strip()) if last else start
-        except ValueError as err:
-            raise GitOpsError(f"freeze window {text!r} is not 'YYYY-MM-DD..YYYY-MM-DD'") from err
-        return cls(start, end)
-
-    def __str__(self) -> str:
-        why = f" ({self.reason})" if self.reason else ""
-        return f"{self.start.isoformat()}..{self.end.isoformat()}{why}"
-
-
-@dataclass(frozen=True)
-class Guardrails:
-    """What a plan may do without a person, and when nothing may change at all.
-
-    Attributes:
-        min_confidence: In ``auto`` mode, a plan at or above this confidence is committed;
-            below it, a pull request is opened for a human.
-        max_moves: Most placement values one plan may change without review.
-        max_share_moved: Most replicas one plan may add, as a share of the replicas the
-            affected workloads had before (0.25: a quarter).
-        min_saving: A plan expected to save less than this (in its currency) changes nothing:
-            a move has a risk and a review has a cost.
-        min_saving_pct: The same, as a share of the baseline cost (0.02: 2%).
-        freeze: Windows during which no mode but ``dry-run`` acts.
-        default_mode: The mode when none is given: ``dry-run`` unless configured otherwise.
-    """
-
-    min_confidence: float = 0.8
-    max_moves: int | None = None
-    max_share_moved: float | None = None
-    min_saving: float = 0.0
-    min_saving_pct: float = 0.0
-    freeze: tuple[FreezeWindow, ...] = ()
-    default_mode: Mode = "dry-run"
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise GitOpsError(f"min_confidence must be within 0..1, got {self.min_confidence}")
-        if self.max_moves is not None and self.max_moves < 0:
-            raise GitOpsError(f"max_moves must be >= 0, got {self.max_moves}")
-        if self.max_share_moved is not None and self.max_share_moved < 0:
-            raise GitOpsError(f"max_share_moved must be >= 0, got {self.max_share_moved}")
-        if self.default_mode not in MODES:
-            raise GitOpsError(f"unknown mode {self.default_mode!r}; use one of {', '.join(MODES)}")
-
-    def frozen(self, now: datetime) -> FreezeWindow | None:
-        """The freeze window ``now`` falls in, if any."""
-        return next((w for w in self.freeze if w.contains(now)), None)
-
-    def too_small(self, plan: Plan) -> str | None:
-        """Why the plan saves too little to act on, or None."""
-        if plan.saving < self.min_saving:
-            return (
-                f"expected saving {plan.saving:.2f} {plan.currency} is below "
-                f"min_saving={self.min_saving:.2f}"
-            )
-        if plan.baseline_cost > 0 and plan.saving / plan.baseline_cost < self.min_saving_pct:
-            return (
-                f"expected saving {plan.saving / plan.baseline_cost:.1%} of the baseline is below "
-                f"min_saving_pct={self.min_saving_pct:.1%}"
-            )
-        return None
-
-    def violations(self, diff: StackDiff) -> list[str]:
-        """The limits a diff exceeds, in words (empty: within every limit)."""
-        found = []
-        if self.max_moves is not None and len(diff.changes) > self.max_moves:
-            found.append(
-                f"changes {len(diff.changes)} placements, more than max_moves={self.max_moves}"
-            )
-        if self.max_share_moved is not None and diff.share_moved > self.max_share_moved:
-            found.append(
-                f"moves {diff.share_moved:.0%} of replicas, more than "
-                f"max_share_moved={self.max_share_moved:.0%}"
-            )
-        return found
-
-
-def line_opcodes(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, int, int, int, int]]:
-    """``SequenceMatcher``-style opcodes that stay minimal for stack-file edits.
-
-    ``difflib`` matches the longest common block first; in a file of repeated lines
-    (``- cloud: aws``, ``replicas: 4``) that block can be shifted by a few lines and the diff
-    then shows unchanged lines as removed and added. Like Git, the common prefix and suffix are
-    set aside first; what is left is compared line by line when the edit kept the line count
-    (cloudbalance's value edits always do), else with ``difflib``.
-    """
-    limit = min(len(a), len(b))
-    head = 0
-    while head < limit and a[head] == b[head]:
-        head += 1
-    tail = 0
-    while tail < limit - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
-        tail += 1
-    ops: list[tuple[str, int, int, int, int]] = []
-    if head:
-        ops.append(("equal", 0, head, 0, head))
-    mid_a, mid_b = a[head : len(a) - tail], b[head : len(b) - tail]
-    if len(mid_a) == len(mid_b):
-        i = 0
-        while i < len(mid_a):
-            same = mid_a[i] == mid_b[i]
-            j = i
-            while j < len(mid_a) and (mid_a[j] == mid_b[j]) == same:
-                j += 1
-            tag = "equal" if same else "replace"
-            ops.append((tag, head + i, head + j, head + i, head + j))
-            i = j
-    else:
-        matcher = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=False)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            ops.append((tag, head + i1, head + i2, head + j1, head + j2))
-    if tail:
-        ops.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
-    return ops
-
-
-class _StackFileMatcher(difflib.SequenceMatcher[str]):
-    """A matcher whose opcodes come from :func:`line_opcodes` (grouping is difflib's)."""
-
-    def __init__(self, a: Sequence[str], b: Sequence[str]) -> None:
-        super().__init__(None, a, b, autojunk=False)
-        self._ops = line_opcodes(a, b)
-
-    def get_opcodes(self) -> list[tuple[str, int, int, int, int]]:  # type: ignore[override]
-        return list(self._ops)
-
-
-def _hunk_range(start: int, stop: int) -> str:
-    length = stop - start
-    first = start + 1 if length else start
-    return str(first) if length == 1 else f"{first},{length}"
-
-
-def unified_diff(before: str, after: str, path: str, *, context: int = 3) -> str:
-    """A unified diff of two texts, like ``git diff`` shows it (see :func:`line_opcodes`)."""
-    a = before.splitlines(keepends=True)
-    b = after.splitlines(keepends=True)
-    matcher = _StackFileMatcher(a, b)
-    out: list[str] = []
-    for group in matcher.get_grouped_opcodes(context):
-        if not out:
-            out += [f"--- a/{path}\n", f"+++ b/{path}\n"]
-        first, last = group[0], group[-1]
-        out.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@\n")
-        for tag, i1, i2, j1, j2 in group:
-            if tag == "equal":
-                out += [" " + line for line in a[i1:i2]]
-                continue
-            out += ["-" + line for line in a[i1:i2]]
-            out += ["+" + line for line in b[j1:j2]]
-    return "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out
-    )
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """The edit of one stack file.
-
-    Attributes:
-        stack: The stack it belongs to.
-        before: The file's text before.
-        after: The file's text after (equal to ``before`` when nothing changes).
-        changes: The placement values changed.
-        previous: Placements of the changed workloads before the edit.
-    """
-
-    stack: StackFile
-    before: str
-    after: str
-    changes: tuple[PlacementChange, ...]
-    previous: Mapping[str, Mapping[Location, int]] = field(default_factory=dict)
-
-    def unified_diff(self) -> str:
-        """``git diff``-style text of the edit."""
-        return unified_diff(self.before, self.after, self.stack.path)
-
-
-@dataclass(frozen=True)
-class StackDiff:
-    """Everything a plan would change in the repository; what policies and guardrails see."""
-
-    files: tuple[FileChange, ...]
-
-    @property
-    def changes(self) -> tuple[PlacementChange, ...]:
-        """Every placement value changed, in file order."""
-        return tuple(c for f in self.files for c in f.changes)
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        """The stack files changed."""
-        return tuple(f.stack.path for f in self.files if f.changes)
-
-    @property
-    def share_moved(self) -> float:
-        """Replicas added as a share of the changed workloads' replicas before (0 when none)."""
-        added = sum(max(0, c.after - (c.before or 0)) for c in self.changes)
-        before = sum(sum(p.values()) for f in self.files for p in f.previous.values())
-        if added == 0:
-            return 0.0
-        return added / before if before else float("inf")
-
-    def unified(self) -> str:
-        """The diff of every file, as ``git diff`` would show it."""
-        return "".join(f.unified_diff() for f in self.files if f.changes)
-
-    def __bool__(self) -> bool:
-        return bool(self.changes)
-
-
-@dataclass(frozen=True)
-class PolicyResult:
-    """What a policy check said about a change: ``denies`` stop it, ``warnings`` are listed."""
-
-    denies: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-
-#: The hook the policy engine plugs into: called with the plan and the diff before anything is
-#: written.
-PolicyCheck = Callable[[Plan, StackDiff], PolicyResult]
+__all__ = ["ApplyResult", "apply", "revert"]
 
 
 @dataclass(frozen=True)

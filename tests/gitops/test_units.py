@@ -4,7 +4,7 @@ import pytest
 
 from cloudbalance.exceptions import GitOpsError
 from cloudbalance.gitops import Guardrails, parse_trailers
-from cloudbalance.gitops._apply import unified_diff
+from cloudbalance.gitops._diff import unified_diff
 from cloudbalance.gitops._forge import repository_from_url
 from cloudbalance.gitops._git import redact
 

@@ -1,0 +1,146 @@
+"""Guardrails: what a plan may do without a person, when nothing may change, and policies.
+
+:class:`Guardrails` hold the user's limits (confidence threshold for ``auto`` mode, most moves,
+most share of replicas moved, least saving worth a change, freeze windows); :class:`PolicyResult`
+and :data:`PolicyCheck` are the hook through which the Rego policies (or any callable) see a
+change before it is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, get_args
+
+from cloudbalance.exceptions import GitOpsError
+from cloudbalance.gitops._diff import StackDiff
+from cloudbalance.models import Plan
+
+__all__ = ["MODES", "FreezeWindow", "Guardrails", "Mode", "PolicyCheck", "PolicyResult"]
+
+Mode = Literal["dry-run", "commit", "branch", "pr", "auto"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    """Dates (inclusive, UTC) during which cloudbalance changes nothing.
+
+    Attributes:
+        start: First frozen day.
+        end: Last frozen day.
+        reason: Shown when a run is refused (``year-end change freeze``).
+    """
+
+    start: date
+    end: date
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise GitOpsError(f"freeze window ends ({self.end}) before it starts ({self.start})")
+
+    def contains(self, when: datetime) -> bool:
+        """Whether ``when`` (naive UTC) falls in the window."""
+        return self.start <= when.date() <= self.end
+
+    @classmethod
+    def parse(cls, text: str) -> FreezeWindow:
+        """Parse ``YYYY-MM-DD..YYYY-MM-DD`` (a single date freezes one day).
+
+        Raises:
+            GitOpsError: When the text is not such a range.
+        """
+        first, _, last = text.strip().partition("..")
+        try:
+            start = date.fromisoformat(first.strip())
+            end = date.fromisoformat(last.strip()) if last else start
+        except ValueError as err:
+            raise GitOpsError(f"freeze window {text!r} is not 'YYYY-MM-DD..YYYY-MM-DD'") from err
+        return cls(start, end)
+
+    def __str__(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.start.isoformat()}..{self.end.isoformat()}{why}"
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """What a plan may do without a person, and when nothing may change at all.
+
+    Attributes:
+        min_confidence: In ``auto`` mode, a plan at or above this confidence is committed;
+            below it, a pull request is opened for a human.
+        max_moves: Most placement values one plan may change without review.
+        max_share_moved: Most replicas one plan may add, as a share of the replicas the
+            affected workloads had before (0.25: a quarter).
+        min_saving: A plan expected to save less than this (in its currency) changes nothing:
+            a move has a risk and a review has a cost.
+        min_saving_pct: The same, as a share of the baseline cost (0.02: 2%).
+        freeze: Windows during which no mode but ``dry-run`` acts.
+        default_mode: The mode when none is given: ``dry-run`` unless configured otherwise.
+    """
+
+    min_confidence: float = 0.8
+    max_moves: int | None = None
+    max_share_moved: float | None = None
+    min_saving: float = 0.0
+    min_saving_pct: float = 0.0
+    freeze: tuple[FreezeWindow, ...] = ()
+    default_mode: Mode = "dry-run"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise GitOpsError(f"min_confidence must be within 0..1, got {self.min_confidence}")
+        if self.max_moves is not None and self.max_moves < 0:
+            raise GitOpsError(f"max_moves must be >= 0, got {self.max_moves}")
+        if self.max_share_moved is not None and self.max_share_moved < 0:
+            raise GitOpsError(f"max_share_moved must be >= 0, got {self.max_share_moved}")
+        if self.default_mode not in MODES:
+            raise GitOpsError(f"unknown mode {self.default_mode!r}; use one of {', '.join(MODES)}")
+
+    def frozen(self, now: datetime) -> FreezeWindow | None:
+        """The freeze window ``now`` falls in, if any."""
+        return next((w for w in self.freeze if w.contains(now)), None)
+
+    def too_small(self, plan: Plan) -> str | None:
+        """Why the plan saves too little to act on, or None."""
+        if plan.saving < self.min_saving:
+            return (
+                f"expected saving {plan.saving:.2f} {plan.currency} is below "
+                f"min_saving={self.min_saving:.2f}"
+            )
+        if plan.baseline_cost > 0 and plan.saving / plan.baseline_cost < self.min_saving_pct:
+            return (
+                f"expected saving {plan.saving / plan.baseline_cost:.1%} of the baseline is below "
+                f"min_saving_pct={self.min_saving_pct:.1%}"
+            )
+        return None
+
+    def violations(self, diff: StackDiff) -> list[str]:
+        """The limits a diff exceeds, in words (empty: within every limit)."""
+        found = []
+        if self.max_moves is not None and len(diff.changes) > self.max_moves:
+            found.append(
+                f"changes {len(diff.changes)} placements, more than max_moves={self.max_moves}"
+            )
+        if self.max_share_moved is not None and diff.share_moved > self.max_share_moved:
+            found.append(
+                f"moves {diff.share_moved:.0%} of replicas, more than "
+                f"max_share_moved={self.max_share_moved:.0%}"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """What a policy check said about a change: ``denies`` stop it, ``warnings`` are listed."""
+
+    denies: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+#: The hook the policy engine plugs into: called with the plan and the diff before anything is
+#: written.
+PolicyCheck = Callable[[Plan, StackDiff], PolicyResult]

@@ -25,7 +25,8 @@ diff (a person's pull request), so a single policy covers both. Its shape is ver
                                placements: {"cloud:region": replicas}, current: {...}}},
       "placements": {workload: {"cloud:region": replicas}},  # touched workloads, after
       "current": {workload: {"cloud:region": replicas}},     # touched workloads, before
-      "summary": {workloads, moves, replicas_before, replicas_moved, share_moved},
+      "summary": {workloads, moves, replicas_before, replicas_after, replicas_moved,
+                  share_moved},                # over the touched workloads
       "costs": {"currency", "monthly_by_cloud": {cloud: amount} | null},
       "plan": {plan_id, confidence, saving, expected_cost, baseline_cost, currency, horizon,
                period, period_start, notes, forecast: {workload: {...}}} | null,

@@ -56,7 +56,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: state) is left behind.
 _COPIED = ("Pulumi.yaml", "requirements.txt", "*.py")
 _EXAMPLE_STACK = "Pulumi.dev.yaml"
-_GITIGNORE = "venv/\n__pycache__/\n*.pyc\n"
+_GITIGNORE = ".venv/\n__pycache__/\n*.pyc\n"
 
 OutputCallback = Callable[[str], Any]
 

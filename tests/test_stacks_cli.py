@@ -280,6 +280,14 @@ def test_project_file_that_is_not_yaml_names_the_line(tmp_path: Path) -> None:
     assert caught.value.line is not None
 
 
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_project_virtualenv_is_one_the_wheel_build_leaves_out(template: str) -> None:
+    # The wheel force-includes stacks/<template> whole; hatch skips `.venv` there, not `venv`.
+    project = validate_project_file(REPO / "stacks" / template / "Pulumi.yaml")
+
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+
+
 def test_wheel_ships_each_template_from_stacks() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     force = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]

@@ -275,7 +275,7 @@ class _Runner:
         repo = self.settings.resolve(self.settings.git.repo)
         if not _is_git(repo):
             return StepResult("apply", "skipped", f"{repo} is not a Git working copy")
-        from cloudbalance.gitops import apply
+        from cloudbalance.gitops import Guardrails, apply
         from cloudbalance.policy import policy_gate
 
         mode = "dry-run" if self.dry_run else self.settings.git.mode
@@ -283,7 +283,7 @@ class _Runner:
             plan,
             repo,
             mode=mode,
-            guardrails=_guardrails(self.settings),
+            guardrails=Guardrails.from_settings(self.settings),
             workloads=self.workloads,
             remote=self.settings.git.remote,
             policy_check=policy_gate(self.settings, mode=mode),
@@ -307,11 +307,14 @@ class _Runner:
             return StepResult("verify", "skipped", f"{repo} is not a Git working copy")
         from cloudbalance.verify import propose_reverts, verify_applied
 
+        rails = self.settings.guardrails
         checked = verify_applied(
             repo,
             self.store,
             now=self.now,
             workloads=self.workloads,
+            threshold=rails.rollback_threshold,
+            health_check=rails.health_check,
             run_id=self.result.run_id,
         )
         # a revert is proposed for review unless the user lets plans commit directly
@@ -393,21 +396,6 @@ def _location(text: str) -> Any:
     from cloudbalance.models import Location
 
     return Location.parse(text)
-
-
-def _guardrails(settings: Settings) -> Any:
-    from cloudbalance.gitops import FreezeWindow, Guardrails
-
-    g = settings.guardrails
-    return Guardrails(
-        min_confidence=g.min_confidence_commit,
-        max_moves=g.max_moves,
-        max_share_moved=g.max_share_moved,
-        min_saving=g.min_saving,
-        min_saving_pct=g.min_saving_pct,
-        freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in g.freeze),
-        default_mode=settings.git.mode,
-    )
 
 
 def _is_git(repo: Path) -> bool:

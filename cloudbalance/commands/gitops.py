@@ -38,29 +38,21 @@ def _guardrails(
     max_share: float | None,
     freeze: list[str],
 ) -> Guardrails:
+    """The configured guardrails, with the command line's options on top."""
+    import dataclasses
+
     from cloudbalance.gitops import FreezeWindow, Guardrails
 
+    rails = Guardrails.from_settings(settings) if settings is not None else Guardrails()
     values: dict[str, Any] = {}
-    windows: list[FreezeWindow] = []
-    if settings is not None:
-        rails = settings.guardrails
-        values = {
-            "min_confidence": rails.min_confidence_commit,
-            "max_moves": rails.max_moves,
-            "max_share_moved": rails.max_share_moved,
-            "min_saving": rails.min_saving,
-            "min_saving_pct": rails.min_saving_pct,
-            "default_mode": settings.git.mode,
-        }
-        windows = [FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze]
     if min_confidence is not None:
         values["min_confidence"] = min_confidence
     if max_moves is not None:
         values["max_moves"] = max_moves
     if max_share is not None:
         values["max_share_moved"] = max_share
-    windows.extend(FreezeWindow.parse(text) for text in freeze)
-    return Guardrails(freeze=tuple(windows), **values)
+    windows = (*rails.freeze, *(FreezeWindow.parse(text) for text in freeze))
+    return dataclasses.replace(rails, freeze=windows, **values)
 
 
 def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
@@ -229,11 +221,12 @@ def register(app: typer.Typer) -> None:
             freeze=freeze or [],
         )
         policy_check = None
-        if policies and settings is not None:
+        if policies:  # every apply is checked; without a config, by the starter policies
             from cloudbalance.policy import policy_gate
 
             policy_check = policy_gate(
-                _with_guardrails(settings, rails), mode=chosen or settings.git.mode
+                _with_guardrails(settings, rails) if settings is not None else None,
+                mode=chosen or (settings.git.mode if settings is not None else "dry-run"),
             )
         result = apply(
             plan,

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from cloudbalance.exceptions import GitOpsError
 from cloudbalance.gitops._diff import StackDiff
 from cloudbalance.models import Plan
+
+if TYPE_CHECKING:
+    from cloudbalance.config import Settings
 
 __all__ = ["MODES", "FreezeWindow", "Guardrails", "Mode", "PolicyCheck", "PolicyResult"]
 
@@ -99,6 +102,20 @@ class Guardrails:
             raise GitOpsError(f"max_share_moved must be >= 0, got {self.max_share_moved}")
         if self.default_mode not in MODES:
             raise GitOpsError(f"unknown mode {self.default_mode!r}; use one of {', '.join(MODES)}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guardrails:
+        """The guardrails ``cloudbalance.yaml`` sets (``guardrails:`` and ``git.mode``)."""
+        rails = settings.guardrails
+        return cls(
+            min_confidence=rails.min_confidence_commit,
+            max_moves=rails.max_moves,
+            max_share_moved=rails.max_share_moved,
+            min_saving=rails.min_saving,
+            min_saving_pct=rails.min_saving_pct,
+            freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
+            default_mode=settings.git.mode,
+        )
 
     def frozen(self, now: datetime) -> FreezeWindow | None:
         """The freeze window ``now`` falls in, if any."""

@@ -16,9 +16,11 @@ CloudBalanceError
 │   └── InfeasiblePlanError      the constraints cannot all hold (which ones, and a suggestion)
 ├── PolicyError                  a policy cannot be loaded or evaluated (file, line)
 │   └── PolicyDeniedError        a policy denied the change (messages)
-└── GitOpsError                  acting through Git failed
-    ├── StackConfigError         a Pulumi stack file is missing or malformed (file, line)
-    └── ConflictError            a person changed the keys the plan would write (both values)
+├── GitOpsError                  acting through Git failed
+│   ├── StackConfigError         a Pulumi stack file is missing or malformed (file, line)
+│   └── ConflictError            a person changed the keys the plan would write (both values)
+└── StackOperationError          generating, previewing or deploying a Pulumi project failed
+    └── PulumiNotInstalledError  the Pulumi CLI is missing (the message says how to install it)
 ```
 
 Every error carries the context a handler needs as attributes (never only inside the message), and
@@ -47,8 +49,10 @@ __all__ = [
     "PolicyError",
     "ProviderError",
     "ProviderNotFoundError",
+    "PulumiNotInstalledError",
     "SchemaError",
     "StackConfigError",
+    "StackOperationError",
     "StoreError",
     "StoreLockedError",
     "ThrottledError",
@@ -300,3 +304,23 @@ class ConflictError(GitOpsError):
             f"{file}: {key} was changed by someone since the last plan "
             f"(last plan wrote {expected!r}, now {found!r}); refusing to overwrite"
         )
+
+
+class StackOperationError(CloudBalanceError):
+    """Generating, previewing or deploying a Pulumi project failed.
+
+    Attributes:
+        work_dir: The Pulumi project directory.
+        stack: The stack name, when one was involved.
+    """
+
+    def __init__(
+        self, message: str, *, work_dir: str | Path | None = None, stack: str | None = None
+    ) -> None:
+        self.work_dir = str(work_dir) if work_dir is not None else None
+        self.stack = stack
+        super().__init__(message)
+
+
+class PulumiNotInstalledError(StackOperationError):
+    """The Pulumi CLI or its Python SDK is not installed; the message says how to install it."""

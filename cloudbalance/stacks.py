@@ -29,7 +29,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from cloudbalance.exceptions import CloudBalanceError, ConfigError, StackConfigError
+from cloudbalance.exceptions import (
+    ConfigError,
+    PulumiNotInstalledError,
+    StackConfigError,
+    StackOperationError,
+)
 
 __all__ = [
     "INSTALL_URL",
@@ -59,26 +64,6 @@ _EXAMPLE_STACK = "Pulumi.dev.yaml"
 _GITIGNORE = ".venv/\n__pycache__/\n*.pyc\n"
 
 OutputCallback = Callable[[str], Any]
-
-
-class StackOperationError(CloudBalanceError):
-    """Generating, previewing or deploying a Pulumi project failed.
-
-    Attributes:
-        work_dir: The Pulumi project directory.
-        stack: The stack name, when one was involved.
-    """
-
-    def __init__(
-        self, message: str, *, work_dir: str | Path | None = None, stack: str | None = None
-    ) -> None:
-        self.work_dir = str(work_dir) if work_dir is not None else None
-        self.stack = stack
-        super().__init__(message)
-
-
-class PulumiNotInstalledError(StackOperationError):
-    """The Pulumi CLI or its Python SDK is not installed; the message says how to install it."""
 
 
 @dataclass(frozen=True)

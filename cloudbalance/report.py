@@ -275,6 +275,50 @@ def _spike_rows(spikes: pd.DataFrame) -> list[list[str]]:
     ]
 
 
+_MOVE_HEADERS = ("workload", "location", "before", "after", "saving", "confidence", "reason")
+_ACCURACY_HEADERS = (
+    "series",
+    "model",
+    "MASE",
+    "sMAPE",
+    "coverage",
+    "calibrated",
+    "confidence",
+    "why",
+)
+
+
+def _move_rows(plan: Plan) -> list[list[str]]:
+    return [
+        [
+            m.workload,
+            m.location.key,
+            str(m.before),
+            str(m.after),
+            _fmt(m.saving),
+            _pct(m.confidence),
+            m.reason,
+        ]
+        for m in plan.moves
+    ]
+
+
+def _accuracy_rows(data: ReportData) -> list[list[str]]:
+    return [
+        [
+            str(a["unique_id"]),
+            str(a["model"]),
+            _fmt(a["mase"]),
+            _fmt(a["smape"]),
+            _pct(a["coverage"]),
+            _pct(a["coverage_calibrated"]),
+            _pct(a["confidence"]),
+            a["reason"] if isinstance(a.get("reason"), str) else "",
+        ]
+        for a in data.accuracy.to_dict("records")
+    ]
+
+
 def _spikes_of(data: ReportData, uid: str) -> pd.DataFrame:
     if data.spikes.empty or "unique_id" not in data.spikes:
         return pd.DataFrame(columns=["start", "end", "peak_ds", "expected", "ratio", "probability"])
@@ -367,21 +411,7 @@ def render_markdown(data: ReportData) -> str:
         if plan.moves:
             out += [
                 "",
-                _md_table(
-                    ["workload", "location", "before", "after", "saving", "confidence", "reason"],
-                    [
-                        [
-                            m.workload,
-                            m.location.key,
-                            str(m.before),
-                            str(m.after),
-                            _fmt(m.saving),
-                            _pct(m.confidence),
-                            m.reason,
-                        ]
-                        for m in plan.moves
-                    ],
-                ),
+                _md_table(_MOVE_HEADERS, _move_rows(plan)),
             ]
         else:
             out += ["", "No move: the current placement is already the best one."]
@@ -390,23 +420,7 @@ def render_markdown(data: ReportData) -> str:
     if data.accuracy.empty:
         out.append("No backtest results.")
     else:
-        out.append(
-            _md_table(
-                ["series", "model", "MASE", "sMAPE", "coverage", "calibrated", "confidence"],
-                [
-                    [
-                        str(a.unique_id),
-                        str(a.model),
-                        _fmt(a.mase),
-                        _fmt(a.smape),
-                        _pct(a.coverage),
-                        _pct(a.coverage_calibrated),
-                        _pct(a.confidence),
-                    ]
-                    for a in data.accuracy.itertuples(index=False)
-                ],
-            )
-        )
+        out.append(_md_table(_ACCURACY_HEADERS[:-1], [r[:-1] for r in _accuracy_rows(data)]))
     return "\n".join(out) + "\n"
 
 
@@ -531,24 +545,7 @@ def render_html(data: ReportData) -> str:
         )
         if plan.moves:
             parts.append(f"<figure class='plan' data-series='plan'>{_plan_chart(plan)}</figure>")
-            parts.append(
-                _html_table(
-                    ["workload", "location", "before", "after", "saving", "confidence", "reason"],
-                    [
-                        [
-                            m.workload,
-                            m.location.key,
-                            str(m.before),
-                            str(m.after),
-                            _fmt(m.saving),
-                            _pct(m.confidence),
-                            m.reason,
-                        ]
-                        for m in plan.moves
-                    ],
-                    numeric=(2, 3, 4, 5),
-                )
-            )
+            parts.append(_html_table(_MOVE_HEADERS, _move_rows(plan), numeric=(2, 3, 4, 5)))
         else:
             parts.append("<p>No move: the current placement is already the best one.</p>")
         parts += [f"<div class='note'>{esc(n)}</div>" for n in plan.notes]
@@ -556,25 +553,7 @@ def render_html(data: ReportData) -> str:
     if data.accuracy.empty:
         parts.append("<p>No backtest results.</p>")
     else:
-        parts.append(
-            _html_table(
-                ["series", "model", "MASE", "sMAPE", "coverage", "calibrated", "confidence", "why"],
-                [
-                    [
-                        str(a.unique_id),
-                        str(a.model),
-                        _fmt(a.mase),
-                        _fmt(a.smape),
-                        _pct(a.coverage),
-                        _pct(a.coverage_calibrated),
-                        _pct(a.confidence),
-                        str(getattr(a, "reason", "") or ""),
-                    ]
-                    for a in data.accuracy.itertuples(index=False)
-                ],
-                numeric=(2, 3, 4, 5, 6),
-            )
-        )
+        parts.append(_html_table(_ACCURACY_HEADERS, _accuracy_rows(data), numeric=(2, 3, 4, 5, 6)))
     parts.append("</body></html>")
     return "\n".join(parts)
 

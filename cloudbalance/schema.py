@@ -35,6 +35,7 @@ __all__ = [
     "PRICES",
     "PRICE_KINDS",
     "SERIES",
+    "SPIKE_COLUMNS",
     "Column",
     "FrameSchema",
     "empty_frame",
@@ -62,6 +63,21 @@ INGEST_KEY: tuple[str, ...] = (
 )
 
 PRICE_KINDS: tuple[str, ...] = ("on_demand", "spot", "committed")
+
+#: Spike warnings, one row per run of consecutive spike periods (what, when, how big, how sure).
+SPIKE_COLUMNS: tuple[str, ...] = (
+    "unique_id",
+    "start",
+    "end",
+    "peak_ds",
+    "expected",
+    "normal_level",
+    "threshold",
+    "ratio",
+    "probability",
+    "periods",
+    "basis",
+)
 
 
 @dataclass(frozen=True)

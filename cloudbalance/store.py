@@ -45,6 +45,7 @@ from cloudbalance.schema import (
     COSTS,
     FORECAST,
     PRICES,
+    SPIKE_COLUMNS,
     FrameSchema,
     validate_costs,
     validate_prices,
@@ -130,21 +131,6 @@ CREATE TABLE IF NOT EXISTS runs (
   error VARCHAR
 );
 """
-
-#: Spike warning columns (``cloudbalance.forecast.spikes.SPIKE_COLUMNS``).
-_SPIKES = (
-    "unique_id",
-    "start",
-    "end",
-    "peak_ds",
-    "expected",
-    "normal_level",
-    "threshold",
-    "ratio",
-    "probability",
-    "periods",
-    "basis",
-)
 
 #: The columns a load's relation must provide (x_Cloud, x_Workload may be NULL and are derived).
 _LOAD_COLUMNS = [c for c in COSTS.names if c not in ("x_Cloud", "x_Workload", "x_IngestedAt")]
@@ -595,7 +581,7 @@ class Store:
         tables: list[tuple[str, pd.DataFrame | None]] = [
             ("forecasts", FORECAST.validate(frame)[FORECAST.names]),
             ("accuracy", None if accuracy is None else ACCURACY.validate(accuracy)[ACCURACY.names]),
-            ("spikes", None if spikes is None or spikes.empty else spikes[list(_SPIKES)]),
+            ("spikes", None if spikes is None or spikes.empty else spikes[list(SPIKE_COLUMNS)]),
         ]
         with self.transaction() as con:
             for table, data in tables:
@@ -618,7 +604,7 @@ class Store:
             return (
                 pd.DataFrame(columns=FORECAST.names),
                 pd.DataFrame(columns=ACCURACY.names),
-                pd.DataFrame(columns=list(_SPIKES)),
+                pd.DataFrame(columns=list(SPIKE_COLUMNS)),
             )
         forecast = self.con.execute(
             f"SELECT {', '.join(FORECAST.names)} FROM forecasts WHERE run_id = ? "
@@ -629,7 +615,7 @@ class Store:
             f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? ORDER BY unique_id",
             [row[0]],
         ).df()
-        columns = ", ".join(f'"{c}"' for c in _SPIKES)
+        columns = ", ".join(f'"{c}"' for c in SPIKE_COLUMNS)
         spikes = self.con.execute(
             f"SELECT {columns} FROM spikes WHERE run_id = ? ORDER BY unique_id, start", [row[0]]
         ).df()

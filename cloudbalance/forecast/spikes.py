@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import special
 
 from cloudbalance.exceptions import ForecastError
+from cloudbalance.schema import SPIKE_COLUMNS
 
 __all__ = [
     "SPIKE_COLUMNS",
@@ -39,19 +40,6 @@ __all__ = [
 
 Basis = Literal["relative", "absolute", "budget"]
 
-SPIKE_COLUMNS: tuple[str, ...] = (
-    "unique_id",
-    "start",
-    "end",
-    "peak_ds",
-    "expected",
-    "normal_level",
-    "threshold",
-    "ratio",
-    "probability",
-    "periods",
-    "basis",
-)
 
 
 @dataclass(frozen=True)

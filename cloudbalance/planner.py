@@ -1,7 +1,7 @@
 """Place every workload's replicas across clouds and regions ahead of forecast spikes.
 
 The planner solves one mixed-integer linear programme (the architecture page, "The plan") with
-HiGHS through :func:`scipy.optimize.milp`, then explains it, checks it against guardrails and
+HiGHS through ``highspy``, then explains it, checks it against guardrails and
 packs it into a :class:`~cloudbalance.models.Plan`.
 
 Formulation
@@ -52,10 +52,11 @@ the replica-periods the plan places where the baseline would not (what is lost i
 behind the move is wrong), plus the half-width of the price forecast's interval on every
 replica-period placed differently from the baseline. A workload whose saving does not exceed its
 uncertainty keeps its baseline first period (its moves are not made) and the rest is
-re-optimised: with confidence 0.9 a move must save more than 10% of what it puts at stake. Confidence per workload is the ``confidence`` column of the
-forecast backtests (accuracy frame); without one it is derived from the width of the forecast
-interval. If the plan's total saving is below ``min_saving`` (currency) or ``min_saving_pct``
-(percent of the baseline), no relocation is written: the plan holds the current locations.
+re-optimised: with confidence 0.9 a move must save more than 10% of what it puts at stake.
+Confidence per workload is the ``confidence`` column of the forecast backtests (accuracy frame);
+without one it is derived from the width of the forecast interval. If the plan's total saving is
+below ``min_saving`` (currency) or ``min_saving_pct`` (percent of the baseline), no relocation is
+written: the plan holds the current locations (scaled to the demand).
 
 Infeasibility
 -------------
@@ -79,7 +80,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 from scipy.stats import norm
 
@@ -957,26 +957,104 @@ class _Solution:
     objective: float
 
 
-def _solve(problem: PlanProblem, model: _Model, *, gap: float, time_limit: float) -> _Solution:
+def _solve(
+    problem: PlanProblem, model: _Model, *, gap: float, time_limit: float, relax: bool = False
+) -> _Solution:
+    """Solve with HiGHS (``highspy``); status 0 optimal, 1 stopped early, 2 infeasible."""
+    import highspy
+
     W, L = problem.demand.shape[0], len(problem.locations)
     if len(model.c) == 0:
         ok = not np.any(problem.demand[:, : model.n_t] > 0)
         return _Solution(0 if ok else 2, np.zeros((W, L, model.n_t)) if ok else None, 0.0, 0.0)
-    res = milp(
-        model.c,
-        integrality=model.integrality,
-        bounds=Bounds(model.lb, model.ub),
-        constraints=LinearConstraint(model.a, model.row_lb, model.row_ub),
-        options={"mip_rel_gap": gap, "time_limit": time_limit, "disp": False, "presolve": True},
-    )
-    if res.x is None:
-        return _Solution(int(res.status), None, math.inf, math.inf)
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("mip_rel_gap", float(gap))
+    h.setOptionValue("random_seed", 0)
+    lp = highspy.HighsLp()
+    a = model.a.tocsc()
+    lp.num_col_ = len(model.c)
+    lp.num_row_ = a.shape[0]
+    lp.col_cost_ = model.c
+    lp.col_lower_ = model.lb
+    lp.col_upper_ = model.ub
+    lp.row_lower_ = model.row_lb
+    lp.row_upper_ = model.row_ub
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    if not relax:
+        integer, continuous = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
+        lp.integrality_ = [integer if k else continuous for k in model.integrality.tolist()]
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    info = h.getInfo()
+    if status == highspy.HighsModelStatus.kOptimal:
+        code = 0
+    elif status in (
+        highspy.HighsModelStatus.kInfeasible,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible,
+    ):
+        code = 2
+    else:
+        code = 1
+    if code == 2 or info.primal_solution_status != 2:  # 2: a feasible solution is known
+        return _Solution(code, None, math.inf, math.inf)
+    values = np.asarray(h.getSolution().col_value)
     T = model.n_t
-    xs = np.rint(res.x[: len(model.pw) * T]).reshape(len(model.pw), T)
+    xs = np.rint(values[: len(model.pw) * T]).reshape(len(model.pw), T)
     out = np.zeros((W, L, T))
     out[model.pw, model.pl, :] = xs
-    mip_gap = getattr(res, "mip_gap", 0.0)
-    return _Solution(int(res.status), out, float(mip_gap or 0.0), float(res.fun))
+    mip_gap = 0.0 if relax else float(info.mip_gap)
+    return _Solution(code, out, mip_gap, float(info.objective_function_value))
+
+
+def _violated(problem: PlanProblem, x: np.ndarray, group: Group) -> bool:
+    kind, subject = group
+    if kind == "quota":
+        loc = Location.parse(subject)
+        if loc not in problem.locations:
+            return False
+        j = problem.locations.index(loc)
+        limit = min(q.vcpus for q in problem.quotas if q.location == loc)
+        vc = np.array([w.vcpus for w in problem.workloads])
+        return bool((x[:, j, :] * vc[:, None]).sum(axis=0).max() > limit + 1e-6)
+    amount = min(b.amount for b in problem.budgets if b.cloud == subject)
+    return _evaluate_cloud(problem, x, subject) > amount + 1e-6
+
+
+def _solve_lazy(
+    problem: PlanProblem,
+    *,
+    gap: float,
+    time_limit: float,
+    pinned: Mapping[int, np.ndarray] | None = None,
+) -> _Solution:
+    """Solve with quotas and budgets added only once a solution breaks them.
+
+    Dense budget rows and quota rows slow HiGHS down even when they do not bind. A solution of
+    the problem without some of them that happens to satisfy them is optimal (within the gap)
+    for the whole problem, since dropping constraints only lowers the optimum; so they are
+    added, group by group, only when the current solution violates them. Exact, not a
+    heuristic: the loop ends with every constraint satisfied or with a proof of infeasibility.
+    """
+    import time
+
+    deadline = time.monotonic() + time_limit
+    off = {g for g in _groups(problem) if g[0] in ("quota", "budget")}
+    while True:
+        left = max(1.0, deadline - time.monotonic())
+        model = _build(problem, disabled=frozenset(off), pinned=pinned)
+        sol = _solve(problem, model, gap=gap, time_limit=left)
+        if sol.x is None or not off:
+            return sol
+        broken = {g for g in off if _violated(problem, sol.x, g)}
+        if not broken:
+            return sol
+        off -= broken
 
 
 def _feasible(problem: PlanProblem, **kwargs: Any) -> _Solution:
@@ -1417,7 +1495,7 @@ def solve_problem(
         PlanError: When the solver finds no plan in ``time_limit`` seconds.
     """
     notes = list(notes)
-    sol = _solve(problem, _build(problem), gap=max_gap, time_limit=time_limit)
+    sol = _solve_lazy(problem, gap=max_gap, time_limit=time_limit)
     if sol.x is None:
         if sol.status == 2:
             raise _diagnose(problem) from None
@@ -1458,7 +1536,7 @@ def solve_problem(
             break
         trial = dict(pinned)
         trial.update({i: base[i, :, 0] for i in reject})
-        retry = _solve(problem, _build(problem, pinned=trial), gap=max_gap, time_limit=time_limit)
+        retry = _solve_lazy(problem, pinned=trial, gap=max_gap, time_limit=time_limit)
         if retry.x is None:
             names = ", ".join(problem.workloads[i].name for i in reject[:5])
             notes.append(
@@ -1485,7 +1563,7 @@ def solve_problem(
     outcome = "optimised"
     if relocates and total_saving < threshold:
         hold = {i: base_full[i, :, 0] for i in range(len(x)) if i not in own}
-        held = _solve(problem, _build(problem, pinned=hold), gap=max_gap, time_limit=time_limit)
+        held = _solve_lazy(problem, pinned=hold, gap=max_gap, time_limit=time_limit)
         if held.x is None:
             notes.append(
                 f"saving {_money(total_saving, problem.currency)} is below the minimum "
@@ -1532,7 +1610,7 @@ def solve_problem(
         "time_limit": time_limit,
         "min_saving": min_saving,
         "min_saving_pct": min_saving_pct,
-        "solver": "HiGHS (scipy.optimize.milp)",
+        "solver": "HiGHS (highspy)",
         "solver_gap": sol.gap,
         "outcome": outcome,
         "problem_digest": problem.digest(),

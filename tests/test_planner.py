@@ -572,33 +572,39 @@ def test_moves_are_not_made_when_the_saving_is_within_the_uncertainty() -> None:
     assert any("within the forecast uncertainty" in n for n in unsure.notes)
 
 
-def test_a_wide_price_forecast_band_blocks_a_move() -> None:
-    observed = prices({A: [10], B: [10]})
+def test_a_wide_price_forecast_band_blocks_a_move_a_narrow_one_does_not() -> None:
+    observed = prices({A: [10], B: [9.5]})
     ids = ["aws:us-east-1:std-2:on_demand", "gcp:us-central1:std-2:on_demand"]
-    band = pd.DataFrame(
-        {
-            "unique_id": [ids[0], ids[0], ids[1], ids[1]],
-            "ds": [START + timedelta(days=d) for d in (1, 2, 1, 2)],
-            "yhat": [x / 24 for x in (10, 10, 9, 9)],
-            "yhat_lower": [x / 24 for x in (10, 10, 2, 2)],
-            "yhat_upper": [x / 24 for x in (10, 10, 16, 16)],
-            "model": "fixture",
-            "interval": 0.8,
-        }
-    )
-    demand = forecast({"api": [4, 4, 4]})
-    blocked = plan(
-        demand,
-        observed,
-        [shape(Workload("api"))],
-        [Placement("api", A, 4)],
-        price_forecast=band,
-        quantile=0.5,
-        accuracy=accuracy({"api": 1.0}),
-        now=NOW,
-    )
-    assert first(blocked, "api") == {A.key: 4}
-    assert any("within the forecast uncertainty" in n for n in blocked.notes)
+
+    def band(low: float, high: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "unique_id": [ids[0], ids[0], ids[1], ids[1]],
+                "ds": [START + timedelta(days=d) for d in (1, 2, 1, 2)],
+                "yhat": [x / 24 for x in (10, 10, 9, 9)],
+                "yhat_lower": [x / 24 for x in (10, 10, low, low)],
+                "yhat_upper": [x / 24 for x in (10, 10, high, high)],
+                "model": "fixture",
+                "interval": 0.8,
+            }
+        )
+
+    def run(low: float, high: float) -> Plan:
+        return plan(
+            forecast({"api": [4, 4, 4]}),
+            observed,
+            [shape(Workload("api"))],
+            [Placement("api", A, 4)],
+            price_forecast=band(low, high),
+            quantile=0.5,
+            accuracy=accuracy({"api": 1.0}),
+            now=NOW,
+        )
+
+    narrow, wide = run(8.8, 9.2), run(2, 16)
+    assert first(narrow, "api") == {B.key: 4}
+    assert first(wide, "api") == {A.key: 4}
+    assert any("within the forecast uncertainty" in n for n in wide.notes)
 
 
 def test_no_relocation_below_the_minimum_saving() -> None:

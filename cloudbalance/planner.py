@@ -962,12 +962,13 @@ def _solve(
 ) -> _Solution:
     """Solve with HiGHS (``highspy``); status 0 optimal, 1 stopped early, 2 infeasible."""
     import highspy
+    from highspy._core import _Highs  # the bare solver: no console banner, no callback threads
 
     W, L = problem.demand.shape[0], len(problem.locations)
     if len(model.c) == 0:
         ok = not np.any(problem.demand[:, : model.n_t] > 0)
         return _Solution(0 if ok else 2, np.zeros((W, L, model.n_t)) if ok else None, 0.0, 0.0)
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h = _Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("mip_rel_gap", float(gap))

@@ -174,6 +174,8 @@ def _print_plan(plan: Plan, out: Path | None) -> None:
     from rich.table import Table
 
     console = Console(soft_wrap=True)
+    if not console.is_terminal:  # piped or captured: do not wrap reasons at 80 columns
+        console = Console(soft_wrap=True, width=200)
     table = Table(
         title=(
             f"plan {plan.plan_id} from {plan.period_start:%Y-%m-%d} "

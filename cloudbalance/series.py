@@ -39,7 +39,9 @@ _HOUR_UNITS = {"hours", "hour", "hrs", "hr", "h", "instance-hours"}
 
 
 def _hours(freq: str) -> float:
-    return float(pd.Timedelta(str(freq) if freq[0].isdigit() else f"1{freq}").total_seconds() / 3600)
+    return float(
+        pd.Timedelta(str(freq) if freq[0].isdigit() else f"1{freq}").total_seconds() / 3600
+    )
 
 
 def _fill(frame: pd.DataFrame, freq: str) -> pd.DataFrame:

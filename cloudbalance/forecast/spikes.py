@@ -41,7 +41,6 @@ __all__ = [
 Basis = Literal["relative", "absolute", "budget"]
 
 
-
 @dataclass(frozen=True)
 class SpikeRule:
     """How to decide that a forecast period is a spike.

@@ -30,13 +30,13 @@ __all__ = ["app", "main"]
 #: Modules that contribute commands, in help order. Each defines ``register(app: typer.Typer)``.
 _COMMAND_MODULES: tuple[str, ...] = (
     "cloudbalance.commands.demo",
-    "cloudbalance.commands.data",
     "cloudbalance.commands.run",
-    "cloudbalance.commands.gitops",
-    "cloudbalance.commands.stacks",
+    "cloudbalance.commands.data",
     "cloudbalance.commands.forecast",
     "cloudbalance.commands.plan",
+    "cloudbalance.commands.gitops",
     "cloudbalance.commands.policy",
+    "cloudbalance.commands.stacks",
 )
 
 app = typer.Typer(
@@ -74,6 +74,26 @@ def _root(
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module).register(app)
+
+#: Help panels, in the order of the loop, so ``--help`` reads like the product.
+_PANELS: dict[str, str] = {
+    **dict.fromkeys(("demo", "run", "report", "schedule"), "Start here"),
+    **dict.fromkeys(("ingest", "sync", "costs", "providers", "config"), "Data"),
+    **dict.fromkeys(("forecast", "anomalies", "plan"), "Forecast and plan"),
+    **dict.fromkeys(("apply", "revert", "check", "policy", "verify"), "Act and guard"),
+    **dict.fromkeys(("stack", "preview", "up"), "Pulumi stacks"),
+}
+
+
+def _assign_panels() -> None:
+    for command in app.registered_commands:
+        name = command.name or (command.callback.__name__ if command.callback else "")
+        command.rich_help_panel = _PANELS.get(name.replace("_", "-"), "Other")
+    for group in app.registered_groups:
+        group.rich_help_panel = _PANELS.get(group.name or "", "Other")
+
+
+_assign_panels()
 
 
 def main(argv: list[str] | None = None) -> int:

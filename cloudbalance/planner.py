@@ -21,8 +21,8 @@ minimise   sum c[w,l,t] x[w,l,t] + sum m_w u[w,l,t]
            - sum (c[w,l,t] / v_w) r[w,l,t] - sum s[j,t]          (paid-for capacity is free)
 subject to sum_l x[w,l,t] >= d[w,t]                              (serve the forecast demand)
            u[w,l,t] >= x[w,l,t] - x[w,l,t-1]                     (what is added is what moves)
-           sum_l u[w,l,t] <= theta_w * max(1, sum_l x[w,l,t-1]) + g[w,t]    (change throttle)
-           x[w,l,t] <= s_w * sum_l x[w,l,t]                      (max share of one location)
+           sum_l u[w,l,t] <= floor(theta_w * max(1, D[w,t-1])) + g[w,t]     (change throttle)
+           x[w,l,t] <= max(1, ceil(s_w * d[w,t]))                 (max share of one location)
            x[w,l,t] >= y[w,l,t], sum_l y[w,l,t] >= k_w            (HA, when k_w > 1)
            sum_w v_w x[w,l,t] <= quota[l]                        (vCPU quotas)
            sum over a cloud's l, t of the objective terms <= budget[cloud]   (budgets, horizon)
@@ -30,14 +30,17 @@ subject to sum_l x[w,l,t] >= d[w,t]                              (serve the fore
            s[j,t] <= S_j, s[j,t] <= covered spend in j's scope    (savings plans, per period)
 ```
 
-Two choices deviate from a literal reading of the page, on purpose:
+Three choices deviate from a literal reading of the page, on purpose:
 
 - ``g[w,t] = max(0, d[w,t] - d[w,t-1])`` (``d[w,0]`` = current replicas): replicas added to serve
   *growing* demand do not count against the throttle, which limits relocation, not growth; a
   literal throttle would make every demand increase above ``theta`` infeasible.
-- ``max(1, sum_l x[w,l,t-1])`` is linear in ``x`` when the previous demand is at least one
-  replica (then ``sum_l x >= 1``); when it is zero we use ``sum_l x[w,l,t-1] + 1``, a bound that
-  is at most one replica looser.
+- The throttle is measured on the previous period's demand ``D[w,t-1]`` (the current replicas for
+  period 1), not on the previous period's replicas; and the share on the period's demand,
+  rounded up to a whole replica, not on the replicas placed. Both are equal whenever the plan
+  places exactly the demand (the usual case: extra replicas cost money), and they turn rows with
+  fractional coefficients on variables (``theta * x``, ``s * x``) into cardinality limits and
+  plain bounds: with them HiGHS stalled on 200 workloads; without them it solves 500 in seconds.
 
 Only the first period is written to Git (receding horizon); the later periods are why the plan
 moves early and gradually ahead of a spike when a throttle or move costs make a late move dear.
@@ -759,10 +762,6 @@ def _build(
     for j, cm in enumerate(sps):
         for t in range(T):
             ub[s0 + j * T + t] = cm.amount if cm.active(starts[t]) else 0.0
-    if pinned:
-        for i, reps in pinned.items():
-            for p in np.flatnonzero(pw == i):
-                lb[x0 + p * T] = ub[x0 + p * T] = float(reps[pl[p]])
 
     pairs_t = np.arange(n_x)
     p_of = pairs_t // T
@@ -789,31 +788,22 @@ def _build(
             continue
         theta = w.max_change
         if theta is not None and ("throttle", w.name) not in disabled:
-            cur_total = float(cur[i].sum())
-            prev_d = np.concatenate([[cur_total], d[i, :-1]])
-            growth = np.maximum(0.0, d[i] - prev_d)
-            rhs = growth.astype("float64")
-            rhs[0] += theta * max(1.0, cur_total)
-            rhs[1:] += np.where(d[i, :-1] >= 1, 0.0, theta)
-            r_idx, c_idx, v = [], [], []
-            for t in range(T):
-                r_idx.append(np.full(len(mine), t))
-                c_idx.append(u0 + mine * T + t)
-                v.append(np.ones(len(mine)))
-                if t > 0:
-                    r_idx.append(np.full(len(mine), t))
-                    c_idx.append(x0 + mine * T + t - 1)
-                    v.append(np.full(len(mine), -theta))
-            rows.add(
-                T, np.concatenate(r_idx), np.concatenate(c_idx), np.concatenate(v), -np.inf, rhs
-            )
+            rhs = _throttle_limit(theta, float(cur[i].sum()), d[i])
+            cols = (u0 + mine[:, None] * T + np.arange(T)).ravel()
+            rows.add(T, np.tile(np.arange(T), len(mine)), cols, 1.0, -np.inf, rhs)
         if w.max_share < 1 and ("share", w.name) not in disabled:
-            n = len(mine)
-            # row (k, t): x[mine[k], t] - s * sum_j x[mine[j], t] <= 0
-            grid = np.meshgrid(np.arange(n), np.arange(n), np.arange(T), indexing="ij")
-            kk, jj, tt = (g.ravel() for g in grid)
-            vals = -w.max_share + (kk == jj)
-            rows.add(n * T, kk * T + tt, x0 + mine[jj] * T + tt, vals, -np.inf, 0.0)
+            most = _share_cap(w.max_share, d[i])
+            for p in mine:
+                block = slice(x0 + p * T, x0 + (p + 1) * T)
+                ub[block] = np.minimum(ub[block], most)
+    if pinned:
+        for i, reps in pinned.items():
+            for p in np.flatnonzero(pw == i):
+                if reps.ndim == 1:  # first period only
+                    lb[x0 + p * T] = ub[x0 + p * T] = float(reps[pl[p]])
+                else:  # every period
+                    block = slice(x0 + p * T, x0 + (p + 1) * T)
+                    lb[block] = ub[block] = reps[pl[p], :T]
     # HA: x - y >= 0 ; sum_l y >= k.
     if n_y:
         hp = np.repeat(ha_pairs, T)
@@ -947,6 +937,25 @@ def _build(
     else:  # pragma: no cover - demand rows always exist
         a, row_lb, row_ub = None, np.zeros(0), np.zeros(0)
     return _Model(c, integrality, lb, ub, a, row_lb, row_ub, pw, pl, T)
+
+
+def _throttle_limit(theta: float, current: float, demand: np.ndarray) -> np.ndarray:
+    """Replicas a workload may add per period: ``floor(theta * max(1, D[t-1])) + growth``.
+
+    ``D[0]`` is the current total and ``D[t]`` the demand of period ``t``; growth
+    (``max(0, D[t] - D[t-1])``) is never throttled. Measuring the throttle on the previous
+    demand rather than on the previous period's (variable) replicas keeps each row a plain
+    cardinality limit, which HiGHS solves far faster than rows with a fractional ``theta``
+    times variables.
+    """
+    prev = np.concatenate([[current], demand[:-1]]).astype("float64")
+    growth = np.maximum(0.0, demand - prev)
+    return np.asarray(np.floor(theta * np.maximum(1.0, prev) + 1e-9) + growth)
+
+
+def _share_cap(share: float, demand: np.ndarray) -> np.ndarray:
+    """Most replicas one location may hold per period: ``ceil(share * demand)`` (at least 1)."""
+    return np.asarray(np.maximum(1.0, np.ceil(share * demand - 1e-9)))
 
 
 @dataclass
@@ -1184,10 +1193,15 @@ def _diagnose(problem: PlanProblem) -> InfeasiblePlanError:
                 f"or lower its min_locations"
             )
             first_bad = first_bad or w.name
-        if w.max_share * len(opened) < 1 - 1e-9 and peak > 0:
+        short = np.flatnonzero(
+            len(opened) * _share_cap(w.max_share, problem.demand[i]) < problem.demand[i]
+        )
+        if len(short) and w.max_share < 1:
+            t = int(short[0])
             conflicts.append(
                 f"{w.name} may put at most {w.max_share:.0%} of its replicas in one location "
-                f"but only {len(opened)} location(s) are allowed and priced"
+                f"but only {len(opened)} location(s) are allowed and priced "
+                f"({problem.demand[i, t]} replicas in {_describe_period(problem, t)})"
             )
             suggestions.append(
                 f"raise max_share of {w.name} to {1 / len(opened):.0%} or allow more regions"
@@ -1537,7 +1551,12 @@ def solve_problem(
             break
         trial = dict(pinned)
         trial.update({i: base[i, :, 0] for i in reject})
-        retry = _solve_lazy(problem, pinned=trial, gap=max_gap, time_limit=time_limit)
+        # First re-plan only the held workloads, the others keeping their schedule; when the
+        # shared constraints do not allow that, re-plan everyone.
+        others = {i: x[i] for i in range(len(x)) if i not in trial}
+        retry = _solve_lazy(problem, pinned={**others, **trial}, gap=max_gap, time_limit=time_limit)
+        if retry.x is None:
+            retry = _solve_lazy(problem, pinned=trial, gap=max_gap, time_limit=time_limit)
         if retry.x is None:
             names = ", ".join(problem.workloads[i].name for i in reject[:5])
             notes.append(

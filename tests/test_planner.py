@@ -135,15 +135,15 @@ def brute_force(
         [np.broadcast_to(current[None, :, :, None], (len(x), W, L, 1)), x[..., :-1]], axis=3
     )
     added = np.maximum(0, x - prev)
-    prev_total = prev.sum(axis=2)
     for i, w in enumerate(workloads):
-        if w.max_change is not None:
+        if w.max_change is not None:  # on the previous demand; growth is not throttled
             d_prev = np.concatenate([[current[i].sum()], demand[i, :-1]])
             growth = np.maximum(0, demand[i] - d_prev)
-            limit = w.max_change * np.maximum(1, prev_total[:, i, :]) + growth[None]
-            ok &= np.all(added[:, i].sum(axis=1) <= limit + 1e-9, axis=1)
-        if w.max_share < 1:
-            ok &= np.all(x[:, i] <= w.max_share * total[:, i][:, None, :] + 1e-9, axis=(1, 2))
+            limit = np.floor(w.max_change * np.maximum(1, d_prev) + 1e-9) + growth
+            ok &= np.all(added[:, i].sum(axis=1) <= limit[None] + 1e-9, axis=1)
+        if w.max_share < 1:  # on the demand, rounded up to a whole replica
+            cap = np.maximum(1, np.ceil(w.max_share * demand[i] - 1e-9))
+            ok &= np.all(x[:, i] <= cap[None, None, :], axis=(1, 2))
         if w.min_locations > 1:
             used = (x[:, i] >= 1).sum(axis=1)
             ok &= np.all(used >= w.min_locations, axis=1)

@@ -39,6 +39,7 @@ import pandas as pd
 
 from cloudbalance.exceptions import Issue, SchemaError
 from cloudbalance.models import Location
+from cloudbalance.provider import cloud_id
 from cloudbalance.schema import validate_forecast, validate_prices
 
 __all__ = [
@@ -49,19 +50,6 @@ __all__ = [
     "load_catalog",
     "period_hours",
 ]
-
-_CLOUD_ALIASES: dict[str, str] = {
-    "aws": "aws",
-    "amazon": "aws",
-    "amazon web services": "aws",
-    "azure": "azure",
-    "microsoft": "azure",
-    "microsoft azure": "azure",
-    "gcp": "gcp",
-    "google": "gcp",
-    "google cloud": "gcp",
-    "google cloud platform": "gcp",
-}
 
 _HOURS_PER_UNIT: dict[str, float] = {
     "hour": 1.0,
@@ -79,11 +67,6 @@ _HOURS_PER_UNIT: dict[str, float] = {
 _EPS = 1e-9
 _CACHE_SIZE = 8
 _CACHE: OrderedDict[str, Catalog] = OrderedDict()
-
-
-def cloud_id(provider_name: str) -> str | None:
-    """Our cloud id for a ``ProviderName`` (cloud id or FOCUS publisher name), else ``None``."""
-    return _CLOUD_ALIASES.get(str(provider_name).strip().lower())
 
 
 def period_hours(period: str) -> float:

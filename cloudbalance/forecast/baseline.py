@@ -45,6 +45,11 @@ def _z(level: float) -> float:
     return float(special.ndtri(0.5 + level / 2))
 
 
+def _symmetric(ds: Any, yhat: Any, half: Any) -> Prediction:
+    """A prediction whose interval is ``yhat`` plus or minus ``half`` (normal errors)."""
+    return Prediction(ds=ds, yhat=yhat, lower=yhat - half, upper=yhat + half)
+
+
 @dataclass
 class FittedNaive:
     """Seasonal naive: the last full season, repeated."""
@@ -67,12 +72,7 @@ class FittedNaive:
         yhat = self.last_season[reps]
         seasons_ahead = np.floor(np.arange(horizon) / self.season) + 1
         half = _z(level) * self.sigma * np.sqrt(seasons_ahead)
-        return Prediction(
-            ds=future_ds(self.last_ds, self.step_ns, horizon),
-            yhat=yhat,
-            lower=yhat - half,
-            upper=yhat + half,
-        )
+        return _symmetric(future_ds(self.last_ds, self.step_ns, horizon), yhat, half)
 
 
 class SeasonalNaive:
@@ -145,12 +145,7 @@ class FittedTheta:
         season_idx = (self.phase + np.arange(horizon)) % self.seasonal.size
         yhat = base + self.seasonal[season_idx]
         half = _z(level) * self.sigma * np.sqrt(1 + (h - 1) * a * a)
-        return Prediction(
-            ds=future_ds(self.last_ds, self.step_ns, horizon),
-            yhat=yhat,
-            lower=yhat - half,
-            upper=yhat + half,
-        )
+        return _symmetric(future_ds(self.last_ds, self.step_ns, horizon), yhat, half)
 
 
 class Theta:

@@ -14,7 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Fitted", "Forecaster", "Prediction"]
+from cloudbalance.exceptions import InsufficientHistoryError
+
+__all__ = ["Fitted", "Forecaster", "Prediction", "require_history"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,10 @@ def future_ds(last: np.datetime64, step_ns: int, horizon: int) -> npt.NDArray[np
     steps = (np.arange(1, horizon + 1, dtype=np.int64) * step_ns).astype("timedelta64[ns]")
     out: npt.NDArray[np.datetime64] = last.astype("datetime64[ns]") + steps
     return out
+
+
+def require_history(y: npt.NDArray[np.float64], minimum: int, unique_id: str | None) -> None:
+    """Raise InsufficientHistoryError when ``y`` has fewer than ``minimum`` observed values."""
+    observed = int((~np.isnan(y)).sum())
+    if observed < minimum:
+        raise InsufficientHistoryError(unique_id=unique_id, points=observed, minimum=minimum)

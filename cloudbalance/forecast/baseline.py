@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
-from cloudbalance.exceptions import InsufficientHistoryError
-from cloudbalance.forecast.base import Prediction, future_ds
+from cloudbalance.forecast.base import Prediction, future_ds, require_history
 
 __all__ = ["SeasonalNaive", "Theta"]
 
@@ -98,11 +97,7 @@ class SeasonalNaive:
         init: dict[str, Any] | None = None,
     ) -> FittedNaive:
         """Remember the last season and the spread of seasonal differences."""
-        observed = int((~np.isnan(y)).sum())
-        if observed < self.min_history:
-            raise InsufficientHistoryError(
-                unique_id=unique_id, points=observed, minimum=self.min_history
-            )
+        require_history(y, self.min_history, unique_id)
         filled = _fill(y)
         m = self.season
         diffs = filled[m:] - filled[:-m]
@@ -171,11 +166,7 @@ class Theta:
         init: dict[str, Any] | None = None,
     ) -> FittedTheta:
         """Deseasonalise, fit SES by one-step squared error, add half the OLS slope as drift."""
-        observed = int((~np.isnan(y)).sum())
-        if observed < self.min_history:
-            raise InsufficientHistoryError(
-                unique_id=unique_id, points=observed, minimum=self.min_history
-            )
+        require_history(y, self.min_history, unique_id)
         x = _fill(y)
         n = x.size
         m = self.season

@@ -28,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize
 
-from cloudbalance.exceptions import ForecastError, InsufficientHistoryError
-from cloudbalance.forecast.base import Fitted, Prediction
+from cloudbalance.exceptions import ForecastError
+from cloudbalance.forecast.base import Fitted, Prediction, require_history
 
 __all__ = ["MIN_HISTORY", "FittedProphet", "ProphetForecaster"]
 
@@ -532,11 +532,8 @@ class ProphetForecaster:
             InsufficientHistoryError: Fewer than :data:`MIN_HISTORY` observed values.
             ForecastError: The optimiser failed.
         """
+        require_history(y, MIN_HISTORY, unique_id)
         observed = ~np.isnan(y)
-        if int(observed.sum()) < MIN_HISTORY:
-            raise InsufficientHistoryError(
-                unique_id=unique_id, points=int(observed.sum()), minimum=MIN_HISTORY
-            )
         ds_obs, y_obs = ds[observed], y[observed]
         design = self._design(ds_obs, y_obs)
         if self.backend == "stan":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from cloudbalance.exceptions import PolicyDeniedError
 from cloudbalance.gitops import apply
 from cloudbalance.policy import policy_gate
+from tests.conftest import git
 from tests.policy.builders import make_plan, make_settings
 
 STACK = """\
@@ -25,24 +25,8 @@ config:
 """
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Ops\n\temail = ops@example.com\n[init]\n\tdefaultBranch = main\n"
-        "[commit]\n\tgpgsign = false\n",
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+def repo(tmp_path: Path, git_identity: Path) -> Path:
     root = tmp_path / "infra"
     (root / "svc").mkdir(parents=True)
     (root / "svc" / "Pulumi.yaml").write_text("name: svc\nruntime: python\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from cloudbalance.checks import check_change, is_stack_file
 from cloudbalance.cli import main
 from cloudbalance.config import Settings, WorkloadSettings
 from cloudbalance.store import Store
+from tests.conftest import git as run
 
 STACK = """\
 # EU search service; cloudbalance edits only replicas.
@@ -36,24 +36,8 @@ workloads:
 """
 
 
-def run(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Reviewer\n\temail = r@example.com\n[init]\n\tdefaultBranch = main\n"
-        "[commit]\n\tgpgsign = false\n",
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git_identity: Path) -> Path:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     root = tmp_path / "infra"
     (root / "search").mkdir(parents=True)

@@ -1,41 +1,86 @@
-"""What every command shares: the config and store options, opening them, progress and output.
+"""What every command shares: the option declarations, opening config and store, progress, output.
 
-Commands take ``--config`` (default: the nearest ``cloudbalance.yaml``) and ``--store`` (default:
-the store the config names, else ``.cloudbalance/store.duckdb`` in the working directory), so a
-user can start with ``cloudbalance ingest export.parquet`` before writing any configuration.
+Commands take ``-c/--config`` (default: the nearest ``cloudbalance.yaml``) and ``--store``
+(default: the store the config names, else ``.cloudbalance/store.duckdb`` in the working
+directory), so a user can start with ``cloudbalance ingest export.parquet`` before writing any
+configuration. Output goes to ``-o/--output`` and ``-f/--format`` is always a validated choice.
+List options take commas and repeats alike (``--skip sync,plan`` = ``--skip sync --skip plan``).
+
+This module is imported by ``cloudbalance --help``: pandas, DuckDB and rich load only when a
+command prints or opens something.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from cloudbalance.config import Settings, find_config, load_config
-from cloudbalance.store import Store
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from cloudbalance.config import Settings
+    from cloudbalance.store import Store
 
 __all__ = [
     "ConfigOption",
+    "Format",
     "FormatOption",
+    "OutputFormat",
+    "Steps",
     "StoreOption",
+    "comma_list",
     "console",
     "emit_frame",
+    "err_console",
     "open_store",
     "progress",
     "settings_for",
 ]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich console created on first use (rich costs start-up time ``--help`` must not pay).
+
+    Emoji codes are off: a message such as ``cloudbalance.yaml:100:`` is printed as written.
+    """
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=True, emoji=False)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _LazyConsole(stderr=False))
+err_console = cast("Console", _LazyConsole(stderr=True))
+
+T = TypeVar("T")
+
+
+def comma_list(values: list[T] | None) -> list[T] | None:
+    """Option callback: ``--x a,b --x c`` -> ``[a, b, c]`` (each part keeps the item's type)."""
+    if values is None:
+        return None
+    out: list[T] = []
+    for value in values:
+        kind = type(value)
+        out.extend(kind(part.strip()) for part in str(value).split(",") if part.strip())  # type: ignore[call-arg]
+    return out
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -48,47 +93,162 @@ ConfigOption = Annotated[
 ]
 StoreOption = Annotated[
     Path | None,
-    typer.Option("--store", help="Store file (default: the one the config names)."),
+    typer.Option(
+        "--store",
+        help="Store file (default: the one the config names, else .cloudbalance/store.duckdb).",
+        dir_okay=False,
+    ),
 ]
 Format = Literal["table", "csv", "json"]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")]
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", help="Output: a table, CSV or JSON records.")
+]
+OutputFormat = Literal["text", "json"]
 
 
-def settings_for(config: Path | None, *, required: bool = False) -> Settings:
-    """The settings from ``config`` or the nearest file; defaults when none and not required."""
-    if config is not None or required or find_config() is not None:
-        return load_config(config)
-    return Settings()
+def settings_for(
+    config: Path | None, *, required: bool = False, store: Path | None = None
+) -> Settings:
+    """The settings from ``config`` or the nearest file; defaults when none and not required.
+
+    ``store`` (the ``--store`` option) replaces the configured store, so every step of the
+    command, ``cloudbalance run`` included, uses the store the user named.
+    """
+    from cloudbalance.config import Settings, find_config, load_config
+
+    settings = (
+        load_config(config)
+        if config is not None or required or find_config() is not None
+        else Settings()
+    )
+    if store is not None:
+        where = str(store.expanduser().resolve())
+        settings = dataclasses.replace(
+            settings, store=dataclasses.replace(settings.store, path=where)
+        )
+    return settings
 
 
 @contextmanager
-def open_store(settings: Settings, store: Path | None = None) -> Iterator[Store]:
-    """Open the store, telling the user when another run holds it."""
+def open_store(
+    settings: Settings, store: Path | None = None, *, read_only: bool = False
+) -> Iterator[Store]:
+    """Open the store, telling the user when another run holds it.
+
+    Args:
+        settings: Where the store is and how long to wait for its lock.
+        store: The ``--store`` option, when given (wins over the settings).
+        read_only: The command only reads: a missing store is an error, never created.
+
+    Raises:
+        StoreError: ``read_only`` and there is no store at the path yet.
+    """
+    from cloudbalance.exceptions import StoreError
+    from cloudbalance.store import Store
 
     def waiting(path: Path) -> None:
-        err_console.print(f"waiting for another cloudbalance run to release {path} ...")
+        err_console.print(
+            f"waiting for another cloudbalance run to release {path} ...", markup=False
+        )
 
     path = store if store is not None else settings.store_path
+    if read_only and not path.exists():
+        raise StoreError(
+            f"no store at {path}; run `cloudbalance ingest` or `cloudbalance sync` first",
+            path=path,
+        )
     with Store(path, lock_timeout=settings.store.lock_timeout, on_wait=waiting) as opened:
         yield opened
 
 
+class Steps:
+    """What a long command is doing, on stderr (stdout stays clean for data).
+
+    On a terminal it is a transient rich spinner with elapsed time. Piped or in a log, a step
+    that lasts longer than ``delay`` seconds gets one plain line (``   12s forecasting ...``),
+    so a scheduled job's log shows where time went while quick commands print nothing.
+    """
+
+    def __init__(self, *, delay: float = 1.0, tty: bool | None = None) -> None:
+        self._tty = sys.stderr.isatty() if tty is None else tty
+        self._delay = delay
+        self._start = time.monotonic()
+        self._lock = threading.Lock()
+        self._current: tuple[str, float] | None = None
+        self._printed: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._bar: Any = None
+
+    def __enter__(self) -> Steps:
+        if self._tty:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}", markup=False),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self._bar.__enter__()
+        else:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        """Start a step (the spinner's task); returns its id for :meth:`update`."""
+        if self._bar is not None:
+            return int(self._bar.add_task(description, total=total))
+        self._set(description)
+        return 0
+
+    def update(self, task: int, *, description: str) -> None:
+        """Say what the step does now."""
+        if self._bar is not None:
+            self._bar.update(task, description=description)
+            return
+        self._set(description)
+
+    def _set(self, description: str) -> None:
+        with self._lock:
+            self._current = (description, time.monotonic())
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(0.2, self._delay)):
+            with self._lock:
+                current = self._current
+                if current is None or current[0] == self._printed:
+                    continue
+                if time.monotonic() - current[1] < self._delay:
+                    continue
+                self._printed = current[0]
+            elapsed = time.monotonic() - self._start
+            sys.stderr.write(f"{elapsed:6.0f}s {current[0]} ...\n")
+            sys.stderr.flush()
+
+
 @contextmanager
-def progress() -> Iterator[Progress]:
-    """A transient spinner with elapsed time, on stderr (stdout stays clean for data)."""
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
-    with bar:
-        yield bar
+def progress(*, delay: float = 1.0) -> Iterator[Steps]:
+    """A spinner on a terminal, plain lines for slow steps otherwise (see :class:`Steps`)."""
+    with Steps(delay=delay) as steps:
+        yield steps
 
 
 def emit_frame(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> None:
     """Print a frame as a rich table, CSV or JSON records (dates as ISO text)."""
+    import json
+
+    import pandas as pd
+
     if fmt == "csv":
         frame.to_csv(sys.stdout, index=False)
         return
@@ -98,6 +258,8 @@ def emit_frame(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> No
         return
     if fmt != "table":
         raise typer.BadParameter(f"unknown format {fmt!r}: use table, csv or json")
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for name in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[name])
@@ -108,6 +270,8 @@ def emit_frame(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> No
 
 
 def _cell(value: object) -> str:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if isinstance(value, float):

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from cloudbalance.attribution import Attribution
 from cloudbalance.commands._common import (
     ConfigOption,
     FormatOption,
@@ -19,7 +18,6 @@ from cloudbalance.commands._common import (
     progress,
     settings_for,
 )
-from cloudbalance.config import CONFIG_FILENAME, example_config, load_config
 from cloudbalance.exceptions import CloudBalanceError, ConfigError
 
 config_app = typer.Typer(help="Check or create cloudbalance.yaml.", no_args_is_help=True)
@@ -37,6 +35,7 @@ def ingest(
     store: StoreOption = None,
 ) -> None:
     """Load FOCUS exports from any cloud into the store (idempotent: re-loads replace days)."""
+    from cloudbalance.attribution import Attribution
     from cloudbalance.providers.focus import FocusReader
 
     settings = settings_for(config)
@@ -150,6 +149,8 @@ def config_check(
     path: Annotated[Path | None, typer.Argument(help="The file (default: nearest).")] = None,
 ) -> None:
     """Validate cloudbalance.yaml: unknown keys and wrong types are reported with their line."""
+    from cloudbalance.config import load_config
+
     settings = load_config(path)
     console.print(
         f"[green]ok[/] {settings.path}: {len(settings.providers)} provider(s), "
@@ -163,6 +164,8 @@ def config_init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write the documented example configuration."""
+    from cloudbalance.config import CONFIG_FILENAME, example_config
+
     target = folder / CONFIG_FILENAME
     if target.exists() and not force:
         raise ConfigError(f"{target} exists; pass --force to overwrite it")

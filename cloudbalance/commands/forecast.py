@@ -11,16 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
+from cloudbalance.commands._common import err_console
 from cloudbalance.exceptions import ForecastError, Issue, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["read_series_file", "register", "write_frame"]
-
-err_console = Console(stderr=True, soft_wrap=True)
 
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv", ".csv.gz", ".tsv")

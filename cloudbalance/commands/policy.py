@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from cloudbalance.commands._common import ConfigOption, StoreOption, console, settings_for
 
@@ -40,6 +39,15 @@ DataFiles = Annotated[
 Today = Annotated[
     str | None, typer.Option("--today", help="Check as of this day (YYYY-MM-DD), for freezes.")
 ]
+
+
+def escape(text: str) -> str:
+    """Rich markup escaped (rich loads when something is printed, not at ``--help``)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 OutputFormat = Annotated[str, typer.Option("--format", "-f", help="text, markdown or json.")]
 
 

@@ -168,6 +168,8 @@ def _tidy_metavars(root: Command) -> None:
                 param.metavar = ""
             elif desc is not None and desc.is_choice:
                 param.metavar = "[" + "|".join(str(c) for c in desc.choices or ()) + "]"
+            elif param.param_type_name == "argument":
+                param.metavar = (param.name or "value").upper()
             elif desc is not None and desc.is_path:
                 kind = {"file": "FILE", "directory": "DIR"}.get(str(desc.path_type), "PATH")
                 param.metavar = kind
@@ -188,7 +190,7 @@ def _error(message: str) -> None:
 
 def _usage_line(err: Any) -> str:
     """A usage error as one line: what is wrong, in which command, where help is."""
-    message = " ".join(str(err.format_message()).split())
+    message = " ".join(str(err.format_message()).split()).replace(": Value error, ", ": ")
     ctx = getattr(err, "ctx", None)
     if ctx is None:
         return message
@@ -224,19 +226,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except OSError as err:
+        if err.filename is None:  # not about a file the user named: treat as a bug below
+            return _internal_error()
+        # the file system refused (permission, missing folder, full disk): the user can fix it
+        where = f"{err.filename} -> {err.filename2}" if err.filename2 else str(err.filename)
+        _error(f"{where}: {err.strerror or err}")
+        return 1
     except Exception as err:
         if _is_foreign_usage_error(err):
             _error(_usage_line(err))
             return 1
-        import traceback
-
-        traceback.print_exc()
-        sys.stderr.write(
-            "internal error: this is a bug in cloudbalance; please report it "
-            "with the traceback above.\n"
-        )
-        return 2
+        return _internal_error()
     return code if isinstance(code, int) else 0
+
+
+def _internal_error() -> int:
+    """Exit 2: a bug. The traceback of the exception being handled, so it can be reported."""
+    import traceback
+
+    traceback.print_exc()
+    sys.stderr.write(
+        "internal error: this is a bug in cloudbalance; please report it "
+        "with the traceback above.\n"
+    )
+    return 2
 
 
 def _is_foreign_usage_error(err: Exception) -> bool:

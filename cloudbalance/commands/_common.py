@@ -13,10 +13,11 @@ command prints or opens something.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
@@ -37,13 +38,18 @@ __all__ = [
     "OutputFormat",
     "Steps",
     "StoreOption",
+    "comma_choices",
     "comma_list",
     "console",
     "emit_frame",
     "err_console",
+    "frame_suffix",
     "open_store",
+    "output_file",
     "progress",
     "settings_for",
+    "working",
+    "write_frame",
 ]
 
 
@@ -82,6 +88,21 @@ def comma_list(values: list[T] | None) -> list[T] | None:
     return out
 
 
+def comma_choices(*choices: str) -> Callable[[list[str] | None], list[str] | None]:
+    """Option callback: :func:`comma_list`, then each item must be one of ``choices``."""
+
+    def check(values: list[str] | None) -> list[str] | None:
+        items = comma_list(values)
+        unknown = [item for item in items or () if item not in choices]
+        if unknown:
+            raise typer.BadParameter(
+                f"{', '.join(map(repr, unknown))} is not one of {', '.join(choices)}"
+            )
+        return items
+
+    return check
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -104,6 +125,39 @@ FormatOption = Annotated[
     Format, typer.Option("--format", "-f", help="Output: a table, CSV or JSON records.")
 ]
 OutputFormat = Literal["text", "json"]
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+
+
+def frame_suffix(path: Path) -> str:
+    """The data-file suffix of ``path`` (``.csv.gz`` counts as one), lower case."""
+    name = path.name.lower()
+    for suffix in (*PARQUET_SUFFIXES, *CSV_SUFFIXES):
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def output_file(path: Path | None) -> Path | None:
+    """Option callback: refuse an output type we cannot write before any work is done."""
+    if path is not None and frame_suffix(path) not in (*PARQUET_SUFFIXES, *CSV_SUFFIXES):
+        raise typer.BadParameter(
+            f"{path}: unknown output type; use .csv, .csv.gz, .tsv or .parquet",
+            param_hint="'-o' / '--output'",
+        )
+    return path
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Write CSV or Parquet by suffix; the parent folder is created."""
+    output_file(path)
+    suffix = frame_suffix(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in PARQUET_SUFFIXES:
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
 
 
 def settings_for(
@@ -241,6 +295,28 @@ def progress(*, delay: float = 1.0) -> Iterator[Steps]:
     """A spinner on a terminal, plain lines for slow steps otherwise (see :class:`Steps`)."""
     with Steps(delay=delay) as steps:
         yield steps
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def working(description: str) -> Callable[[F], F]:
+    """Decorate a command that can take more than a second: a spinner while it runs.
+
+    The command keeps its signature (Typer reads it through ``__wrapped__``); commands that can
+    say more about each step use :func:`progress` inside instead.
+    """
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with progress() as steps:
+                steps.add_task(description)
+                return command(*args, **kwargs)
+
+        return cast(F, run)
+
+    return decorate
 
 
 def emit_frame(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> None:

@@ -1,10 +1,10 @@
-"""Data commands: ingest, costs, sync, config check|init, providers list|check."""
+"""Data commands: ingest, costs, prices, sync, config check|init, providers list|check."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -12,11 +12,15 @@ from cloudbalance.commands._common import (
     ConfigOption,
     FormatOption,
     StoreOption,
+    comma_list,
     console,
     emit_frame,
+    err_console,
     open_store,
+    output_file,
     progress,
     settings_for,
+    write_frame,
 )
 from cloudbalance.exceptions import CloudBalanceError, ConfigError
 
@@ -62,19 +66,30 @@ def _parse_day(value: str | None, option: str) -> datetime | None:
         raise ConfigError(f"{option}: expected a date like 2025-01-31, got {value!r}") from err
 
 
+SinceOption = Annotated[
+    str | None, typer.Option("--since", metavar="DAY", help="First day (YYYY-MM-DD).")
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", metavar="DAY", help="Day after the last (YYYY-MM-DD).")
+]
+
+
 def costs(
     by: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             "--by",
-            help="Comma-separated: provider, cloud, account, region, service, "
-            "workload, day, month (or any costs column).",
+            metavar="KEY,...",
+            callback=comma_list,
+            help="Group by provider, cloud, account, region, service, workload, day, month "
+            "or any costs column (default: cloud,workload).",
         ),
-    ] = "cloud,workload",
-    since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
-    until: Annotated[str | None, typer.Option(help="Day after the last (YYYY-MM-DD).")] = None,
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     measure: Annotated[
-        str, typer.Option(help="EffectiveCost (amortised), BilledCost or ListCost.")
+        Literal["EffectiveCost", "BilledCost", "ListCost"],
+        typer.Option(help="EffectiveCost (amortised), BilledCost or ListCost."),
     ] = "EffectiveCost",
     currency: Annotated[
         str | None,
@@ -86,9 +101,9 @@ def costs(
 ) -> None:
     """Totals from the store, by any breakdown; never summed across currencies."""
     settings = settings_for(config)
-    groups = [g.strip() for g in by.split(",") if g.strip()]
+    groups = by or ["cloud", "workload"]
     report = currency or settings.currency.report
-    with open_store(settings, store) as opened:
+    with open_store(settings, store, read_only=True) as opened:
         frame = opened.summary(
             groups,
             start=_parse_day(since, "--since"),
@@ -103,11 +118,66 @@ def costs(
     emit_frame(frame, fmt, title=f"{measure} by {', '.join(groups)}")
 
 
+def prices(
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            metavar="KIND,...",
+            callback=comma_list,
+            help="Only these price kinds: on_demand, spot, committed (default: all).",
+        ),
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            callback=output_file,
+            help="Write the prices file (.csv or .parquet) that `plan --prices` reads.",
+        ),
+    ] = None,
+    fmt: FormatOption = "table",
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """The price table of the store (what `sync` pulled), to read or to give to `plan`."""
+    kinds = ("on_demand", "spot", "committed")
+    unknown = sorted(set(kind or ()) - set(kinds))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown price kind {', '.join(unknown)}; use {', '.join(kinds)}",
+            param_hint="'--kind'",
+        )
+    settings = settings_for(config)
+    with open_store(settings, store, read_only=True) as opened:
+        frame = opened.prices(start=_parse_day(since, "--since"), end=_parse_day(until, "--until"))
+    if kind:
+        frame = frame[frame["price_kind"].isin(kind)].reset_index(drop=True)
+    if output is not None:
+        write_frame(frame, output)
+        err_console.print(f"wrote {len(frame):,} prices to {output}", markup=False)
+        return
+    if frame.empty:
+        console.print("no prices in the store for that window; run `cloudbalance sync`")
+        return
+    emit_frame(frame, fmt, title="Prices")
+
+
 def sync(
     provider: Annotated[
-        list[str] | None, typer.Option("--provider", "-p", help="Only this provider.")
+        list[str] | None,
+        typer.Option(
+            "--provider", "-p", callback=comma_list, help="Only these providers (default: all)."
+        ),
     ] = None,
-    since: Annotated[str | None, typer.Option(help="Re-pull from this day (YYYY-MM-DD).")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="DAY", help="Re-pull from this day (YYYY-MM-DD)."),
+    ] = None,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -147,11 +217,14 @@ def sync(
 @config_app.command("check")
 def config_check(
     path: Annotated[Path | None, typer.Argument(help="The file (default: nearest).")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Validate cloudbalance.yaml: unknown keys and wrong types are reported with their line."""
     from cloudbalance.config import load_config
 
-    settings = load_config(path)
+    if path is not None and config is not None and path != config:
+        raise ConfigError(f"give the file once: {path} or --config {config}")
+    settings = load_config(path if path is not None else config)
     console.print(
         f"[green]ok[/] {settings.path}: {len(settings.providers)} provider(s), "
         f"{len(settings.workloads)} workload(s), store {settings.store_path}"
@@ -176,7 +249,7 @@ def config_init(
 
 @providers_app.command("list")
 def providers_list() -> None:
-    """Installed provider plugins (entry-point group ``cloudbalance.providers``)."""
+    """Installed provider plugins (entry-point group cloudbalance.providers)."""
     from importlib.metadata import entry_points
 
     from cloudbalance.provider import ENTRY_POINT_GROUP
@@ -212,6 +285,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command()(ingest)
     app.command()(costs)
+    app.command()(prices)
     app.command()(sync)
     app.add_typer(config_app, name="config")
     app.add_typer(providers_app, name="providers")

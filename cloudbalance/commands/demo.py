@@ -12,7 +12,11 @@ from cloudbalance.commands._common import console, emit_frame, progress
 
 def demo(
     folder: Annotated[
-        Path, typer.Argument(help="Working directory to create (reused when it exists).")
+        Path,
+        typer.Argument(
+            help="Folder to create (a new or empty one, or an earlier demo's, which is reused).",
+            file_okay=False,
+        ),
     ] = Path("cloudbalance-demo"),
 ) -> None:
     """Run the whole loop on the bundled sample in FOLDER, then say what to look at."""

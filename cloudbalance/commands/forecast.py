@@ -8,28 +8,38 @@ to the input (duplicates combined, gaps, series skipped) is reported on stderr, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from cloudbalance.commands._common import err_console
+from cloudbalance.commands._common import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    ConfigOption,
+    StoreOption,
+    err_console,
+    frame_suffix,
+    output_file,
+    write_frame,
+)
 from cloudbalance.exceptions import ForecastError, Issue, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_series_file", "register", "write_frame"]
+__all__ = ["Kind", "read_series_file", "register", "write_frame"]
 
-_PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".csv.gz", ".tsv")
+#: What a forecast is of, written to the ``kind`` column of the forecast file (see ARCHITECTURE).
+Kind = Literal["demand", "cost", "price"]
 
+AggregateOption = Annotated[
+    Literal["sum", "mean", "max", "last"],
+    typer.Option(help="How duplicated timestamps combine: sum, mean, max or last."),
+]
 
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    for suffix in (*_PARQUET, *_CSV):
-        if name.endswith(suffix):
-            return suffix
-    return path.suffix.lower()
+_PARQUET = PARQUET_SUFFIXES
+_CSV = CSV_SUFFIXES
+_suffix = frame_suffix
 
 
 def read_series_file(path: Path) -> pd.DataFrame:
@@ -45,10 +55,12 @@ def read_series_file(path: Path) -> pd.DataFrame:
         raise SchemaError("series", [Issue("file not found", file=str(path))])
     try:
         if suffix in _PARQUET:
-            return pd.read_parquet(path)
+            return _from_costs_table(pd.read_parquet(path))
         if suffix in _CSV:
-            return pd.read_csv(
-                path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ","
+            return _from_costs_table(
+                pd.read_csv(
+                    path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ","
+                )
             )
     except (OSError, ValueError) as err:
         raise SchemaError("series", [Issue(f"cannot be read: {err}", file=str(path))]) from err
@@ -58,16 +70,30 @@ def read_series_file(path: Path) -> pd.DataFrame:
     )
 
 
-def write_frame(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV or Parquet by suffix; the parent folder is created."""
-    suffix = _suffix(path)
-    if suffix not in (*_PARQUET, *_CSV):
-        raise ForecastError(f"{path}: unknown output type; use .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in _PARQUET:
-        frame.to_parquet(path, index=False)
+_COSTS_VALUES = ("currency", "amount", "lines")
+
+
+def _from_costs_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """``cloudbalance costs --by KEY,day -f csv`` output, read as a series frame.
+
+    The group columns name the series (``aws:checkout``), ``day`` or ``month`` is ``ds`` and
+    ``amount`` is ``y``; a currency is added to the name when the file holds several, so
+    amounts in different currencies are never summed. Any other frame is returned unchanged.
+    """
+    import pandas as pd
+
+    columns = list(frame.columns)
+    period = next((c for c in ("day", "month") if c in columns), None)
+    if "ds" in columns or "y" in columns or period is None or "amount" not in columns:
+        return frame
+    keys = [c for c in columns if c not in (period, *_COSTS_VALUES)]
+    if keys:
+        names = frame[keys].astype(str).agg(":".join, axis=1)
     else:
-        frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+        names = pd.Series("total", index=frame.index)
+    if "currency" in columns and frame["currency"].nunique() > 1:
+        names = names + " (" + frame["currency"].astype(str) + ")"
+    return pd.DataFrame({"unique_id": names, "ds": frame[period], "y": frame["amount"]})
 
 
 def _report_notes(notes: dict[str, tuple[str, ...]], skipped: dict[str, str]) -> None:
@@ -86,7 +112,11 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             Path,
             typer.Option(
-                "--output", "-o", help="Forecast file to write (.csv or .parquet).", dir_okay=False
+                "--output",
+                "-o",
+                help="Forecast file to write (.csv or .parquet).",
+                dir_okay=False,
+                callback=output_file,
             ),
         ],
         horizon: Annotated[
@@ -116,9 +146,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Force a frequency (D, h, 15min); default: inferred per series."),
         ] = None,
-        aggregate: Annotated[
-            str, typer.Option(help="How duplicated timestamps combine: sum, mean, max or last.")
-        ] = "sum",
+        aggregate: AggregateOption = "sum",
         holidays: Annotated[
             str | None,
             typer.Option(help="Country code whose public holidays Prophet models (US, DE, ...)."),
@@ -156,18 +184,22 @@ def register(app: typer.Typer) -> None:
         dask_address: Annotated[
             str | None, typer.Option(help="Run on this Dask scheduler (tcp://host:8786).")
         ] = None,
-        by: Annotated[
-            str,
+        kind: Annotated[
+            Kind,
             typer.Option(
-                help="Store input: group costs by workload, provider, "
-                "cloud, region, service or account."
+                "--kind",
+                "-k",
+                help="What is forecast, written to the kind column: demand (replicas per "
+                "workload, what `plan --demand` reads), cost (money) or price (unit prices). "
+                "Without --input, that series of the store.",
             ),
+        ] = "cost",
+        by: Annotated[
+            Literal["workload", "provider", "cloud", "region", "service", "account"],
+            typer.Option(help="Store cost input: group costs by this."),
         ] = "workload",
-        config: Annotated[
-            Path | None,
-            typer.Option("--config", "-c", dir_okay=False, help="cloudbalance.yaml (store input)."),
-        ] = None,
-        store: Annotated[Path | None, typer.Option(help="Store file (store input).")] = None,
+        config: ConfigOption = None,
+        store: StoreOption = None,
     ) -> None:
         """Forecast series with calibrated intervals and spike warnings."""
         from cloudbalance.forecast import ForecastResult, SpikeRule, forecast
@@ -184,8 +216,8 @@ def register(app: typer.Typer) -> None:
             series = read_series_file(input_)
             source = str(input_)
         else:
-            series = _store_series(config, store, by)
-            source = "the store"
+            series = _store_series(config, store, by, kind)
+            source = f"the store's {kind} series"
         result = forecast(
             _with_file(series, source),
             horizon=horizon,
@@ -195,7 +227,7 @@ def register(app: typer.Typer) -> None:
             spikes=rule,
             holidays_country=holidays,
             freq=freq,
-            aggregate=aggregate,  # type: ignore[arg-type]
+            aggregate=aggregate,
             errors="skip" if skip_short else "raise",
             n_jobs=jobs,
             address=dask_address,
@@ -203,7 +235,7 @@ def register(app: typer.Typer) -> None:
         )
         assert isinstance(result, ForecastResult)
         _report_notes(dict(result.notes), dict(result.skipped))
-        write_frame(result.forecast, output)
+        write_frame(result.forecast.assign(kind=kind), output)
         if accuracy_out is not None:
             write_frame(result.accuracy, accuracy_out)
         if spikes_out is not None:
@@ -227,16 +259,18 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             Path,
             typer.Option(
-                "--output", "-o", dir_okay=False, help="File to write (.csv or .parquet)."
+                "--output",
+                "-o",
+                dir_okay=False,
+                help="File to write (.csv or .parquet).",
+                callback=output_file,
             ),
         ],
         threshold: Annotated[
             float, typer.Option(help="Robust z-score above which a point is anomalous.")
         ] = 3.5,
         freq: Annotated[str | None, typer.Option(help="Force a frequency (D, h, 15min).")] = None,
-        aggregate: Annotated[
-            str, typer.Option(help="How duplicated timestamps combine: sum, mean, max or last.")
-        ] = "sum",
+        aggregate: AggregateOption = "sum",
     ) -> None:
         """Flag anomalous points in cost history: unique_id, ds, y, anomaly, score."""
         from cloudbalance.forecast import detect_anomalies
@@ -246,7 +280,7 @@ def register(app: typer.Typer) -> None:
             _with_file(series, str(input_)),
             threshold=threshold,
             freq=freq,
-            aggregate=aggregate,  # type: ignore[arg-type]
+            aggregate=aggregate,
         )
         write_frame(result, output)
         flagged = int(result["anomaly"].sum())
@@ -265,13 +299,37 @@ def _with_file(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame
 
 
-def _store_series(config: Path | None, store: Path | None, by: str) -> pd.DataFrame:
+def _store_series(config: Path | None, store: Path | None, by: str, kind: Kind) -> pd.DataFrame:
+    """The store's series of ``kind``: demand per workload, cost per ``by``, or unit prices."""
     from cloudbalance.commands._common import open_store, settings_for
-    from cloudbalance.series import cost_series
+    from cloudbalance.series import cost_series, demand_series
 
     settings = settings_for(config)
-    with open_store(settings, store) as opened:
+    if kind == "demand" and by != "workload":
+        raise ForecastError("--kind demand is per workload; leave out --by")
+    with open_store(settings, store, read_only=True) as opened:
+        if kind == "price":
+            from cloudbalance.run import price_series
+
+            prices = price_series(opened.prices(), kinds=("on_demand", "spot", "committed"))
+            if prices.empty:
+                raise ForecastError("the store holds no prices yet; run `cloudbalance sync` first")
+            return prices
         costs = opened.costs()
     if costs.empty:
         raise ForecastError("the store holds no costs yet; run `cloudbalance ingest` first")
-    return cost_series(costs, by=by)
+    if kind == "cost":
+        return cost_series(costs, by=by)
+    workloads = settings.workload_models()
+    if not workloads:
+        raise ForecastError(
+            "--kind demand needs the workloads of cloudbalance.yaml (workloads:) to count "
+            "their replicas"
+        )
+    demand = demand_series(costs, workloads, freq=settings.forecast.freq)
+    if demand.empty:
+        raise ForecastError(
+            "no compute hours of the configured workloads in the store: nothing to count "
+            "replicas from"
+        )
+    return demand

@@ -11,11 +11,18 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from cloudbalance.commands._common import ConfigOption, StoreOption, console, settings_for
+from cloudbalance.commands._common import (
+    ConfigOption,
+    StoreOption,
+    comma_list,
+    console,
+    settings_for,
+    working,
+)
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
@@ -26,7 +33,8 @@ PolicyPaths = Annotated[
     typer.Option(
         "--policy",
         "-p",
-        help="Rego file or folder, added to guardrails.policies (repeatable).",
+        callback=comma_list,
+        help="Rego files or folders, added to guardrails.policies (commas or repeat).",
     ),
 ]
 NoStarter = Annotated[
@@ -34,10 +42,16 @@ NoStarter = Annotated[
 ]
 DataFiles = Annotated[
     list[Path] | None,
-    typer.Option("--data", "-d", help="JSON file merged into `data` (repeatable)."),
+    typer.Option(
+        "--data",
+        "-d",
+        callback=comma_list,
+        help="JSON files merged into `data` (commas or repeat).",
+    ),
 ]
 Today = Annotated[
-    str | None, typer.Option("--today", help="Check as of this day (YYYY-MM-DD), for freezes.")
+    str | None,
+    typer.Option("--today", metavar="DAY", help="Check as of this day (YYYY-MM-DD), for freezes."),
 ]
 
 
@@ -48,7 +62,10 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
-OutputFormat = Annotated[str, typer.Option("--format", "-f", help="text, markdown or json.")]
+OutputFormat = Annotated[
+    Literal["text", "markdown", "json"],
+    typer.Option("--format", "-f", help="text, markdown or json."),
+]
 
 
 def _day(value: str | None, *, option: str = "--today") -> date | None:
@@ -189,7 +206,8 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="Stack file after the change (with --before).")
         ] = None,
         mode: Annotated[
-            str, typer.Option(help="How the change would be written: commit, pr, check.")
+            Literal["commit", "pr", "check"],
+            typer.Option(help="How the change would be written: commit, pr, check."),
         ] = "pr",
         policy: PolicyPaths = None,
         no_starter: NoStarter = False,
@@ -238,6 +256,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
 
     @app.command("check")
+    @working("checking")
     def check_command(
         base: Annotated[str, typer.Option(help="Branch the change goes into, e.g. origin/main.")],
         head: Annotated[str, typer.Option(help="Commit to check.")] = "HEAD",
@@ -251,7 +270,9 @@ def register(app: typer.Typer) -> None:
         no_starter: NoStarter = False,
         data: DataFiles = None,
         today: Today = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or json.")] = "markdown",
+        fmt: Annotated[
+            Literal["markdown", "json"], typer.Option("--format", "-f", help="markdown or json.")
+        ] = "markdown",
         summary: Annotated[
             Path | None,
             typer.Option(
@@ -311,12 +332,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @app.command("verify")
+    @working("verifying")
     def verify_command(
         revert: Annotated[
             bool, typer.Option("--revert", help="Propose the reverts the verification calls for.")
         ] = False,
         mode: Annotated[
-            str, typer.Option(help="How reverts are written: pr, commit, branch or dry-run.")
+            Literal["pr", "commit", "branch", "dry-run"],
+            typer.Option(help="How reverts are written: pr, commit, branch or dry-run."),
         ] = "pr",
         threshold: Annotated[
             float | None,
@@ -333,9 +356,16 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_of: Annotated[
             str | None,
-            typer.Option("--as-of", help="Verify as of this day (YYYY-MM-DD, UTC midnight)."),
+            typer.Option(
+                "--as-of", metavar="DAY", help="Verify as of this day (YYYY-MM-DD, UTC midnight)."
+            ),
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        fmt: Annotated[
+            Literal["text", "json"], typer.Option("--format", "-f", help="Output: text or JSON.")
+        ] = "text",
+        as_json: Annotated[
+            bool, typer.Option("--json", hidden=True, help="Same as --format json.")
+        ] = False,
         config: ConfigOption = None,
         store: StoreOption = None,
     ) -> None:
@@ -352,7 +382,8 @@ def register(app: typer.Typer) -> None:
         where = repo if repo is not None else settings.resolve(settings.git.repo)
         limit = threshold if threshold is not None else rails.rollback_threshold
         command = health_check if health_check is not None else rails.health_check
-        with open_store(settings, store) as opened:
+        as_json = as_json or fmt == "json"
+        with open_store(settings, store, read_only=True) as opened:
             day = _day(as_of, option="--as-of")
             results = verify_applied(
                 where,
@@ -368,7 +399,7 @@ def register(app: typer.Typer) -> None:
                 outcomes = propose_reverts(
                     results,
                     where,
-                    mode=mode,  # type: ignore[arg-type]
+                    mode=mode,
                     store=opened,
                     forge=forge,
                 )

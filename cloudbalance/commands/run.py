@@ -10,10 +10,13 @@ import typer
 
 from cloudbalance.commands._common import (
     ConfigOption,
+    StoreOption,
+    comma_choices,
     console,
     err_console,
     progress,
     settings_for,
+    working,
 )
 
 
@@ -24,15 +27,31 @@ def run(
     ] = False,
     skip: Annotated[
         list[str] | None,
-        typer.Option("--skip", help="Skip a step: sync, forecast, plan, apply, verify, report."),
+        typer.Option(
+            "--skip",
+            metavar="STEP,...",
+            callback=comma_choices("sync", "forecast", "plan", "apply", "verify", "report"),
+            help="Skip steps: sync, forecast, plan, apply, verify, report.",
+        ),
     ] = None,
     no_sync: Annotated[
-        bool, typer.Option("--no-sync", help="Use the store as it is; do not pull providers.")
+        bool,
+        typer.Option(
+            "--no-sync",
+            help="Skip the sync step: do not pull the providers, forecast from the store as it "
+            "is (same as --skip sync).",
+        ),
     ] = False,
     report_dir: Annotated[
-        Path | None, typer.Option(help="Where reports go (default: reports/ next to the config).")
+        Path | None,
+        typer.Option(
+            "--report-dir",
+            file_okay=False,
+            help="Where reports go (default: reports/ next to the config).",
+        ),
     ] = None,
     config: ConfigOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Sync, forecast, plan, act and report, once: the job to schedule.
 
@@ -41,7 +60,7 @@ def run(
     """
     from cloudbalance.run import run as run_loop
 
-    settings = settings_for(config, required=True)
+    settings = settings_for(config, required=True, store=store)
     with progress() as bar:
         task = bar.add_task("starting", total=None)
         result = run_loop(
@@ -63,11 +82,16 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
+@working("writing reports")
 def report(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Folder (default: reports/).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", file_okay=False, help="Folder (default: reports/ next to the config)."
+        ),
     ] = None,
     config: ConfigOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Write HTML, Markdown and JSON reports from the latest forecast and plan in the store."""
     import pandas as pd
@@ -78,11 +102,11 @@ def report(
     from cloudbalance.series import cost_series
 
     settings = settings_for(config, required=True)
-    with open_store(settings) as store:
-        costs = store.costs()
-        forecast, accuracy, spikes = store.latest_forecast()
-        plans = store.plans()
-        plan = store.load_plan(str(plans.iloc[0]["plan_id"])) if not plans.empty else None
+    with open_store(settings, store, read_only=True) as opened:
+        costs = opened.costs()
+        forecast, accuracy, spikes = opened.latest_forecast()
+        plans = opened.plans()
+        plan = opened.load_plan(str(plans.iloc[0]["plan_id"])) if not plans.empty else None
     groups = []
     for prefix, title, by in (
         ("cost:", "Cost per workload", "workload"),
@@ -120,9 +144,16 @@ def schedule_init(
     folder: Annotated[Path, typer.Argument(help="Folder holding cloudbalance.yaml.")] = Path("."),
     scheduler: Annotated[
         list[str] | None,
-        typer.Option("--for", help="github, kubernetes or cron (default: all three)."),
+        typer.Option(
+            "--for",
+            metavar="SCHEDULER,...",
+            callback=comma_choices("github", "kubernetes", "cron"),
+            help="github, kubernetes or cron (default: all three).",
+        ),
     ] = None,
-    cron: Annotated[str, typer.Option(help="When, as a cron expression (UTC).")] = "17 6 * * *",
+    cron: Annotated[
+        str, typer.Option(metavar="CRON", help="When, as a cron expression (UTC).")
+    ] = "17 6 * * *",
     image: Annotated[
         str, typer.Option(help="Container image for the Kubernetes CronJob.")
     ] = "ghcr.io/your-org/cloudbalance:latest",

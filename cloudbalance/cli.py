@@ -170,6 +170,8 @@ def _tidy_metavars(root: Command) -> None:
                 param.metavar = "[" + "|".join(str(c) for c in desc.choices or ()) + "]"
             elif param.param_type_name == "argument":
                 param.metavar = (param.name or "value").upper()
+                # an argument's help row would add its type name (`PLAN_FILE <path>`)
+                vars(param)["display_type_rich"] = _no_type
             elif desc is not None and desc.is_path:
                 kind = {"file": "FILE", "directory": "DIR"}.get(str(desc.path_type), "PATH")
                 param.metavar = kind
@@ -179,6 +181,10 @@ def _tidy_metavars(root: Command) -> None:
                 param.metavar = (param.name or "value").upper()
             if desc is not None and desc.is_list and param.param_type_name == "option":
                 param.metavar += ",..."
+
+
+def _no_type(ctx: Any) -> None:
+    return None
 
 
 def _error(message: str) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cloudbalance._version import __version__
-
 if TYPE_CHECKING:
+    from cloudbalance._version import __version__
     from cloudbalance.checks import check_change
     from cloudbalance.config import Settings, load_config
     from cloudbalance.exceptions import (
@@ -92,7 +91,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = "cloudbalance._version" if name == "__version__" else _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cloudbalance' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

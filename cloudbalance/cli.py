@@ -22,7 +22,6 @@ import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from cloudbalance._version import __version__
 from cloudbalance.exceptions import CloudBalanceError
 
 if TYPE_CHECKING:
@@ -108,6 +107,8 @@ def _version_callback(value: bool) -> None:
     if value:
         import typer
 
+        from cloudbalance._version import __version__
+
         typer.echo(f"cloudbalance {__version__}")
         raise typer.Exit()
 
@@ -146,6 +147,7 @@ def command() -> Command:
 
     root = typer.main.get_command(build_app())
     _tidy_metavars(root)
+    _light_flags(root)
     return root
 
 
@@ -183,6 +185,25 @@ def _tidy_metavars(root: Command) -> None:
                 param.metavar += ",..."
 
 
+def _light_flags(root: Command) -> None:
+    """Flags check their value without pydantic, which would otherwise load at every ``--help``.
+
+    A flag's value is a bool, or ``None`` when absent (``--help`` of the root group, read on
+    the way to any subcommand); Typer builds a pydantic adapter for the latter.
+    """
+    from typer._click import Context
+    from typer._coercion import PassThroughRuntimeParam
+
+    for _, cmd in walk(root):
+        help_option = cmd.get_help_option(Context(cmd))  # made once, then cached by click
+        for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
+            desc = getattr(param, "type_descriptor", None)
+            if getattr(param, "is_flag", False) and desc is not None and desc.annotation is bool:
+                param._runtime_param = PassThroughRuntimeParam(  # type: ignore[attr-defined]
+                    annotation=bool, parameter_info=desc.parameter_info
+                )
+
+
 def _no_type(ctx: Any) -> None:
     return None
 
@@ -208,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (0 ok, 1 user error, 2 internal error)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args == ["--version"]:  # the fast path: no framework, no commands
+        from cloudbalance._version import __version__
+
         sys.stdout.write(f"cloudbalance {__version__}\n")
         return 0
     from typer._click.exceptions import ClickException, NoArgsIsHelpError

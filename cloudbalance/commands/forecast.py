@@ -20,6 +20,7 @@ from cloudbalance.commands._common import (
     err_console,
     frame_suffix,
     output_file,
+    working,
     write_frame,
 )
 from cloudbalance.exceptions import ForecastError, Issue, SchemaError
@@ -108,6 +109,7 @@ def register(app: typer.Typer) -> None:
     """Add ``forecast`` and ``anomalies`` to ``app``."""
 
     @app.command("forecast")
+    @working("forecasting")
     def forecast_cmd(
         output: Annotated[
             Path,
@@ -251,6 +253,7 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"spike: {warning}", highlight=False)
 
     @app.command("anomalies")
+    @working("looking for anomalies")
     def anomalies_cmd(
         input_: Annotated[
             Path,

@@ -195,6 +195,7 @@ def register(app: typer.Typer) -> None:
     )
 
     @policy_app.command("check")
+    @working("evaluating policies")
     def policy_check(
         target: Annotated[
             Path | None, typer.Argument(help="Plan JSON file (or a policy input document).")
@@ -227,6 +228,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @policy_app.command("test")
+    @working("testing policies")
     def policy_test(
         paths: Annotated[
             list[Path] | None,

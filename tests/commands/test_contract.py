@@ -337,10 +337,12 @@ def _fresh(code: str) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-_HEAVY = ("pandas", "numpy", "duckdb", "rich", "ruamel.yaml", "cloudbalance.store")
+_HEAVY = ("pandas", "numpy", "duckdb", "rich", "pydantic", "ruamel.yaml", "cloudbalance.store")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["costs", "--help"], ["forecast", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["costs", "--help"], ["forecast", "--help"], ["config", "check", "--help"]]
+)
 def test_help_loads_no_heavy_module_in_a_fresh_process(argv: list[str]) -> None:
     loaded = _fresh(
         "import contextlib, io, json, sys\n"

@@ -63,12 +63,16 @@ class _LazyConsole:
         self._stderr = stderr
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def get(self) -> Console:
+        """The console itself (rich's live displays need the object, not a stand-in)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(stderr=self._stderr, soft_wrap=True, emoji=False)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
 
 
 console = cast("Console", _LazyConsole(stderr=False))
@@ -242,7 +246,7 @@ class Steps:
                 SpinnerColumn(),
                 TextColumn("{task.description}", markup=False),
                 TimeElapsedColumn(),
-                console=err_console,
+                console=cast("_LazyConsole", err_console).get(),
                 transient=True,
             )
             self._bar.__enter__()
@@ -335,13 +339,14 @@ def emit_frame(frame: pd.DataFrame, fmt: str, *, title: str | None = None) -> No
     if fmt != "table":
         raise typer.BadParameter(f"unknown format {fmt!r}: use table, csv or json")
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False)
     for name in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[name])
-        table.add_column(str(name), justify="right" if numeric else "left")
+        table.add_column(Text(str(name)), justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(Text(_cell(v)) for v in row))  # data is text, never markup
     console.print(table)
 
 

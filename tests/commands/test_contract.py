@@ -134,6 +134,13 @@ def test_error_text_is_printed_literally(empty: Path, capsys: pytest.CaptureFixt
     assert "\U0001f4af" not in err
 
 
+def test_tables_print_data_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    from cloudbalance.commands._common import emit_frame
+
+    emit_frame(pd.DataFrame({"workload": ["[bold]web[/] :100:"], "amount": [1.5]}), "table")
+    assert "[bold]web[/] :100:" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -328,6 +335,13 @@ def test_progress_prints_plain_lines_for_slow_steps_only_off_a_terminal(
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].endswith("s slow step ...")
     assert "quick" not in err
+
+
+def test_progress_on_a_terminal_is_a_spinner(capsys: pytest.CaptureFixture[str]) -> None:
+    with Steps(tty=True) as steps:
+        task = steps.add_task("reading")
+        steps.update(task, description="writing")
+    capsys.readouterr()  # the transient spinner leaves nothing behind on a non-terminal
 
 
 def _fresh(code: str) -> list[str]:

@@ -14,6 +14,7 @@ run is read from the ``cloudbalance.yaml`` in the folder, when there is one:
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -42,13 +43,42 @@ class ScheduleFile:
     path: Path
 
 
+#: Each cron field: its name and the range of its numbers (names such as mon or jan also pass).
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day", 1, 31),
+    ("month", 1, 12),
+    ("weekday", 0, 7),
+)
+_CRON_ITEM = re.compile(r"^(\*|[0-9a-z]+(-[0-9a-z]+)?)(/[0-9]+)?$")
+_CRON_NAMES = {
+    "month": ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    "weekday": ("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
+}
+
+
 def _check_cron(cron: str) -> None:
+    """Refuse a schedule every scheduler would refuse later, on the day it should have run."""
     fields = cron.split()
     if len(fields) != 5:
         raise ConfigError(
             f"schedule {cron!r}: expected 5 cron fields (minute hour day month "
             "weekday), e.g. '17 6 * * *'"
         )
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        for item in text.lower().split(","):
+            match = _CRON_ITEM.match(item)
+            values = re.findall(r"[0-9a-z]+", item.split("/")[0])
+            bad = match is None or any(
+                not (v.isdigit() and low <= int(v) <= high) and v not in _CRON_NAMES.get(name, ())
+                for v in values
+            )
+            if bad:
+                raise ConfigError(
+                    f"schedule {cron!r}: {name} {item!r} is not a cron value "
+                    f"({low}-{high}, *, ranges a-b, steps /n, lists a,b)"
+                )
 
 
 _CLOUDS = ("aws", "azure", "gcp")

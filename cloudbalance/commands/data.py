@@ -233,16 +233,19 @@ def config_check(
 
 @config_app.command("init")
 def config_init(
-    folder: Annotated[Path, typer.Argument(help="Where to write cloudbalance.yaml.")] = Path("."),
+    folder: Annotated[
+        Path, typer.Argument(help="Folder to write cloudbalance.yaml into (or the .yaml file).")
+    ] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write the documented example configuration."""
     from cloudbalance.config import CONFIG_FILENAME, example_config
 
-    target = folder / CONFIG_FILENAME
+    named = folder.suffix.lower() in (".yaml", ".yml") and not folder.is_dir()
+    target = folder if named else folder / CONFIG_FILENAME
     if target.exists() and not force:
         raise ConfigError(f"{target} exists; pass --force to overwrite it")
-    folder.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(example_config(), encoding="utf-8")
     console.print(f"wrote {target}; edit it, then run `cloudbalance config check`")
 

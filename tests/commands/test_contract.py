@@ -299,6 +299,15 @@ def test_demo_folder_may_be_new_empty_or_an_earlier_demo(tmp_path: Path) -> None
         claim_demo_folder(tmp_path / "file")
 
 
+def test_config_init_takes_a_folder_or_the_file_itself(
+    empty: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "config", "init", "ops/cloudbalance.yaml")[0] == 0
+    assert (empty / "ops" / "cloudbalance.yaml").is_file()
+    assert run(capsys, "config", "init", "other")[0] == 0
+    assert (empty / "other" / "cloudbalance.yaml").is_file()
+
+
 def test_apply_says_what_the_configured_mode_will_do_before_doing_it(
     empty: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,6 +21,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from cloudbalance.exceptions import ConfigError
 from cloudbalance.schedule import render_schedule
 from tests.conftest import git
 
@@ -330,3 +331,30 @@ def test_crontab_runs_in_the_project_folder(tmp_path: Path) -> None:
     line = next(x for x in text.splitlines() if x.startswith("5 4 * * *"))
     assert f"cd {tmp_path.resolve()} && " in line
     assert " run >> " in line
+
+
+@pytest.mark.parametrize("cron", ["*/15 0-6 1,15 jan-mar mon-fri", "0 0 * * 7", "5 4 * * 1-5"])
+def test_cron_expressions_the_schedulers_accept_pass(tmp_path: Path, cron: str) -> None:
+    assert cron in render_schedule("cron", folder=tmp_path, cron=cron)
+
+
+@pytest.mark.parametrize(
+    ("cron", "why"),
+    [
+        ("a b c d e", "minute 'a'"),
+        ("60 * * * *", "minute '60'"),
+        ("* 24 * * *", "hour '24'"),
+        ("* * 0 * *", "day '0'"),
+        ("*/x * * * *", "minute '*/x'"),
+        ("* * * 13 *", "month '13'"),
+    ],
+)
+def test_a_cron_expression_no_scheduler_would_run_is_refused(
+    tmp_path: Path, cron: str, why: str
+) -> None:
+    from cloudbalance.cli import main
+
+    assert main(["schedule", "init", str(tmp_path), "--cron", cron]) == 1
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ConfigError, match=re.escape(why)):
+        render_schedule("cron", folder=tmp_path, cron=cron)

@@ -428,45 +428,59 @@ class ApplyStep(StepResult):
 
 
 def apply_plan(
-    ctx: Context,
+    settings: Settings,
     made: Plan | None,
     *,
+    now: datetime | None = None,
+    dry_run: bool = False,
     target: GitTarget | None = None,
     mode: str | None = None,
+    hints: Mapping[str, str] | None = None,
+    policies: bool = True,
     overwrite_edits: bool = False,
 ) -> ApplyStep:
     """Write the plan's first period into the stack config through Git, behind the policy gate.
 
+    The one step that needs no store: a plan file and the settings are enough.
+
     Args:
-        ctx: The context (``dry_run`` forces the ``dry-run`` mode).
+        settings: The configuration.
         made: The plan.
+        now: The clock freeze windows are judged by (default: now).
+        dry_run: Force the ``dry-run`` mode.
         target: Where to write (default: :func:`git_target` of the settings).
         mode: ``dry-run``, ``commit``, ``branch``, ``pr`` or ``auto`` (default: ``git.mode``).
+        hints: ``workload -> project/stack`` where a workload lives, on top of the configured
+            ``stack`` of each workload.
+        policies: Evaluate the Rego guardrails before writing (the starter policies and
+            ``guardrails.policies``).
         overwrite_edits: Write over values a person changed since the last plan.
     """
     if made is None:
         return ApplyStep("apply", "skipped", "no plan")
     if not made.moves:
         return ApplyStep("apply", "skipped", "the plan changes nothing")
-    where = target or git_target(ctx.settings)
+    where = target or git_target(settings)
     if not _is_git(where.repo):
         return ApplyStep("apply", "skipped", f"{where.repo} is not a Git working copy")
     from cloudbalance.gitops import Guardrails, apply
     from cloudbalance.policy import policy_gate
 
-    chosen = "dry-run" if ctx.dry_run else (mode or ctx.settings.git.mode)
+    chosen = "dry-run" if dry_run else (mode or settings.git.mode)
+    stacks = {w.name: w.stack for w in settings.workload_models() if w.stack}
+    stacks.update(hints or {})
     applied = apply(
         made,
         where.repo,
         mode=chosen,  # type: ignore[arg-type]
-        guardrails=Guardrails.from_settings(ctx.settings),
-        workloads=ctx.workloads,
+        guardrails=Guardrails.from_settings(settings),
+        workloads=stacks,
         remote=where.remote,
         forge=where.forge,
         base=where.base,
-        policy_check=policy_gate(ctx.settings, mode=chosen),
+        policy_check=policy_gate(settings, mode=chosen) if policies else None,
         push=where.push,
-        now=ctx.now,
+        now=now,
         overwrite_edits=overwrite_edits,
     )
     at = f" {applied.commit[:10]} on {applied.branch}" if applied.commit else ""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from cloudbalance.config import Settings
     from cloudbalance.gitops import ApplyResult, Forge
-    from cloudbalance.models import Plan, Workload
+    from cloudbalance.models import Mode, Plan, Workload
     from cloudbalance.series import Forecasts
     from cloudbalance.store import Store
     from cloudbalance.sync import ProviderSync
@@ -434,7 +434,7 @@ def apply_plan(
     now: datetime | None = None,
     dry_run: bool = False,
     target: GitTarget | None = None,
-    mode: str | None = None,
+    mode: Mode | None = None,
     hints: Mapping[str, str] | None = None,
     policies: bool = True,
     overwrite_edits: bool = False,
@@ -466,13 +466,13 @@ def apply_plan(
     from cloudbalance.gitops import Guardrails, apply
     from cloudbalance.policy import policy_gate
 
-    chosen = "dry-run" if dry_run else (mode or settings.git.mode)
+    chosen: Mode = "dry-run" if dry_run else (mode or settings.git.mode)
     stacks = {w.name: w.stack for w in settings.workload_models() if w.stack}
     stacks.update(hints or {})
     applied = apply(
         made,
         where.repo,
-        mode=chosen,  # type: ignore[arg-type]
+        mode=chosen,
         guardrails=Guardrails.from_settings(settings),
         workloads=stacks,
         remote=where.remote,
@@ -508,7 +508,7 @@ def verify(
     *,
     target: GitTarget | None = None,
     revert: bool = True,
-    mode: str | None = None,
+    mode: Mode | None = None,
     threshold: float | None = None,
     health_check: str | None = None,
 ) -> VerifyStep:
@@ -536,12 +536,12 @@ def verify(
     )
     reverts: tuple[RevertOutcome, ...] = ()
     if revert:
-        chosen = mode or ("commit" if ctx.settings.git.mode == "commit" else "pr")
+        chosen: Mode = mode or ("commit" if ctx.settings.git.mode == "commit" else "pr")
         reverts = tuple(
             propose_reverts(
                 list(checked),
                 where.repo,
-                mode="dry-run" if ctx.dry_run else chosen,  # type: ignore[arg-type]
+                mode="dry-run" if ctx.dry_run else chosen,
                 store=ctx.store,
                 forge=where.forge,
                 push=where.push,

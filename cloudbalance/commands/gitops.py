@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from cloudbalance.config import Settings
     from cloudbalance.gitops import ApplyResult, Guardrails
 
-_MODES = ("dry-run", "commit", "branch", "pr", "auto")
-
 
 def _guardrails(
     settings: Settings,
@@ -171,7 +169,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
         from cloudbalance import steps
-        from cloudbalance.commands._common import settings_for
+        from cloudbalance.commands._common import parse_mode_option, settings_for
         from cloudbalance.exceptions import GitOpsError
         from cloudbalance.models import Plan
 
@@ -182,9 +180,7 @@ def register(app: typer.Typer) -> None:
         except (ValueError, KeyError, TypeError) as err:
             raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
         settings = settings_for(config)
-        chosen = "dry-run" if dry_run else mode
-        if chosen is not None and chosen not in _MODES:
-            raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
+        chosen = parse_mode_option("dry-run" if dry_run else mode or settings.git.mode)
         rails = _guardrails(
             settings,
             min_confidence=min_confidence,
@@ -207,7 +203,7 @@ def register(app: typer.Typer) -> None:
             settings,
             plan,
             target=target,
-            mode=chosen or settings.git.mode,
+            mode=chosen,
             hints=_parse_stacks(stack or []),
             policies=policies,
             overwrite_edits=overwrite_edits,
@@ -244,17 +240,12 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
-        from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import revert
-
-        chosen = "dry-run" if dry_run else mode
-        if chosen not in ("dry-run", "commit", "branch", "pr"):
-            raise GitOpsError(
-                f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
-            )
         from cloudbalance import steps
-        from cloudbalance.commands._common import settings_for
+        from cloudbalance.commands._common import parse_mode_option, settings_for
+        from cloudbalance.gitops import revert
+        from cloudbalance.models import REVERT_MODES
 
+        chosen = parse_mode_option("dry-run" if dry_run else mode, REVERT_MODES)
         settings = settings_for(config)
         target = steps.git_target(
             settings, repo=repo, remote=remote, forge=forge, api_url=api_url, repository=repository
@@ -262,7 +253,7 @@ def register(app: typer.Typer) -> None:
         result = revert(
             plan_id,
             target.repo,
-            mode=chosen,  # type: ignore[arg-type]
+            mode=chosen,
             remote=target.remote,
             forge=target.forge,
             push=push,

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from cloudbalance.exceptions import (
     ConflictError,
@@ -26,7 +25,7 @@ from cloudbalance.exceptions import (
 from cloudbalance.gitops._diff import FileChange, StackDiff
 from cloudbalance.gitops._forge import BRANCH_PREFIX, Forge, PullRequest, repository_from_url
 from cloudbalance.gitops._git import Git, repository_lock
-from cloudbalance.gitops._guardrails import MODES, Guardrails, Mode, PolicyCheck
+from cloudbalance.gitops._guardrails import Guardrails, PolicyCheck
 from cloudbalance.gitops._message import (
     PLAN_TRAILER,
     REVERT_TRAILER,
@@ -41,7 +40,7 @@ from cloudbalance.gitops._stackfile import (
     edit_placements,
     read_placements,
 )
-from cloudbalance.models import Location, Plan, Workload
+from cloudbalance.models import MODES, REVERT_MODES, Location, Mode, Plan, Workload
 
 __all__ = ["ApplyResult", "apply", "revert"]
 
@@ -723,7 +722,7 @@ def revert(
     plan_id: str,
     repo: str | Path = ".",
     *,
-    mode: Literal["dry-run", "commit", "branch", "pr"] = "commit",
+    mode: Mode = "commit",
     remote: str = "origin",
     forge: Forge | None = None,
     push: bool = True,
@@ -745,8 +744,8 @@ def revert(
         GitOpsError: No commit of that plan, already reverted, dirty tree, detached head.
         ConflictError: A value the plan wrote was changed since; the revert would overwrite it.
     """
-    if mode not in ("dry-run", "commit", "branch", "pr"):
-        raise GitOpsError(f"unknown mode {mode!r} for revert; use dry-run, commit, branch or pr")
+    if mode not in REVERT_MODES:
+        raise GitOpsError(f"unknown mode {mode!r} for revert; use {', '.join(REVERT_MODES)}")
     _check_plan_id(plan_id)
     git = Git.open(repo)
     with repository_lock(git, timeout=lock_timeout):

@@ -275,21 +275,11 @@ class _Runner:
         repo = self.settings.resolve(self.settings.git.repo)
         if not _is_git(repo):
             return StepResult("apply", "skipped", f"{repo} is not a Git working copy")
-        from cloudbalance.gitops import Guardrails, apply
-        from cloudbalance.policy import policy_gate
+        from cloudbalance.gitops import target_from_settings
 
         mode = "dry-run" if self.dry_run else self.settings.git.mode
-        applied = apply(
-            plan,
-            repo,
-            mode=mode,
-            guardrails=Guardrails.from_settings(self.settings),
-            workloads=self.workloads,
-            remote=self.settings.git.remote,
-            policy_check=policy_gate(self.settings, mode=mode),
-            push=_has_remote(repo, self.settings.git.remote),
-            now=self.now,
-        )
+        target = target_from_settings(self.settings, repo=repo, mode=mode, now=self.now)
+        applied = target.apply(plan, now=self.now)
         self.result.applied = applied
         out.update(mode=applied.mode, commit=applied.commit, branch=applied.branch)
         where = f" {applied.commit[:10]} on {applied.branch}" if applied.commit else ""
@@ -305,6 +295,7 @@ class _Runner:
         repo = self.settings.resolve(self.settings.git.repo)
         if not _is_git(repo):
             return StepResult("verify", "skipped", f"{repo} is not a Git working copy")
+        from cloudbalance.gitops import target_from_settings
         from cloudbalance.verify import propose_reverts, verify_applied
 
         rails = self.settings.guardrails
@@ -323,10 +314,9 @@ class _Runner:
         )
         reverts = propose_reverts(
             checked,
-            repo,
+            target_from_settings(self.settings, repo=repo, policies=False),
             mode=revert_mode,
             store=self.store,
-            push=_has_remote(repo, self.settings.git.remote),
             run_id=self.result.run_id,
         )
         counts: dict[str, int] = {}
@@ -410,15 +400,6 @@ def _is_git(repo: Path) -> bool:
         check=False,
     )
     return found.stdout.strip() == "true"
-
-
-def _has_remote(repo: Path, remote: str) -> bool:
-    import subprocess
-
-    found = subprocess.run(
-        ["git", "-C", str(repo), "remote"], capture_output=True, text=True, check=False
-    )
-    return remote in found.stdout.split()
 
 
 def run(

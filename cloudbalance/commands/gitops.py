@@ -16,7 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
-    from cloudbalance.gitops import ApplyResult, Forge, Guardrails
+    from cloudbalance.gitops import ApplyResult, GitTarget, Guardrails
 
 _MODES = ("dry-run", "commit", "branch", "pr", "auto")
 
@@ -73,19 +73,63 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
     )
 
 
-def _forge(
-    settings: Settings | None, *, kind: str, api_url: str | None, repository: str | None
-) -> Forge:
-    from cloudbalance.exceptions import GitOpsError
-    from cloudbalance.gitops import Forge
+def _target(
+    settings: Settings | None,
+    *,
+    repo: Path | None,
+    mode: str | None,
+    remote: str | None,
+    base: str | None,
+    forge: str | None,
+    api_url: str | None,
+    repository: str | None,
+    push: bool,
+    guardrails: Guardrails | None = None,
+    workloads: dict[str, str] | None = None,
+    policies: bool = False,
+) -> GitTarget:
+    """The configuration's Git target with the command line's options on top.
 
-    if kind not in ("github", "gitlab"):
-        raise GitOpsError(f"unknown forge {kind!r}; use github or gitlab")
-    git = settings.git if settings is not None else None
-    return Forge(
-        kind="github" if kind == "github" else "gitlab",
-        repository=repository or (git.github_repo if git else None),
-        api_url=api_url or (git.api_url if git else None),
+    With a ``cloudbalance.yaml``, :func:`~cloudbalance.gitops.target_from_settings` builds it
+    (the same target ``run`` and ``verify`` use); without one, from the options alone.
+    """
+    from cloudbalance.exceptions import GitOpsError
+    from cloudbalance.gitops import Forge, GitTarget, Guardrails, forge_kind, target_from_settings
+
+    if forge is not None and forge not in ("github", "gitlab"):
+        raise GitOpsError(f"unknown forge {forge!r}; use github or gitlab")
+    kind: Any = forge
+    chosen: Any = mode
+    if settings is not None:
+        return target_from_settings(
+            _with_guardrails(settings, guardrails) if guardrails is not None else settings,
+            repo=repo,
+            mode=chosen,
+            remote=remote,
+            base=base,
+            kind=kind,
+            api_url=api_url,
+            repository=repository,
+            push=push,
+            guardrails=guardrails,
+            workloads=workloads,
+            policies=policies,
+        )
+    gate = None
+    if policies:  # every apply is checked; without a config, by the starter policies
+        from cloudbalance.policy import policy_gate
+
+        gate = policy_gate(None, mode=chosen or "dry-run")
+    return GitTarget(
+        repo=repo if repo is not None else Path("."),
+        remote=remote or "origin",
+        base=base,
+        forge=Forge(kind=kind or forge_kind(api_url), repository=repository, api_url=api_url),
+        push=push,
+        mode=chosen or (guardrails.default_mode if guardrails is not None else "dry-run"),
+        guardrails=guardrails if guardrails is not None else Guardrails(),
+        workloads=workloads or {},
+        policy_check=gate,
     )
 
 
@@ -172,7 +216,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
         base: Annotated[str | None, typer.Option(help="Branch pull requests target.")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
@@ -196,7 +243,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
         from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import apply
         from cloudbalance.models import Plan
 
         try:
@@ -209,10 +255,6 @@ def register(app: typer.Typer) -> None:
         chosen = "dry-run" if dry_run else mode
         if chosen is not None and chosen not in _MODES:
             raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
-        hints: dict[str, str] = {}
-        if settings is not None:
-            hints.update({w.name: w.stack for w in settings.workload_models() if w.stack})
-        hints.update(_parse_stacks(stack or []))
         rails = _guardrails(
             settings,
             min_confidence=min_confidence,
@@ -220,29 +262,21 @@ def register(app: typer.Typer) -> None:
             max_share=max_share,
             freeze=freeze or [],
         )
-        policy_check = None
-        if policies:  # every apply is checked; without a config, by the starter policies
-            from cloudbalance.policy import policy_gate
-
-            policy_check = policy_gate(
-                _with_guardrails(settings, rails) if settings is not None else None,
-                mode=chosen or (settings.git.mode if settings is not None else "dry-run"),
-            )
-        result = apply(
-            plan,
-            repo
-            if repo is not None
-            else (settings.resolve(settings.git.repo) if settings else "."),
-            mode=chosen,  # type: ignore[arg-type]
-            guardrails=rails,
-            workloads=hints,
-            remote=remote or (settings.git.remote if settings else "origin"),
-            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+        target = _target(
+            settings,
+            repo=repo,
+            mode=chosen,
+            remote=remote,
+            base=base,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
-            base=base or (settings.git.base if settings else None),
-            policy_check=policy_check,
-            overwrite_edits=overwrite_edits,
+            guardrails=rails,
+            workloads=_parse_stacks(stack or []),
+            policies=policies,
         )
+        result = target.apply(plan, overwrite_edits=overwrite_edits)
         _report(result, as_json=as_json)
 
     @app.command("revert")
@@ -254,7 +288,10 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="commit, branch, pr or dry-run.")] = "commit",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests.")
@@ -271,23 +308,26 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
         from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import revert
 
         chosen = "dry-run" if dry_run else mode
         if chosen not in ("dry-run", "commit", "branch", "pr"):
             raise GitOpsError(
                 f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
             )
-        settings = _settings(config)
-        result = revert(
-            plan_id,
-            repo
-            if repo is not None
-            else (settings.resolve(settings.git.repo) if settings else "."),
-            mode=chosen,  # type: ignore[arg-type]
-            remote=remote or (settings.git.remote if settings else "origin"),
-            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+        target = _target(
+            _settings(config),
+            repo=repo,
+            mode=None,
+            remote=remote,
+            base=None,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
+        )
+        result = target.revert(
+            plan_id,
+            mode=chosen,  # type: ignore[arg-type]
             overwrite_edits=overwrite_edits,
         )
         _report(result, as_json=as_json)

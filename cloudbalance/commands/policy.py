@@ -334,7 +334,7 @@ def register(app: typer.Typer) -> None:
         """Compare each applied plan with what it expected and with not moving; revert if worse."""
         from cloudbalance.commands._common import open_store
         from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import Forge
+        from cloudbalance.gitops import target_from_settings
         from cloudbalance.verify import propose_reverts, verify_applied
 
         if mode not in ("pr", "commit", "branch", "dry-run"):
@@ -356,13 +356,11 @@ def register(app: typer.Typer) -> None:
             )
             outcomes = []
             if revert:
-                forge = Forge(repository=settings.git.github_repo, api_url=settings.git.api_url)
                 outcomes = propose_reverts(
                     results,
-                    where,
+                    target_from_settings(settings, repo=where, policies=False),
                     mode=mode,  # type: ignore[arg-type]
                     store=opened,
-                    forge=forge,
                 )
         if as_json:
             payload = {

@@ -727,6 +727,7 @@ def revert(
     remote: str = "origin",
     forge: Forge | None = None,
     push: bool = True,
+    base: str | None = None,
     lock_timeout: float = 0.0,
     overwrite_edits: bool = False,
     evidence: str = "",
@@ -822,7 +823,7 @@ def revert(
                 plan_id, mode, diff, message, commit, branch, pushed, notes=tuple(notes)
             )
         branch = f"{BRANCH_PREFIX}revert-{plan_id}"
-        base_branch = _base_branch(git)
+        base_branch = base or _base_branch(git)
         commit, pushed = _commit_branch(
             git,
             diff,

@@ -460,7 +460,7 @@ def test_plan_spanning_two_projects_changes_both_in_one_commit(infra, plan_facto
     assert len(result.diff.changes) == 4
 
 
-def test_push_is_refused_when_the_remote_moved_on_and_nothing_is_forced(
+def test_a_branch_behind_its_remote_is_fast_forwarded_and_nothing_is_forced(
     infra, plan_factory, tmp_path
 ) -> None:
     other = tmp_path / "other"
@@ -469,12 +469,27 @@ def test_push_is_refused_when_the_remote_moved_on_and_nothing_is_forced(
     subprocess.run(["git", "-C", str(other), "commit", "-qam", "docs"], check=True)
     subprocess.run(["git", "-C", str(other), "push", "-q"], check=True)
     remote_main = infra.remote_git("rev-parse", "main")
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert any("fast-forwarded main by 1 commit(s) from origin/main" in n for n in result.notes)
+    assert infra.git("rev-parse", "HEAD^") == remote_main  # on top of theirs, nothing forced
+    assert infra.remote_git("rev-parse", "main") == result.commit
+    assert (infra.root / "README.md").read_text() == "someone else\n"
+
+
+def test_a_refused_push_leaves_nothing_that_blocks_the_next_run(infra, plan_factory) -> None:
+    hook = infra.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+    hook.chmod(0o755)
     head = infra.head()
-    with pytest.raises(GitOpsError, match="behind origin/main; pull first"):
+    with pytest.raises(GitOpsError, match="protected branch.*local commit .* was undone"):
         apply(shift_plan(plan_factory), infra.root, mode="commit")
-    assert infra.remote_git("rev-parse", "main") == remote_main
     assert infra.head() == head
     assert infra.git("status", "--porcelain") == ""
+    assert not (infra.root / ".git" / "cloudbalance-journal.json").exists()
+    hook.unlink()
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert result.pushed
+    assert infra.remote_git("rev-parse", "main") == result.commit
 
 
 def test_failing_commit_hook_leaves_the_working_copy_clean(infra, plan_factory) -> None:

@@ -481,7 +481,7 @@ def test_a_refused_push_leaves_nothing_that_blocks_the_next_run(infra, plan_fact
     hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
     hook.chmod(0o755)
     head = infra.head()
-    with pytest.raises(GitOpsError, match="protected branch.*local commit .* was undone"):
+    with pytest.raises(GitOpsError, match=r"protected branch.*local commit .* was undone"):
         apply(shift_plan(plan_factory), infra.root, mode="commit")
     assert infra.head() == head
     assert infra.git("status", "--porcelain") == ""
@@ -709,3 +709,51 @@ def test_two_worktrees_of_one_repository_share_the_lock(infra, plan_factory, tmp
         pytest.raises(GitOpsError, match="another cloudbalance run"),
     ):
         apply(shift_plan(plan_factory), infra.root, mode="commit")
+
+
+def test_revert_removes_the_entries_the_plan_added_byte_for_byte(infra, plan_factory) -> None:
+    original = infra.prod.read_bytes()
+    grow = {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 2, "azure:westeurope": 3}}
+    applied = apply(plan_factory(grow, current=CURRENT), infra.root, mode="commit")
+    assert "azure" in applied.diff.unified()
+    result = revert("p-20261124-a1", infra.root)
+    assert infra.prod.read_bytes() == original  # no `replicas: 0` entry left behind
+    assert [(c.location.key, c.before, c.after) for c in result.diff.changes] == [
+        ("aws:us-east-1", 3, 6),
+        ("azure:westeurope", 3, 0),
+    ]
+
+
+def test_revert_keeps_later_unrelated_edits_of_a_person(infra, plan_factory) -> None:
+    original = infra.prod.read_text()
+    apply(
+        plan_factory({"checkout": {"aws:us-east-1": 4, "gcp:us-central1": 2}}, current=CURRENT),
+        infra.root,
+        mode="commit",
+    )
+    edited = infra.prod.read_text()
+    for old, new in (
+        ("# Production stack", "# The production stack"),
+        ("replicas: 2}  # overflow", "replicas: 1}  # overflow"),  # the line next to ours
+        ("          replicas: 4\n", "          replicas: 5\n"),  # another workload
+    ):
+        edited = edited.replace(old, new)
+    infra.prod.write_text(edited)
+    infra.commit_all("ops: hand edits")
+    revert("p-20261124-a1", infra.root)
+    expected = (
+        original.replace("# Production stack", "# The production stack")
+        .replace("replicas: 2}  # overflow", "replicas: 1}  # overflow")
+        .replace("          replicas: 4\n", "          replicas: 5\n")
+    )
+    assert infra.prod.read_text() == expected
+
+
+def test_revert_refuses_when_a_person_rewrote_the_lines_the_plan_wrote(infra, plan_factory) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    edited = infra.prod.read_text().replace("replicas: 3}    # primary", "replicas: 3}  # keep!")
+    infra.prod.write_text(edited)
+    infra.commit_all("ops: note")
+    with pytest.raises(ConflictError, match="the lines plan commit"):
+        revert("p-20261124-a1", infra.root)
+    assert infra.prod.read_text() == edited

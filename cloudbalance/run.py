@@ -267,11 +267,6 @@ class _Runner:
         )
 
     def step_apply(self, out: dict[str, Any]) -> StepResult:
-        plan = self.result.plan
-        if plan is None:
-            return StepResult("apply", "skipped", "no plan")
-        if not plan.moves:
-            return StepResult("apply", "skipped", "the plan moves nothing")
         repo = self.settings.resolve(self.settings.git.repo)
         if not _is_git(repo):
             return StepResult("apply", "skipped", f"{repo} is not a Git working copy")
@@ -279,6 +274,12 @@ class _Runner:
 
         mode = "dry-run" if self.dry_run else self.settings.git.mode
         target = target_from_settings(self.settings, repo=repo, mode=mode, now=self.now)
+        # An apply killed on an earlier day is finished or undone even when nothing moves today.
+        healed = target.heal() if mode != "dry-run" else []
+        plan = self.result.plan
+        if plan is None or not plan.moves:
+            why = "no plan" if plan is None else "the plan moves nothing"
+            return StepResult("apply", "skipped", "; ".join([why, *healed]))
         applied = target.apply(plan, now=self.now)
         self.result.applied = applied
         out.update(mode=applied.mode, commit=applied.commit, branch=applied.branch)

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Literal
 
 from cloudbalance.gitops._apply import ApplyResult, apply, revert
 from cloudbalance.gitops._forge import Forge
+from cloudbalance.gitops._git import Git, repository_lock
 from cloudbalance.gitops._guardrails import Guardrails, Mode, PolicyCheck
+from cloudbalance.gitops._heal import heal
 from cloudbalance.models import Plan
 
 if TYPE_CHECKING:
@@ -65,6 +67,19 @@ class GitTarget:
             ["git", "-C", str(self.repo), "remote"], capture_output=True, text=True, check=False
         )
         return self.remote in found.stdout.split()
+
+    def heal(self, *, lock_timeout: float = 0.0) -> list[str]:
+        """Finish or undo a write an interrupted run left half done (see ``_heal``).
+
+        :meth:`apply` and :meth:`revert` do this first anyway; a daily run calls it even on a
+        day with nothing to write, so the repository is clean again that same day.
+
+        Returns:
+            What was finished or undone, in words (empty: nothing was pending).
+        """
+        git = Git.open(self.repo)
+        with repository_lock(git, timeout=lock_timeout):
+            return heal(git, forge=self.forge)
 
     def apply(
         self,

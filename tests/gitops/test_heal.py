@@ -243,3 +243,20 @@ def test_an_unreadable_journal_is_reported_not_guessed_at(infra, plan_factory) -
     with pytest.raises(GitOpsError, match="journal of an interrupted write"):
         apply(plan_factory(SHIFT, current=CURRENT), infra.root, mode="commit")
     assert journal(infra).exists()  # left for a person to read
+
+
+def test_a_day_with_nothing_to_write_still_heals_the_repository(
+    infra, plan_factory, tmp_path
+) -> None:
+    from cloudbalance.gitops import GitTarget
+
+    original = infra.prod.read_bytes()
+    first = plan_factory(SHIFT, current=CURRENT)
+    killed(infra, "apply", plan_file(tmp_path, first), mode="commit", at="commit")
+    notes = GitTarget(infra.root).heal()
+    assert notes == [
+        "undid the interrupted write of plan p-20261124-a1: restored shop/Pulumi.prod.yaml"
+    ]
+    assert infra.prod.read_bytes() == original
+    assert infra.git("status", "--porcelain") == ""
+    assert GitTarget(infra.root).heal() == []

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ __all__ = ["Intent", "clear", "digest", "heal", "read", "write", "write_text_ato
 
 JOURNAL = "cloudbalance-journal.json"
 _TMP_SUFFIX = ".cloudbalance-tmp"
+#: An ``index.lock`` older than this, left with a journal, was left by our killed git command.
+STALE_INDEX_LOCK = 600.0
 
 
 def digest(text: str) -> str:
@@ -258,9 +261,16 @@ def heal(git: Git, *, forge: Forge | None = None) -> list[str]:
         return []
     for path in intent.files:
         (git.root / path).with_name(Path(path).name + _TMP_SUFFIX).unlink(missing_ok=True)
+    notes = []
+    index_lock = git.git_dir() / "index.lock"
+    if index_lock.exists() and time.time() - index_lock.stat().st_mtime > STALE_INDEX_LOCK:
+        # Our git add or commit was killed with us (a whole process group is killed at once)
+        # and could not remove its lock; a person's git command does not hold it this long.
+        index_lock.unlink(missing_ok=True)
+        notes.append(f"removed the stale {index_lock.name} of the interrupted write")
     if intent.kind == "commit":
-        notes = _heal_commit(git, intent)
+        notes += _heal_commit(git, intent)
     else:
-        notes = _heal_branch(git, intent, forge)
+        notes += _heal_branch(git, intent, forge)
     clear(git)
     return notes

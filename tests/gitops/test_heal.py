@@ -7,16 +7,18 @@ and bare remote, as tomorrow's scheduled run would.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from cloudbalance.exceptions import GitOpsError
-from cloudbalance.gitops import Forge, apply, parse_trailers, revert
+from cloudbalance.gitops import Forge, GitTarget, apply, parse_trailers, revert
 
 CURRENT = {"checkout": {"aws:us-east-1": 6, "gcp:us-central1": 2}}
 SHIFT = {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 5}}
@@ -248,8 +250,6 @@ def test_an_unreadable_journal_is_reported_not_guessed_at(infra, plan_factory) -
 def test_a_day_with_nothing_to_write_still_heals_the_repository(
     infra, plan_factory, tmp_path
 ) -> None:
-    from cloudbalance.gitops import GitTarget
-
     original = infra.prod.read_bytes()
     first = plan_factory(SHIFT, current=CURRENT)
     killed(infra, "apply", plan_file(tmp_path, first), mode="commit", at="commit")
@@ -260,3 +260,17 @@ def test_a_day_with_nothing_to_write_still_heals_the_repository(
     assert infra.prod.read_bytes() == original
     assert infra.git("status", "--porcelain") == ""
     assert GitTarget(infra.root).heal() == []
+
+
+def test_an_index_lock_left_by_a_killed_process_group_is_removed(
+    infra, plan_factory, tmp_path
+) -> None:
+    first = plan_factory(SHIFT, current=CURRENT)
+    killed(infra, "apply", plan_file(tmp_path, first), mode="commit", at="commit")
+    lock = infra.root / ".git" / "index.lock"
+    lock.write_text("")
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    result = apply(first, infra.root, mode="commit")
+    assert any("removed the stale index.lock" in n for n in result.notes)
+    assert result.pushed
+    assert infra.git("status", "--porcelain") == ""

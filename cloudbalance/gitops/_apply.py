@@ -978,7 +978,11 @@ def revert(
         message = f"{subject}\n\n{body}"
         if not diff:
             return ApplyResult(
-                plan_id, mode, diff, message, notes=("nothing to revert: values already restored",)
+                plan_id,
+                mode,
+                diff,
+                message,
+                notes=(*healed, "nothing to revert: values already restored"),
             )
         if mode == "dry-run":
             return ApplyResult(plan_id, mode, diff, message)

@@ -73,20 +73,23 @@ def three_way(base: str, ours: str, theirs: str) -> str | None:
     A line-based three-way merge like ``git merge-file``, except that changes to adjacent
     lines do not collide: in a stack file the placements of one workload are adjacent lines,
     and reverting a plan's ``aws`` line must not be refused because a person has since
-    changed the ``gcp`` line under it. Changes to the same lines do collide. When ``ours`` is
-    ``base`` the result is ``theirs`` byte for byte.
+    changed the ``gcp`` line under it. Changes to the same lines collide, unless both sides made
+    the same change. When ``ours`` is ``base`` the result is ``theirs`` byte for byte.
     """
     if ours == base:
         return theirs
     b = base.splitlines(keepends=True)
     o = ours.splitlines(keepends=True)
     t = theirs.splitlines(keepends=True)
-    their_changes = _regions(b, t)
     our_changes = _regions(b, o)
-    for t1, t2, _, _ in their_changes:
-        for o1, o2, _, _ in our_changes:
-            if _overlap(t1, t2, o1, o2):
-                return None
+    their_changes = []
+    for t1, t2, j1, j2 in _regions(b, t):
+        same = [c for c in our_changes if (c[0], c[1]) == (t1, t2) and o[c[2] : c[3]] == t[j1:j2]]
+        if same:
+            continue  # both sides made this very change (a later plan wrote the old value back)
+        if any(_overlap(t1, t2, o1, o2) for o1, o2, _, _ in our_changes):
+            return None
+        their_changes.append((t1, t2, j1, j2))
     result = list(o)
     for t1, t2, j1, j2 in reversed(their_changes):
         # Where the base lines t1..t2 are in ``ours``: shifted by our changes before them

@@ -757,3 +757,15 @@ def test_revert_refuses_when_a_person_rewrote_the_lines_the_plan_wrote(infra, pl
     with pytest.raises(ConflictError, match="the lines plan commit"):
         revert("p-20261124-a1", infra.root)
     assert infra.prod.read_text() == edited
+
+
+def test_revert_of_a_plan_a_later_plan_already_undid_changes_nothing(infra, plan_factory) -> None:
+    original = infra.prod.read_bytes()
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    apply(plan_factory(CURRENT, current=SHIFT, plan_id="p2"), infra.root, mode="commit")
+    assert infra.prod.read_bytes() == original
+    head = infra.head()
+    result = revert("p-20261124-a1", infra.root)
+    assert not result.diff
+    assert result.notes == ("nothing to revert: values already restored",)
+    assert infra.head() == head

@@ -16,22 +16,13 @@ import typer
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
-    from cloudbalance.gitops import ApplyResult, GitTarget, Guardrails
+    from cloudbalance.gitops import ApplyResult, Guardrails
 
 _MODES = ("dry-run", "commit", "branch", "pr", "auto")
 
 
-def _settings(config: Path | None) -> Settings | None:
-    from cloudbalance.config import find_config, load_config
-
-    if config is not None:
-        return load_config(config)
-    found = find_config()
-    return load_config(found) if found is not None else None
-
-
 def _guardrails(
-    settings: Settings | None,
+    settings: Settings,
     *,
     min_confidence: float | None,
     max_moves: int | None,
@@ -43,7 +34,7 @@ def _guardrails(
 
     from cloudbalance.gitops import FreezeWindow, Guardrails
 
-    rails = Guardrails.from_settings(settings) if settings is not None else Guardrails()
+    rails = Guardrails.from_settings(settings)
     values: dict[str, Any] = {}
     if min_confidence is not None:
         values["min_confidence"] = min_confidence
@@ -70,66 +61,6 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
             max_share_moved=rails.max_share_moved,
             freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
         ),
-    )
-
-
-def _target(
-    settings: Settings | None,
-    *,
-    repo: Path | None,
-    mode: str | None,
-    remote: str | None,
-    base: str | None,
-    forge: str | None,
-    api_url: str | None,
-    repository: str | None,
-    push: bool,
-    guardrails: Guardrails | None = None,
-    workloads: dict[str, str] | None = None,
-    policies: bool = False,
-) -> GitTarget:
-    """The configuration's Git target with the command line's options on top.
-
-    With a ``cloudbalance.yaml``, :func:`~cloudbalance.gitops.target_from_settings` builds it
-    (the same target ``run`` and ``verify`` use); without one, from the options alone.
-    """
-    from cloudbalance.exceptions import GitOpsError
-    from cloudbalance.gitops import Forge, GitTarget, Guardrails, forge_kind, target_from_settings
-
-    if forge is not None and forge not in ("github", "gitlab"):
-        raise GitOpsError(f"unknown forge {forge!r}; use github or gitlab")
-    kind: Any = forge
-    chosen: Any = mode
-    if settings is not None:
-        return target_from_settings(
-            _with_guardrails(settings, guardrails) if guardrails is not None else settings,
-            repo=repo,
-            mode=chosen,
-            remote=remote,
-            base=base,
-            kind=kind,
-            api_url=api_url,
-            repository=repository,
-            push=push,
-            guardrails=guardrails,
-            workloads=workloads,
-            policies=policies,
-        )
-    gate = None
-    if policies:  # every apply is checked; without a config, by the starter policies
-        from cloudbalance.policy import policy_gate
-
-        gate = policy_gate(None, mode=chosen or "dry-run")
-    return GitTarget(
-        repo=repo if repo is not None else Path("."),
-        remote=remote or "origin",
-        base=base,
-        forge=Forge(kind=kind or forge_kind(api_url), repository=repository, api_url=api_url),
-        push=push,
-        mode=chosen or (guardrails.default_mode if guardrails is not None else "dry-run"),
-        guardrails=guardrails if guardrails is not None else Guardrails(),
-        workloads=workloads or {},
-        policy_check=gate,
     )
 
 
@@ -242,6 +173,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
+        from cloudbalance import steps
+        from cloudbalance.commands._common import settings_for
         from cloudbalance.exceptions import GitOpsError
         from cloudbalance.models import Plan
 
@@ -251,7 +184,7 @@ def register(app: typer.Typer) -> None:
             raise GitOpsError(f"{plan_file}: cannot read the plan: {err.strerror}") from err
         except (ValueError, KeyError, TypeError) as err:
             raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
-        settings = _settings(config)
+        settings = settings_for(config)
         chosen = "dry-run" if dry_run else mode
         if chosen is not None and chosen not in _MODES:
             raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
@@ -262,22 +195,32 @@ def register(app: typer.Typer) -> None:
             max_share=max_share,
             freeze=freeze or [],
         )
-        target = _target(
+        settings = _with_guardrails(settings, rails)
+        target = steps.git_target(
             settings,
             repo=repo,
-            mode=chosen,
             remote=remote,
             base=base,
             forge=forge,
             api_url=api_url,
             repository=repository,
             push=push,
-            guardrails=rails,
-            workloads=_parse_stacks(stack or []),
-            policies=policies,
         )
-        result = target.apply(plan, overwrite_edits=overwrite_edits)
-        _report(result, as_json=as_json)
+        step = steps.apply_plan(
+            settings,
+            plan,
+            target=target,
+            mode=chosen or settings.git.mode,
+            hints=_parse_stacks(stack or []),
+            policies=policies,
+            overwrite_edits=overwrite_edits,
+        )
+        if step.applied is None:  # not a working copy, or a plan that changes nothing
+            if not target.repo.is_dir() or "Git working copy" in step.detail:
+                raise GitOpsError(f"{target.repo} is not a Git working copy")
+            typer.echo(f"nothing to apply: {step.detail}")
+            return
+        _report(step.applied, as_json=as_json)
 
     @app.command("revert")
     def revert_command(
@@ -314,12 +257,14 @@ def register(app: typer.Typer) -> None:
             raise GitOpsError(
                 f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
             )
-        target = _target(
-            _settings(config),
+        from cloudbalance import steps
+        from cloudbalance.commands._common import settings_for
+
+        settings = settings_for(config)
+        target = steps.git_target(
+            settings,
             repo=repo,
-            mode=None,
             remote=remote,
-            base=None,
             forge=forge,
             api_url=api_url,
             repository=repository,

@@ -274,3 +274,40 @@ def test_an_index_lock_left_by_a_killed_process_group_is_removed(
     assert any("removed the stale index.lock" in n for n in result.notes)
     assert result.pushed
     assert infra.git("status", "--porcelain") == ""
+
+
+def test_a_run_killed_by_a_git_hook_is_finished_by_the_next_run(
+    infra, plan_factory, tmp_path
+) -> None:
+    """The injection a scheduler-level test can use too: a pre-push hook kills the lock holder."""
+    hook = infra.root / ".git" / "hooks" / "pre-push"
+    hook.write_text(
+        '#!/bin/sh\nkill -9 "$(cat "$(git rev-parse --git-common-dir)/cloudbalance.lock")"\n'
+        "exit 1\n"
+    )
+    hook.chmod(0o755)
+    first = plan_factory(SHIFT, current=CURRENT)
+    killed(infra, "apply", plan_file(tmp_path, first), mode="commit", at="none")
+    ours = infra.head()
+    assert infra.remote_git("rev-parse", "main") != ours
+    hook.unlink()
+    again = apply(first, infra.root, mode="commit")
+    assert any("finished the interrupted write" in n for n in again.notes)
+    assert infra.remote_git("rev-parse", "main") == ours
+
+
+@pytest.mark.parametrize("mode", ["branch", "pr"])
+def test_a_refused_branch_push_leaves_no_branch_behind(infra, plan_factory, github, mode) -> None:
+    forge = Forge(api_url=github.url, repository="acme/infra")
+    hook = infra.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'no new branches today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    first = plan_factory(SHIFT, current=CURRENT)
+    with pytest.raises(GitOpsError, match="no new branches today"):
+        apply(first, infra.root, mode=mode, forge=forge)
+    assert infra.git("branch", "--list", "cloudbalance/*") == ""
+    assert not journal(infra).exists()
+    hook.unlink()
+    result = apply(first, infra.root, mode=mode, forge=forge)
+    assert result.pushed
+    assert infra.remote_git("rev-parse", "cloudbalance/p-20261124-a1") == result.commit

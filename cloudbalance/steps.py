@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cloudbalance.config import Settings
-    from cloudbalance.gitops import ApplyResult, Forge
+    from cloudbalance.gitops import ApplyResult, GitTarget
     from cloudbalance.models import Mode, Plan, Workload
     from cloudbalance.series import Forecasts
     from cloudbalance.store import Store
@@ -367,23 +367,13 @@ def _location(text: str) -> Any:
 # -- apply -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GitTarget:
-    """Where plans and reverts are written: built once from the settings (and overrides).
+def __getattr__(name: str) -> Any:
+    # ``steps.GitTarget`` is gitops' own, imported when first asked for (start-up time).
+    if name == "GitTarget":
+        from cloudbalance.gitops import GitTarget
 
-    Attributes:
-        repo: The infrastructure repository's working copy.
-        remote: The remote pushed to.
-        base: The branch pull requests target (``None``: the remote's default).
-        forge: The pull-request API (GitHub or GitLab, with its API URL and repository).
-        push: Whether to push (``False`` when the repository has no such remote).
-    """
-
-    repo: Path
-    remote: str
-    base: str | None
-    forge: Forge
-    push: bool
+        return GitTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def git_target(
@@ -397,26 +387,26 @@ def git_target(
     repository: str | None = None,
     push: bool = True,
 ) -> GitTarget:
-    """The Git target of the settings, with a command line's overrides on top."""
-    from cloudbalance.exceptions import GitOpsError
-    from cloudbalance.gitops import Forge
+    """The Git target of the settings, with a command line's overrides on top.
 
-    git = settings.git
-    kind = forge or "github"
-    if kind not in ("github", "gitlab"):
-        raise GitOpsError(f"unknown forge {kind!r}; use github or gitlab")
-    where = repo if repo is not None else settings.resolve(git.repo)
-    name = remote or git.remote
-    return GitTarget(
+    Built by :func:`cloudbalance.gitops.target_from_settings` (repository, remote, base, forge,
+    guardrails, workloads' stacks); pushing only when asked and the remote exists.
+    """
+    from cloudbalance.gitops import target_from_settings
+
+    where = repo if repo is not None else settings.resolve(settings.git.repo)
+    name = remote or settings.git.remote
+    kind: Any = forge
+    return target_from_settings(
+        settings,
         repo=where,
         remote=name,
-        base=base or git.base,
-        forge=Forge(
-            kind="github" if kind == "github" else "gitlab",
-            repository=repository or git.github_repo,
-            api_url=api_url or git.api_url,
-        ),
+        base=base,
+        kind=kind,
+        api_url=api_url,
+        repository=repository,
         push=push and _has_remote(where, name),
+        policies=False,
     )
 
 
@@ -456,12 +446,14 @@ def apply_plan(
             ``guardrails.policies``).
         overwrite_edits: Write over values a person changed since the last plan.
     """
-    if made is None:
-        return ApplyStep("apply", "skipped", "no plan")
-    if not made.moves:
-        return ApplyStep("apply", "skipped", "the plan changes nothing")
     where = target or git_target(settings)
-    if not _is_git(where.repo):
+    is_git = _is_git(where.repo)
+    if made is None or not made.moves:
+        why = "no plan" if made is None else "the plan changes nothing"
+        # An apply killed on an earlier day is finished or undone even when nothing moves today.
+        healed = where.heal() if is_git and not dry_run else []
+        return ApplyStep("apply", "skipped", "; ".join([why, *healed]))
+    if not is_git:
         return ApplyStep("apply", "skipped", f"{where.repo} is not a Git working copy")
     from cloudbalance.gitops import Guardrails, apply
     from cloudbalance.policy import policy_gate
@@ -479,7 +471,7 @@ def apply_plan(
         forge=where.forge,
         base=where.base,
         policy_check=policy_gate(settings, mode=chosen) if policies else None,
-        push=where.push,
+        push=where.pushes(),
         now=now,
         overwrite_edits=overwrite_edits,
     )
@@ -540,11 +532,9 @@ def verify(
         reverts = tuple(
             propose_reverts(
                 list(checked),
-                where.repo,
+                where,  # its forge, remote, base and pushing
                 mode="dry-run" if ctx.dry_run else chosen,
                 store=ctx.store,
-                forge=where.forge,
-                push=where.push,
                 run_id=ctx.run_id,
             )
         )

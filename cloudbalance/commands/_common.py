@@ -19,10 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import typer
+
+from cloudbalance.models import MODES, Mode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +49,8 @@ __all__ = [
     "frame_suffix",
     "open_store",
     "output_file",
+    "parse_day",
+    "parse_mode_option",
     "progress",
     "settings_for",
     "working",
@@ -162,6 +167,42 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
         frame.to_parquet(path, index=False)
     else:
         frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+
+
+def parse_day(value: str | None, option: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` option as naive UTC midnight (``None`` stays ``None``).
+
+    Raises:
+        ConfigError: Not a date, naming the option.
+    """
+    from cloudbalance.exceptions import ConfigError
+
+    if value is None:
+        return None
+    try:
+        day = datetime.fromisoformat(value.strip())
+    except ValueError as err:
+        raise ConfigError(f"{option}: expected a date like 2025-01-31, got {value!r}") from err
+    if day.tzinfo is not None:
+        from datetime import UTC
+
+        day = day.astimezone(UTC).replace(tzinfo=None)
+    return day
+
+
+def parse_mode_option(value: str, allowed: tuple[Mode, ...] = MODES) -> Mode:
+    """A ``--mode`` value as the one :data:`~cloudbalance.models.Mode` type.
+
+    Raises:
+        ConfigError: Not one of ``allowed``, listing them.
+    """
+    from cloudbalance.exceptions import ConfigError
+    from cloudbalance.models import parse_mode
+
+    try:
+        return parse_mode(value, allowed)
+    except ValueError as err:
+        raise ConfigError(f"--mode: {err}") from err
 
 
 def settings_for(

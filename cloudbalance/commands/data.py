@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +17,7 @@ from cloudbalance.commands._common import (
     err_console,
     open_store,
     output_file,
+    parse_day,
     progress,
     settings_for,
     write_frame,
@@ -55,15 +55,6 @@ def ingest(
         + (f"; {result.superseded:,} rows superseded by newer files" if result.superseded else "")
         + f" -> {opened.path}"
     )
-
-
-def _parse_day(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError as err:
-        raise ConfigError(f"{option}: expected a date like 2025-01-31, got {value!r}") from err
 
 
 SinceOption = Annotated[
@@ -106,8 +97,8 @@ def costs(
     with open_store(settings, store, read_only=True) as opened:
         frame = opened.summary(
             groups,
-            start=_parse_day(since, "--since"),
-            end=_parse_day(until, "--until"),
+            start=parse_day(since, "--since"),
+            end=parse_day(until, "--until"),
             measure=measure,
             rates=settings.currency.rates,
             report_currency=report,
@@ -154,7 +145,7 @@ def prices(
         )
     settings = settings_for(config)
     with open_store(settings, store, read_only=True) as opened:
-        frame = opened.prices(start=_parse_day(since, "--since"), end=_parse_day(until, "--until"))
+        frame = opened.prices(start=parse_day(since, "--since"), end=parse_day(until, "--until"))
     if kind:
         frame = frame[frame["price_kind"].isin(kind)].reset_index(drop=True)
     if output is not None:
@@ -182,7 +173,9 @@ def sync(
     store: StoreOption = None,
 ) -> None:
     """Pull every configured provider incrementally; one failing does not lose the others."""
-    from cloudbalance.sync import sync as run_sync
+    from rich.markup import escape
+
+    from cloudbalance import steps
 
     settings = settings_for(config, required=True)
     if not settings.providers:
@@ -193,15 +186,14 @@ def sync(
         )
     with open_store(settings, store) as opened, progress() as bar:
         task = bar.add_task("syncing", total=None)
-        results = run_sync(
+        ctx = steps.Context(
             settings,
             opened,
-            names=provider,
-            since=_parse_day(since, "--since"),
-            progress=lambda m: bar.update(task, description=m),
+            steps.now(),
+            tell=lambda m: bar.update(task, description=m),
         )
-    failed = [r for r in results if not r.ok]
-    for r in results:
+        result = steps.sync(ctx, names=provider, since=parse_day(since, "--since"))
+    for r in result.providers:
         if r.ok:
             console.print(
                 f"[green]ok[/]     {r.provider}: {r.rows:,} cost rows"
@@ -209,8 +201,10 @@ def sync(
                 + (f", {r.replaced:,} restated rows replaced" if r.replaced else "")
             )
         else:
-            console.print(f"[red]failed[/] {r.provider}: {r.error}", highlight=False)
-    if failed:
+            console.print(f"[red]failed[/] {r.provider}: {escape(str(r.error))}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
+    if result.status == "failed":
         raise typer.Exit(1)
 
 

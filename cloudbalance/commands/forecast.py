@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Kind", "read_series_file", "register", "write_frame"]
 
-#: What a forecast is of, written to the ``kind`` column of the forecast file (see ARCHITECTURE).
+#: What a forecast is of, written to the ``kind`` column of the forecast file (one of
+#: ``cloudbalance.series.KINDS``; costs grouped by cloud are written as ``cloud_cost``).
 Kind = Literal["demand", "cost", "price"]
 
 AggregateOption = Annotated[
@@ -237,7 +238,8 @@ def register(app: typer.Typer) -> None:
         )
         assert isinstance(result, ForecastResult)
         _report_notes(dict(result.notes), dict(result.skipped))
-        write_frame(result.forecast.assign(kind=kind), output)
+        written = "cloud_cost" if kind == "cost" and by == "cloud" and input_ is None else kind
+        write_frame(result.forecast.assign(kind=written), output)
         if accuracy_out is not None:
             write_frame(result.accuracy, accuracy_out)
         if spikes_out is not None:
@@ -312,7 +314,7 @@ def _store_series(config: Path | None, store: Path | None, by: str, kind: Kind) 
         raise ForecastError("--kind demand is per workload; leave out --by")
     with open_store(settings, store, read_only=True) as opened:
         if kind == "price":
-            from cloudbalance.run import price_series
+            from cloudbalance.series import price_series
 
             prices = price_series(opened.prices(), kinds=("on_demand", "spot", "committed"))
             if prices.empty:

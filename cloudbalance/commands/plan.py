@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["read_current", "read_forecast", "read_frame", "read_workloads", "register"]
 
 #: The unit of each forecast kind (the ``kind`` column written by ``cloudbalance forecast``).
-_KIND_UNITS = {"demand": "replicas", "cost": "money", "price": "unit prices"}
+_KIND_UNITS = {"demand": "replicas", "cost": "money", "cloud_cost": "money", "price": "unit prices"}
 
 _WORKLOAD_KEYS = {
     "name",

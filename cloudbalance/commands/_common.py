@@ -47,6 +47,7 @@ __all__ = [
     "emit_frame",
     "err_console",
     "frame_suffix",
+    "literal",
     "open_store",
     "output_file",
     "parse_day",
@@ -84,6 +85,13 @@ console = cast("Console", _LazyConsole(stderr=False))
 err_console = cast("Console", _LazyConsole(stderr=True))
 
 T = TypeVar("T")
+
+
+def literal(value: object) -> str:
+    """``value`` as text that rich prints as written (``[prod]`` stays, never read as markup)."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def comma_list(values: list[T] | None) -> list[T] | None:

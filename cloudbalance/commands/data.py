@@ -15,6 +15,7 @@ from cloudbalance.commands._common import (
     console,
     emit_frame,
     err_console,
+    literal,
     open_store,
     output_file,
     parse_day,
@@ -53,7 +54,7 @@ def ingest(
         f"covering {result.days:,} provider-account-days in {result.seconds:.1f}s"
         + (f"; replaced {result.replaced:,} rows of earlier loads" if result.replaced else "")
         + (f"; {result.superseded:,} rows superseded by newer files" if result.superseded else "")
-        + f" -> {opened.path}"
+        + f" -> {literal(opened.path)}"
     )
 
 
@@ -220,8 +221,9 @@ def config_check(
         raise ConfigError(f"give the file once: {path} or --config {config}")
     settings = load_config(path if path is not None else config)
     console.print(
-        f"[green]ok[/] {settings.path}: {len(settings.providers)} provider(s), "
-        f"{len(settings.workloads)} workload(s), store {settings.store_path}"
+        f"[green]ok[/] {literal(settings.path)}: {len(settings.providers)} provider(s), "
+        f"{len(settings.workloads)} workload(s), store {literal(settings.store_path)}",
+        highlight=False,
     )
 
 
@@ -241,7 +243,7 @@ def config_init(
         raise ConfigError(f"{target} exists; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(example_config(), encoding="utf-8")
-    console.print(f"wrote {target}; edit it, then run `cloudbalance config check`")
+    console.print(f"wrote {target}; edit it, then run `cloudbalance config check`", markup=False)
 
 
 @providers_app.command("list")
@@ -254,7 +256,7 @@ def providers_list() -> None:
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else "?"
-        console.print(f"{ep.name:<8} {ep.value:<45} {dist} {version}", highlight=False)
+        console.print(f"{ep.name:<8} {ep.value:<45} {dist} {version}", markup=False)
 
 
 @providers_app.command("check")
@@ -273,7 +275,7 @@ def providers_check(config: ConfigOption = None) -> None:
         mark = "[green]ok[/]     " if result.ok else "[red]missing[/]"
         missing = f"(needs: {result.missing})" if result.missing else ""
         detail = " ".join(part for part in (result.detail, missing.strip()) if part)
-        console.print(f"{mark} {name}: {detail}", highlight=False)
+        console.print(f"{mark} {literal(name)}: {literal(detail)}", highlight=False)
     if bad:
         raise typer.Exit(1)
 

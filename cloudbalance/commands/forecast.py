@@ -101,9 +101,9 @@ def _from_costs_table(frame: pd.DataFrame) -> pd.DataFrame:
 def _report_notes(notes: dict[str, tuple[str, ...]], skipped: dict[str, str]) -> None:
     for uid, lines in sorted(notes.items()):
         for line in lines:
-            err_console.print(f"note: {uid}: {line}", highlight=False)
+            err_console.print(f"note: {uid}: {line}", markup=False, highlight=False)
     for why in sorted(skipped.values()):
-        err_console.print(f"skipped: {why}", highlight=False)
+        err_console.print(f"skipped: {why}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -249,10 +249,11 @@ def register(app: typer.Typer) -> None:
         err_console.print(
             f"forecast {result.accuracy.shape[0]} series from {source}, {horizon} periods ahead "
             f"({models}); {len(result.spikes)} spike warning(s); wrote {output}",
+            markup=False,
             highlight=False,
         )
         for warning in result.spikes[:10]:
-            err_console.print(f"spike: {warning}", highlight=False)
+            err_console.print(f"spike: {warning}", markup=False, highlight=False)
 
     @app.command("anomalies")
     @working("looking for anomalies")
@@ -292,6 +293,7 @@ def register(app: typer.Typer) -> None:
         err_console.print(
             f"{flagged} anomalous point(s) in {result['unique_id'].nunique()} series; "
             f"wrote {output}",
+            markup=False,
             highlight=False,
         )
 

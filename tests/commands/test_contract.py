@@ -134,6 +134,21 @@ def test_error_text_is_printed_literally(empty: Path, capsys: pytest.CaptureFixt
     assert "\U0001f4af" not in err
 
 
+def test_paths_with_brackets_are_printed_as_written(
+    empty: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = empty / "[prod]"
+    folder.mkdir()
+    (folder / "cloudbalance.yaml").write_text("workloads: {}\n", encoding="utf-8")
+    focus_rows(2).to_csv(empty / "export.csv", index=False)
+    code, out, _ = run(capsys, "config", "check", "-c", str(folder / "cloudbalance.yaml"))
+    assert code == 0
+    assert "[prod]/cloudbalance.yaml" in out
+    code, out, _ = run(capsys, "ingest", "export.csv", "--store", "[s].duckdb")
+    assert code == 0
+    assert out.rstrip().endswith("-> [s].duckdb")
+
+
 def test_tables_print_data_literally(capsys: pytest.CaptureFixture[str]) -> None:
     from cloudbalance.commands._common import emit_frame
 

@@ -21,6 +21,7 @@ from cloudbalance.commands._common import (
     parse_day,
     progress,
     settings_for,
+    working,
     write_frame,
 )
 from cloudbalance.exceptions import CloudBalanceError, ConfigError
@@ -66,6 +67,7 @@ UntilOption = Annotated[
 ]
 
 
+@working("totalling costs")
 def costs(
     by: Annotated[
         list[str] | None,
@@ -110,6 +112,7 @@ def costs(
     emit_frame(frame, fmt, title=f"{measure} by {', '.join(groups)}")
 
 
+@working("reading prices")
 def prices(
     kind: Annotated[
         list[str] | None,
@@ -260,6 +263,7 @@ def providers_list() -> None:
 
 
 @providers_app.command("check")
+@working("checking providers")
 def providers_check(config: ConfigOption = None) -> None:
     """For each configured provider: installed, credentials found, what is missing (one line)."""
     from cloudbalance.provider import ProviderCheck, get_provider

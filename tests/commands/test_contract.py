@@ -368,6 +368,37 @@ def test_progress_on_a_terminal_is_a_spinner(capsys: pytest.CaptureFixture[str])
     capsys.readouterr()  # the transient spinner leaves nothing behind on a non-terminal
 
 
+_SLOW = [
+    "ingest",
+    "costs",
+    "prices",
+    "sync",
+    "forecast",
+    "anomalies",
+    "plan",
+    "apply",
+    "revert",
+    "check",
+    "verify",
+    "report",
+    "run",
+    "demo",
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [(name,) for name in _SLOW] + [("providers", "check"), ("policy", "check"), ("policy", "test")],
+    ids=" ".join,
+)
+def test_commands_that_can_take_a_while_show_progress(path: tuple[str, ...]) -> None:
+    import inspect
+
+    cmd = dict(TREE)[path]
+    callback = cmd.callback
+    assert hasattr(callback, "__wrapped__") or "progress()" in inspect.getsource(callback)
+
+
 def _fresh(code: str) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

@@ -297,6 +297,9 @@ class Steps:
                 TimeElapsedColumn(),
                 console=cast("_LazyConsole", err_console).get(),
                 transient=True,
+                # data on stdout goes where stdout goes (a file, a pipe), never to the spinner's
+                # stderr; only when both are the terminal is it printed above the spinner
+                redirect_stdout=sys.stdout.isatty(),
             )
             self._bar.__enter__()
         else:

@@ -361,11 +361,21 @@ def test_progress_prints_plain_lines_for_slow_steps_only_off_a_terminal(
     assert "quick" not in err
 
 
-def test_progress_on_a_terminal_is_a_spinner(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_on_a_terminal_is_a_spinner(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from cloudbalance.commands import _common
+
+    terminal = Console(stderr=True, force_terminal=True)  # stderr is a terminal, stdout a file
+    monkeypatch.setattr(_common.err_console, "_console", terminal)
     with Steps(tty=True) as steps:
         task = steps.add_task("reading")
         steps.update(task, description="writing")
-    capsys.readouterr()  # the transient spinner leaves nothing behind on a non-terminal
+        sys.stdout.write("a,b\n1,2\n")
+    out, _ = capsys.readouterr()
+    assert out == "a,b\n1,2\n"  # data piped to a file stays on stdout, not on the spinner's
 
 
 _SLOW = [

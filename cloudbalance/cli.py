@@ -54,6 +54,8 @@ _PANELS: dict[str, str] = {
 }
 _PANEL_ORDER: tuple[str, ...] = (*dict.fromkeys(_PANELS.values()), "Other")
 
+_HELP_OPTIONS = ("-h", "--help")
+
 _HELP = (
     "Forecast cloud cost spikes and move workloads across AWS, Azure and GCP before they "
     "happen, through Pulumi stack config in Git."
@@ -83,6 +85,7 @@ def build_app() -> typer.Typer:
         # plain help: rich would load at every --help and reads `file:100:` as an emoji
         rich_markup_mode=None,
         cls=_panel_group_class(),
+        context_settings={"help_option_names": list(_HELP_OPTIONS)},
     )
 
     @app.callback()
@@ -195,7 +198,8 @@ def _light_flags(root: Command) -> None:
     from typer._coercion import PassThroughRuntimeParam
 
     for _, cmd in walk(root):
-        help_option = cmd.get_help_option(Context(cmd))  # made once, then cached by click
+        # made once here, then cached by click: with the names every context inherits
+        help_option = cmd.get_help_option(Context(cmd, help_option_names=list(_HELP_OPTIONS)))
         for param in [*cmd.params, *([help_option] if help_option is not None else [])]:
             desc = getattr(param, "type_descriptor", None)
             if getattr(param, "is_flag", False) and desc is not None and desc.annotation is bool:

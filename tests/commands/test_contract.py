@@ -95,6 +95,7 @@ def test_help_shows_what_to_type_never_type_names_or_markup(
 ) -> None:
     code, out, _ = run(capsys, *path, "--help")
     assert code == 0
+    assert run(capsys, *path, "-h") == (0, out, "")
     for leftover in ("<bool>", "<str>", "<int>", "<float>", "<path>", "list[", "``", ":class:"):
         assert leftover not in out, leftover
 

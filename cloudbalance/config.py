@@ -25,12 +25,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from cloudbalance.budgets import SpendBudget
 from cloudbalance.exceptions import ConfigError
 from cloudbalance.models import Location, Workload, WorkloadMatch
+from cloudbalance.notify.settings import NotificationSettings
 
 __all__ = [
     "CONFIG_FILENAME",
-    "BudgetSettings",
     "CurrencySettings",
     "ForecastSettings",
     "FreezeWindow",
@@ -150,21 +151,12 @@ class QuotaSettings:
 
 
 @dataclass(frozen=True)
-class BudgetSettings:
-    """A spending cap for one cloud over the planning horizon."""
-
-    cloud: str
-    amount: float
-
-
-@dataclass(frozen=True)
 class PlanSettings:
     """Planner defaults (see docs/planning.md)."""
 
     quantile: float = 0.8
     max_gap: float = 0.005
     quotas: tuple[QuotaSettings, ...] = ()
-    budgets: tuple[BudgetSettings, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +219,9 @@ class Settings:
     Attributes:
         path: The file the settings came from (``None`` when built in code).
         workload_tag: The tag key whose value names a cost line's workload.
+        budgets: Spending caps per cloud, workload, account or tag (docs/budgets.md); the
+            per-cloud ones are also the planner's budgets.
+        notifications: Channels and rules for alerts (docs/notifications.md).
     """
 
     version: int = 1
@@ -239,6 +234,8 @@ class Settings:
     plan: PlanSettings = field(default_factory=PlanSettings)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     git: GitSettings = field(default_factory=GitSettings)
+    budgets: tuple[SpendBudget, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     path: Path | None = None
 
     @property
@@ -457,6 +454,23 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
             raise loader.error(
                 "end is before start", "guardrails.freeze", line("guardrails", "freeze")
             )
+    _check_budgets_and_notifications(settings, loader, root)
+
+
+def _check_budgets_and_notifications(
+    settings: Settings, loader: _Loader, root: CommentedMap
+) -> None:
+    """The ``budgets`` and ``notifications`` sections (see docs/budgets.md, notifications.md)."""
+    budgets = root.get("budgets") if isinstance(root, Mapping) else None
+    for i, budget in enumerate(settings.budgets):
+        for problem in budget.problems():
+            at = loader.line_of(budgets, i) if budgets is not None else None
+            raise loader.error(problem, f"budgets[{i}]", at or loader.line_of(root, "budgets"))
+    section = root.get("notifications") if isinstance(root, Mapping) else None
+    for key, problem in settings.notifications.problems():
+        raise loader.error(
+            problem, key, loader.line_of(section, key.split(".")[1].split("[")[0])
+        )
 
 
 def load_config(path: str | Path | None = None) -> Settings:
@@ -494,6 +508,14 @@ def load_config(path: str | Path | None = None) -> Settings:
     if root is None:
         root = CommentedMap()
     loader = _Loader(file.resolve())
+    plan_node = root.get("plan") if isinstance(root, Mapping) else None
+    if isinstance(plan_node, Mapping) and "budgets" in plan_node:
+        raise loader.error(
+            "budgets moved to the top-level `budgets:` section, one list for people and the "
+            "planner: write `budgets: [{cloud: aws, amount: 12000}]` (monthly; docs/budgets.md)",
+            "plan.budgets",
+            loader.line_of(plan_node, "budgets"),
+        )
     settings = loader.build(Settings, root, "", 1)
     settings = dataclasses.replace(settings, path=file.resolve())
     _check(settings, loader, root)

@@ -228,7 +228,8 @@ class _Runner:
         return StepResult("forecast", "ok", detail)
 
     def step_plan(self, out: dict[str, Any]) -> StepResult:
-        from cloudbalance.planner import Budget, Quota, plan
+        from cloudbalance.budgets import planner_budgets
+        from cloudbalance.planner import Quota, plan
 
         if self.result.forecast is None:
             return StepResult("plan", "skipped", "no forecast")
@@ -250,7 +251,7 @@ class _Runner:
             price_forecast=strip_prefix(fc.forecast, _PRICE),
             accuracy=strip_prefix(fc.accuracy, _DEMAND),
             quotas=[Quota(_location(q.location), q.vcpus) for q in ps.quotas],
-            budgets=[Budget(b.cloud, b.amount) for b in ps.budgets],
+            budgets=planner_budgets(self.settings, now=self.now),
             min_saving=self.settings.guardrails.min_saving,
             min_saving_pct=self.settings.guardrails.min_saving_pct,
             max_gap=ps.max_gap,

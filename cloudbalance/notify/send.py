@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -154,21 +155,26 @@ def _expand(url: str, *, strict: bool = True) -> str:
 
 def _apprise_send(url: str, title: str, body: str, timeout: float) -> None:
     """Send through apprise; raise ``RuntimeError`` with apprise's reason on failure."""
-    import apprise
+    with warnings.catch_warnings():
+        # apprise's e-mail plugin imports the stdlib's deprecated imghdr: noise, not ours
+        warnings.filterwarnings(
+            "ignore", message="'imghdr' is deprecated", category=DeprecationWarning
+        )
+        import apprise
 
-    parts = urlsplit(url)
-    if parts.scheme in ("json", "jsons", "form", "forms", "xml", "xmls"):
-        joiner = "&" if parts.query else "?"
-        url = f"{url}{joiner}cto={timeout:g}&rto={timeout:g}"
-    sender = apprise.Apprise()
-    if not sender.add(url):
-        raise RuntimeError("not a URL apprise can send to (see docs/notifications.md)")
-    with apprise.LogCapture(level=logging.WARNING) as log:  # type: ignore[no-untyped-call]
-        ok = sender.notify(title=title, body=body, body_format=apprise.NotifyFormat.MARKDOWN)
-        captured = log.getvalue().strip()
+        parts = urlsplit(url)
+        if parts.scheme in ("json", "jsons", "form", "forms", "xml", "xmls"):
+            joiner = "&" if parts.query else "?"
+            url = f"{url}{joiner}cto={timeout:g}&rto={timeout:g}"
+        sender = apprise.Apprise()
+        if not sender.add(url):
+            raise RuntimeError("not a URL apprise can send to (see docs/notifications.md)")
+        with apprise.LogCapture(level=logging.WARNING) as log:  # type: ignore[no-untyped-call]
+            ok = sender.notify(title=title, body=body, body_format=apprise.NotifyFormat.MARKDOWN)
+            captured = log.getvalue().strip()
     if not ok:
         last = captured.splitlines()[-1] if captured else "the channel refused the message"
-        raise RuntimeError(last)
+        raise RuntimeError(last.rsplit(" - ", 1)[-1].strip())
 
 
 def route(settings: NotificationSettings, event: Event) -> list[Rule]:

@@ -151,6 +151,7 @@ class _Runner:
         self.costs = pd.DataFrame()
         self.anomalies = pd.DataFrame()
         self.history: dict[str, pd.DataFrame] = {}
+        self.verifications: list[Any] | None = None
 
     # -- steps -------------------------------------------------------------------------
 
@@ -330,6 +331,7 @@ class _Runner:
             push=_has_remote(repo, self.settings.git.remote),
             run_id=self.result.run_id,
         )
+        self.verifications = list(checked)
         counts: dict[str, int] = {}
         for v in checked:
             counts[v.status] = counts.get(v.status, 0) + 1
@@ -342,51 +344,22 @@ class _Runner:
         return StepResult("verify", "ok", detail)
 
     def step_report(self, out: dict[str, Any]) -> StepResult:
-        from cloudbalance.report import ChartGroup, ReportData, write_reports
+        from cloudbalance.report import build_report, write_reports
 
         fc = self.result.forecast
-        groups = []
-        titles = {
-            "cost": ("Cost per workload", "USD/day", _COST),
-            "cloud": ("Cost per cloud", "USD/day", _CLOUD),
-            "demand": ("Demand per workload", "replicas", _DEMAND),
-        }
-        for key, (title, unit, prefix) in titles.items():
-            history = self.history.get(key)
-            if history is None or history.empty:
-                continue
-            anomalies = (
-                strip_prefix(self.anomalies, prefix)
-                if not self.anomalies.empty and prefix in (_COST, _CLOUD)
-                else None
-            )
-            groups.append(
-                ChartGroup(
-                    title,
-                    unit,
-                    history,
-                    strip_prefix(fc.forecast, prefix) if fc else pd.DataFrame(),
-                    anomalies,
-                )
-            )
-        spikes = fc.spikes_frame() if fc else pd.DataFrame()
-        if not spikes.empty:
-            spikes = spikes[
-                spikes["unique_id"].astype(str).str.startswith((_COST, _CLOUD, _DEMAND))
-            ]
-            spikes = spikes.assign(
-                unique_id=spikes["unique_id"].astype(str).str.split(":", n=1).str[1]
-            )
-        accuracy = fc.accuracy if fc else pd.DataFrame()
-        data = ReportData(
-            title=f"cloudbalance forecast {self.now:%Y-%m-%d}",
-            generated_at=self.now,
-            groups=groups,
-            accuracy=accuracy,
-            spikes=spikes,
+        data = build_report(
+            self.settings,
+            self.store,
+            now=self.now,
+            forecast=fc.forecast if fc else None,
+            accuracy=fc.accuracy if fc else None,
+            spikes=fc.spikes_frame() if fc else None,
+            anomalies=self.anomalies if fc else None,
             plan=self.result.plan,
             steps=[s.to_dict() for s in self.result.steps],
-            currency=self.result.plan.currency if self.result.plan else "USD",
+            verified=[v.to_dict() for v in self.verifications]
+            if self.verifications is not None
+            else None,
         )
         self.result.reports = write_reports(data, self.report_dir)
         out.update({k: str(v) for k, v in self.result.reports.items()})

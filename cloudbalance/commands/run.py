@@ -70,43 +70,15 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Write HTML, Markdown and JSON reports from the latest forecast and plan in the store."""
-    import pandas as pd
-
     from cloudbalance.commands._common import open_store
-    from cloudbalance.report import ChartGroup, ReportData, write_reports
-    from cloudbalance.run import strip_prefix
-    from cloudbalance.series import cost_series
+    from cloudbalance.report import build_report, write_reports
 
     settings = settings_for(config, required=True)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with open_store(settings) as store:
-        costs = store.costs()
-        forecast, accuracy, spikes = store.latest_forecast()
         plans = store.plans()
         plan = store.load_plan(str(plans.iloc[0]["plan_id"])) if not plans.empty else None
-    groups = []
-    for prefix, title, by in (
-        ("cost:", "Cost per workload", "workload"),
-        ("cloud:", "Cost per cloud", "cloud"),
-    ):
-        history = (
-            cost_series(costs, by=by)
-            if not costs.empty
-            else pd.DataFrame(columns=["unique_id", "ds", "y"])
-        )
-        groups.append(ChartGroup(title, "USD/day", history, strip_prefix(forecast, prefix)))
-    now = datetime.now(UTC).replace(tzinfo=None)
-    if not spikes.empty:
-        spikes = spikes.assign(
-            unique_id=spikes["unique_id"].astype(str).str.split(":", n=1).str[-1]
-        )
-    data = ReportData(
-        title=f"cloudbalance forecast {now:%Y-%m-%d}",
-        generated_at=now,
-        groups=groups,
-        accuracy=accuracy,
-        spikes=spikes,
-        plan=plan,
-    )
+        data = build_report(settings, store, now=now, plan=plan)
     paths = write_reports(data, output or settings.resolve("reports"))
     for kind, path in paths.items():
         console.print(f"{kind:<9} {path}")

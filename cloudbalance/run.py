@@ -43,6 +43,9 @@ __all__ = ["EXIT_PARTIAL", "RunResult", "StepResult", "run"]
 EXIT_PARTIAL = 3
 STEPS: tuple[str, ...] = ("sync", "forecast", "plan", "apply", "verify", "report")
 
+#: Anomalies on days older than this (before "data as of") are history, not news.
+NOTIFY_ANOMALY_DAYS = 7
+
 #: Prefixes that keep the series of one forecast call apart.
 _DEMAND, _COST, _CLOUD, _PRICE = "demand:", "cost:", "cloud:", "price:"
 
@@ -152,6 +155,8 @@ class _Runner:
         self.anomalies = pd.DataFrame()
         self.history: dict[str, pd.DataFrame] = {}
         self.verifications: list[Any] | None = None
+        self.reverts: list[Any] = []
+        self.budgets: list[Any] | None = None
 
     # -- steps -------------------------------------------------------------------------
 
@@ -332,6 +337,7 @@ class _Runner:
             run_id=self.result.run_id,
         )
         self.verifications = list(checked)
+        self.reverts = list(reverts)
         counts: dict[str, int] = {}
         for v in checked:
             counts[v.status] = counts.get(v.status, 0) + 1
@@ -344,9 +350,14 @@ class _Runner:
         return StepResult("verify", "ok", detail)
 
     def step_report(self, out: dict[str, Any]) -> StepResult:
+        from cloudbalance.budgets import evaluate_budgets
         from cloudbalance.report import build_report, write_reports
 
         fc = self.result.forecast
+        try:
+            self.budgets = evaluate_budgets(self.settings, self.store)
+        except CloudBalanceError:
+            self.budgets = None  # the report says why
         data = build_report(
             self.settings,
             self.store,
@@ -360,10 +371,39 @@ class _Runner:
             verified=[v.to_dict() for v in self.verifications]
             if self.verifications is not None
             else None,
+            budgets=self.budgets,
         )
         self.result.reports = write_reports(data, self.report_dir)
         out.update({k: str(v) for k, v in self.result.reports.items()})
         return StepResult("report", "ok", str(self.result.reports["html"]))
+
+    def notify(self) -> StepResult:
+        """Tell the configured channels what this run found (after every other step)."""
+        from cloudbalance import notify
+
+        fc = self.result.forecast
+        currency = self.result.plan.currency if self.result.plan else "USD"
+        as_of = self.store.last_charge()
+        events: list[notify.Event] = [
+            *notify.step_failed_events(self.result.run_id, self.result.steps),
+            *notify.plan_events(self.result.plan, self.result.applied),
+            *notify.revert_events(self.reverts, self.verifications or ()),
+        ]
+        if fc is not None:
+            events += notify.spike_events(fc.spikes_frame(), fc.forecast, currency=currency)
+        if not self.anomalies.empty and as_of is not None:
+            recent = as_of - pd.Timedelta(days=NOTIFY_ANOMALY_DAYS)
+            events += notify.anomaly_events(self.anomalies, currency=currency, since=recent)
+        if self.budgets is None:
+            from cloudbalance.budgets import evaluate_budgets
+
+            try:
+                self.budgets = evaluate_budgets(self.settings, self.store)
+            except CloudBalanceError:
+                self.budgets = []
+        events += notify.budget_events(self.budgets)
+        outcome = notify.notify_run(self.settings, self.store, events, now=self.now)
+        return StepResult("notify", "failed" if outcome.failed else "ok", outcome.summary())
 
 
 def _location(text: str) -> Any:
@@ -448,5 +488,15 @@ def run(
                     outputs["status"] = outcome.status
             except CloudBalanceError as err:
                 outcome = StepResult(name, "failed", str(err))
+            runner.result.steps.append(outcome)
+        if settings.notifications.channels:
+            # a channel that fails is reported, never fatal (and never hides the steps' result)
+            tell("notify")
+            try:
+                with store.step(runner.result.run_id, "notify", {}) as outputs:
+                    outcome = runner.notify()
+                    outputs.update(status=outcome.status, detail=outcome.detail)
+            except CloudBalanceError as err:
+                outcome = StepResult("notify", "failed", str(err))
             runner.result.steps.append(outcome)
         return runner.result

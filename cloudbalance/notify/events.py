@@ -155,6 +155,8 @@ class AnomalyDetected(Event):
         ds: When.
         actual, expected: The cost and what was expected.
         currency: Currency of the amounts.
+        anomaly_id: The incident's id (``<series>@<start>``) when the detector gives one;
+            several anomalous days of one incident are one event.
     """
 
     kind: ClassVar[str] = "anomaly"
@@ -163,10 +165,16 @@ class AnomalyDetected(Event):
     actual: float
     expected: float
     currency: str = "USD"
+    anomaly_id: str | None = None
 
     @property
     def key(self) -> str:
-        return f"anomaly:{self.series}:{self.ds:%Y-%m-%dT%H:%M}"
+        return f"anomaly:{self.incident}"
+
+    @property
+    def incident(self) -> str:
+        """The id the feedback command takes (``<series>@<start>``)."""
+        return self.anomaly_id or f"{self.series}@{self.ds:%Y-%m-%d}"
 
     @property
     def workload(self) -> str | None:
@@ -185,7 +193,7 @@ class AnomalyDetected(Event):
     @property
     def feedback(self) -> str:
         """The command that tells cloudbalance whether this was a real anomaly."""
-        return f"cloudbalance anomalies --feedback {self.series}@{self.ds:%Y-%m-%d} expected|wrong"
+        return f"cloudbalance anomalies feedback {self.incident} --label yes|no|planned"
 
     @property
     def title(self) -> str:
@@ -425,6 +433,10 @@ def anomaly_events(
     if anomalies.empty:
         return []
     flagged = anomalies[anomalies["anomaly"].astype(bool)]
+    if "anomaly_id" in flagged and not flagged.empty:
+        # one event per incident: its day furthest from the expected cost
+        gap = (flagged["y"] - flagged["expected"]).abs()
+        flagged = flagged.loc[gap.groupby(flagged["anomaly_id"]).idxmax().dropna()]
     events = []
     for row in flagged.to_dict("records"):
         when = _ts(row["ds"])
@@ -438,6 +450,7 @@ def anomaly_events(
                 actual=float(row["y"]),
                 expected=expected,
                 currency=currency,
+                anomaly_id=str(row["anomaly_id"]) if row.get("anomaly_id") else None,
             )
         )
     return events

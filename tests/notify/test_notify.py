@@ -220,7 +220,10 @@ def test_builders_make_one_event_of_every_kind() -> None:
     anomaly = events[1]
     assert isinstance(anomaly, AnomalyDetected)
     assert anomaly.impact == pytest.approx(780.0)
-    assert "cloudbalance anomalies --feedback cost:checkout@2026-10-30" in anomaly.body
+    assert (
+        "cloudbalance anomalies feedback cost:checkout@2026-10-30 --label yes|no|planned"
+        in anomaly.body
+    )
     crossed, forecast = events[2], events[3]
     assert isinstance(crossed, BudgetAlert)
     assert isinstance(forecast, BudgetAlert)
@@ -228,6 +231,25 @@ def test_builders_make_one_event_of_every_kind() -> None:
     assert (forecast.threshold, forecast.crossed) == (1.0, False)
     assert events[0].cloud == "azure"
     assert len({e.key for e in events}) == len(events)
+
+
+def test_one_event_per_anomaly_incident() -> None:
+    days = pd.date_range("2026-10-28", periods=3, freq="D")
+    incident = pd.DataFrame(
+        {
+            "unique_id": "cloud:aws",
+            "ds": days,
+            "y": [300.0, 500.0, 250.0],
+            "anomaly": True,
+            "score": 6.0,
+            "expected": 100.0,
+            "anomaly_id": "cloud:aws@2026-10-28",
+        }
+    )
+    [event] = anomaly_events(incident)
+    assert event.impact == 400.0
+    assert event.key == "anomaly:cloud:aws@2026-10-28"
+    assert "feedback cloud:aws@2026-10-28" in event.body
 
 
 def test_every_event_kind_reaches_a_local_webhook(hook: Hook, store: Store) -> None:

@@ -254,23 +254,30 @@ def _daily(costs: pd.DataFrame) -> pd.Series:
 
 
 def _forecast_rows(forecast: pd.DataFrame, budget: SpendBudget) -> pd.DataFrame | None:
-    """The forecast of this budget's scope, when one is made (per cloud or per workload)."""
-    if forecast.empty:
+    """The forecast of this budget's scope, when one is made (per cloud or per workload).
+
+    ``forecast`` carries a ``kind`` column (``cloudbalance.series.Forecasts.forecast``).
+    """
+    if forecast.empty or "kind" not in forecast:
         return None
-    if budget.cloud_only:
-        uid = f"cloud:{budget.cloud}"
+    uid = forecast["unique_id"].astype(str)
+    if budget.cloud_only and budget.cloud is not None:
+        rows = forecast[(forecast["kind"] == "cloud_cost") & (uid == budget.cloud.lower())]
     elif budget.workload and not (budget.cloud or budget.account or budget.tag):
-        uid = f"cost:{budget.workload}"
+        rows = forecast[(forecast["kind"] == "cost") & (uid == budget.workload)]
     elif not (budget.cloud or budget.workload or budget.account or budget.tag):
-        uid = None  # all spend: the sum of the per-cloud forecasts
+        # all spend: the sum of the per-cloud forecasts
+        clouds = forecast[forecast["kind"] == "cloud_cost"]
+        if clouds.empty:
+            return None
+        rows = clouds.groupby("ds", as_index=False).agg(
+            yhat=("yhat", "sum"),
+            yhat_lower=("yhat_lower", "sum"),
+            yhat_upper=("yhat_upper", "sum"),
+            interval=("interval", "first"),
+        )
     else:
         return None
-    if uid is None:
-        rows = forecast[forecast["unique_id"].astype(str).str.startswith("cloud:")]
-        if rows.empty:
-            return None
-        return rows.groupby("ds", as_index=False)[["yhat", "yhat_lower", "yhat_upper"]].sum()
-    rows = forecast[forecast["unique_id"].astype(str) == uid]
     return None if rows.empty else rows
 
 
@@ -288,10 +295,10 @@ def budget_status(
     Args:
         budgets: The budgets.
         costs: Cost lines (a costs frame) covering at least the current periods.
-        forecast: The cost forecast (``cloud:<cloud>`` and ``cost:<workload>`` series in
-            money per day); the rest of the period beyond its horizon is extrapolated from its
-            last week. Budgets without a matching forecast use the run rate of the last
-            :data:`RUN_RATE_DAYS` days.
+        forecast: The forecasts with their ``kind`` (``cloud_cost`` per cloud, ``cost`` per
+            workload, money per day); the rest of the period beyond its horizon is
+            extrapolated from its last week. Budgets without a matching forecast use the
+            run rate of the last :data:`RUN_RATE_DAYS` days.
         as_of: Data as of (default: the end of the latest charge in ``costs``).
         interval: Coverage of the projection's interval when it comes from the run rate.
         currency: The currency of the amounts.
@@ -388,14 +395,14 @@ def evaluate_budgets(settings: Settings, store: Store) -> list[BudgetStatus]:
 
     if not settings.budgets:
         return []
-    as_of = store.con.execute("SELECT max(ChargePeriodEnd) FROM costs").fetchone()
-    when = as_of[0] if as_of and as_of[0] is not None else None
-    if when is None:
+    ends = store.data_as_of()
+    if not ends:
         raise ConfigError("no cost data in the store: budgets need cost data (run ingest first)")
+    when = max(ends.values())
     # Only the longest period configured is read: a year budget needs the year's lines.
     earliest = min(b.window(when)[0] for b in settings.budgets)
     since = min(earliest, when - timedelta(days=RUN_RATE_DAYS + 1))
-    costs = store.costs(start=since)
+    costs = store.costs(start=since, end=when)
     forecast, _, _ = store.latest_forecast()
     forecast = forecast[pd.to_datetime(forecast["ds"]) >= when] if not forecast.empty else forecast
     return budget_status(

@@ -27,7 +27,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from cloudbalance.budgets import SpendBudget
 from cloudbalance.exceptions import ConfigError
-from cloudbalance.models import Location, Workload, WorkloadMatch
+from cloudbalance.models import Location, Workload, WorkloadMatch, check_workload_name
 from cloudbalance.notify.settings import NotificationSettings
 
 __all__ = [
@@ -409,6 +409,10 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
         raise loader.error("only version 1 is supported", "version", line("version"))
     for name, ws in settings.workloads.items():
         where = f"workloads.{name}"
+        try:
+            check_workload_name(name)
+        except ValueError as err:
+            raise loader.error(str(err), where, line("workloads", name)) from err
         for text in ws.allowed:
             try:
                 Location.parse(text)
@@ -468,9 +472,7 @@ def _check_budgets_and_notifications(
             raise loader.error(problem, f"budgets[{i}]", at or loader.line_of(root, "budgets"))
     section = root.get("notifications") if isinstance(root, Mapping) else None
     for key, problem in settings.notifications.problems():
-        raise loader.error(
-            problem, key, loader.line_of(section, key.split(".")[1].split("[")[0])
-        )
+        raise loader.error(problem, key, loader.line_of(section, key.split(".")[1].split("[")[0]))
 
 
 def load_config(path: str | Path | None = None) -> Settings:

@@ -34,6 +34,7 @@ from cloudbalance.models import Plan
 if TYPE_CHECKING:
     from cloudbalance.budgets import BudgetStatus
     from cloudbalance.config import Settings
+    from cloudbalance.series import Forecasts
     from cloudbalance.store import Store
 
 __all__ = [
@@ -392,7 +393,7 @@ _SPIKE_HEADERS = ("series", "from", "to", "peak", "expected", "normal", "ratio",
 
 
 def _series_label(row: Mapping[Any, Any]) -> str:
-    kind = row.get("kind")
+    kind = row.get("label") if isinstance(row.get("label"), str) else row.get("kind")
     name = str(row["unique_id"])
     return f"{name} ({kind})" if isinstance(kind, str) and kind else name
 
@@ -1018,22 +1019,23 @@ def write_reports(data: ReportData, folder: str | Path, *, stem: str = "report")
 
 # ---------------------------------------------------------------------------------- building
 
-#: Forecast and spike ids carry their kind as a prefix (``cost:checkout``): kind, group title.
-_KINDS: dict[str, str] = {"cost": "Cost per workload", "cloud": "Cost per cloud"}
+#: Chart groups of money per day, by series kind (``cloudbalance.series.KINDS``).
+_MONEY_GROUPS: dict[str, str] = {"cost": "Cost per workload", "cloud_cost": "Cost per cloud"}
+
+#: How a series kind reads next to a series name.
+_KIND_LABELS: dict[str, str] = {
+    "cost": "workload cost",
+    "cloud_cost": "cloud cost",
+    "demand": "demand",
+    "price": "price",
+}
 
 
-def _split_kind(frame: pd.DataFrame) -> pd.DataFrame:
-    """``kind`` from the id's prefix and the id without it (``price:aws:...`` -> price)."""
-    if frame.empty:
-        return frame.assign(kind=pd.Series(dtype="string"))
-    ids = frame["unique_id"].astype(str)
-    parts = ids.str.split(":", n=1)
-    return frame.assign(kind=parts.str[0], unique_id=parts.str[-1])
-
-
-def _of_kind(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
-    split = _split_kind(frame)
-    return split[split["kind"] == kind].drop(columns="kind").reset_index(drop=True)
+def _of_kind(frame: pd.DataFrame | None, kind: str) -> pd.DataFrame:
+    """The rows of one kind, without the ``kind`` column (empty when there are none)."""
+    if frame is None or frame.empty or "kind" not in frame:
+        return pd.DataFrame()
+    return frame[frame["kind"] == kind].drop(columns="kind").reset_index(drop=True)
 
 
 def _verified_from_log(store: Store) -> list[dict[str, Any]]:
@@ -1058,10 +1060,9 @@ def _currency(settings: Settings, costs: pd.DataFrame) -> str:
 
 def _cost_tables(costs: pd.DataFrame, as_of: datetime) -> dict[str, pd.DataFrame]:
     """Unattributed cost, cost per workload and location, commitment coverage."""
-    cloud = costs["x_Cloud"].fillna(costs["ProviderName"]).astype(str)
-    recent_mask = pd.to_datetime(costs["ChargePeriodStart"]) >= pd.Timestamp(as_of) - pd.Timedelta(
-        days=RECENT_DAYS
-    )
+    cloud = costs["x_Cloud"].fillna(costs["ProviderName"].str.lower()).astype(str)
+    since = pd.Timestamp(as_of) - pd.Timedelta(days=RECENT_DAYS)
+    recent_mask = pd.to_datetime(costs["ChargePeriodStart"]) >= since
     frame = costs.assign(cloud=cloud, recent=costs["EffectiveCost"].where(recent_mask, 0.0))
     orphan = frame[frame["x_Workload"].isna()]
     unattributed = (
@@ -1106,15 +1107,16 @@ def _cost_tables(costs: pd.DataFrame, as_of: datetime) -> dict[str, pd.DataFrame
     }
 
 
-def _top_anomalies(anomalies: pd.DataFrame) -> pd.DataFrame:
-    if anomalies.empty:
+def _top_anomalies(anomalies: pd.DataFrame | None) -> pd.DataFrame:
+    if anomalies is None or anomalies.empty or "kind" not in anomalies:
         return pd.DataFrame()
-    flagged = _split_kind(anomalies[anomalies["anomaly"].astype(bool)])
-    flagged = flagged[flagged["kind"].isin(list(_KINDS)) & flagged["expected"].notna()]
+    flagged = anomalies[anomalies["anomaly"].astype(bool)]
+    flagged = flagged[flagged["kind"].isin(list(_MONEY_GROUPS)) & flagged["expected"].notna()]
     if flagged.empty:
         return pd.DataFrame()
     top = flagged.assign(
-        series=flagged["unique_id"],
+        series=flagged["unique_id"].astype(str),
+        kind=flagged["kind"].map(_KIND_LABELS),
         actual=flagged["y"].astype(float),
         impact=(flagged["y"] - flagged["expected"]).abs(),
     )
@@ -1122,15 +1124,27 @@ def _top_anomalies(anomalies: pd.DataFrame) -> pd.DataFrame:
     return top[["series", "kind", "ds", "actual", "expected", "impact"]].reset_index(drop=True)
 
 
+def _history(settings: Settings, costs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    from cloudbalance.series import cost_series, demand_series
+
+    freq = settings.forecast.freq
+    workloads = settings.workload_models()
+    return {
+        "cost": cost_series(costs, by="workload", freq=freq),
+        "cloud_cost": cost_series(costs, by="cloud", freq=freq),
+        "demand": demand_series(costs, workloads, freq=freq) if workloads else pd.DataFrame(),
+    }
+
+
 def build_report(
     settings: Settings,
     store: Store,
     *,
     now: datetime,
-    forecast: pd.DataFrame | None = None,
-    accuracy: pd.DataFrame | None = None,
-    spikes: pd.DataFrame | None = None,
+    forecasts: Forecasts | None = None,
+    history: Mapping[str, pd.DataFrame] | None = None,
     anomalies: pd.DataFrame | None = None,
+    data_as_of: datetime | None = None,
     plan: Plan | None = None,
     steps: Sequence[Mapping[str, Any]] = (),
     verified: Sequence[Mapping[str, Any]] | None = None,
@@ -1139,18 +1153,19 @@ def build_report(
 ) -> ReportData:
     """Everything the report shows, from the store and what this run computed.
 
-    The one place a report is assembled: ``cloudbalance run`` passes what it has just computed,
-    ``cloudbalance report`` passes nothing and the latest of each is read from the store.
+    The one place a report is assembled (``steps.report`` calls it): a run passes what it has
+    just computed, ``cloudbalance report`` passes nothing and the latest of each is read from
+    the store.
 
     Args:
         settings: The configuration (workloads, budgets, currency, horizon).
         store: The store.
         now: When the report is generated (naive UTC); the title's date is the data's.
-        forecast: The forecast frame with kind-prefixed ids (default: the latest stored).
-        accuracy: Its accuracy frame (default: the latest stored).
-        spikes: Its spike warnings, kind-prefixed ids (default: the latest stored).
-        anomalies: ``detect_anomalies`` output on ``cost:`` and ``cloud:`` series (default:
-            detected here on the store's costs).
+        forecasts: The forecasts of every kind (default: the latest stored).
+        history: The series they were made from, by kind (default: computed from the store).
+        anomalies: ``detect_anomalies`` output with a ``kind`` column (``cost``,
+            ``cloud_cost``; default: detected here on the store's costs).
+        data_as_of: The end of the data (default: the store's newest day of any cloud).
         plan: The plan to show.
         steps: What the run did.
         verified: ``Verification.to_dict()`` of the applied plans (default: the latest each
@@ -1160,69 +1175,56 @@ def build_report(
     """
     from cloudbalance.budgets import evaluate_budgets
     from cloudbalance.exceptions import CloudBalanceError
-    from cloudbalance.series import cost_series, demand_series
+    from cloudbalance.series import Forecasts
 
-    costs = store.costs()
-    if forecast is None or accuracy is None or spikes is None:
-        stored_forecast, stored_accuracy, stored_spikes = store.latest_forecast()
-        forecast = stored_forecast if forecast is None else forecast
-        accuracy = stored_accuracy if accuracy is None else accuracy
-        spikes = stored_spikes if spikes is None else spikes
+    if forecasts is None:
+        forecasts = Forecasts.from_store(store)
+    if data_as_of is None:
+        ends = store.data_as_of()
+        data_as_of = max(ends.values()) if ends else None
+    costs = store.costs(end=data_as_of) if data_as_of is not None else store.costs()
     currency = _currency(settings, costs)
-    freq = settings.forecast.freq
-    as_of: datetime | None = None
     groups: list[ChartGroup] = []
     spend = pd.DataFrame(columns=["ds", "cloud", "y"])
     tables: dict[str, pd.DataFrame] = {}
     top = pd.DataFrame()
-    if not costs.empty:
-        as_of = pd.Timestamp(costs["ChargePeriodEnd"].max()).to_pydatetime()
-        by_workload = cost_series(costs, by="workload", freq=freq)
-        by_cloud = cost_series(costs, by="cloud", freq=freq)
+    if not costs.empty and data_as_of is not None:
+        series = dict(history) if history is not None else _history(settings, costs)
         if anomalies is None:
             from cloudbalance.forecast import detect_anomalies
 
-            prefixed = pd.concat(
-                [
-                    by_workload.assign(unique_id="cost:" + by_workload["unique_id"]),
-                    by_cloud.assign(unique_id="cloud:" + by_cloud["unique_id"]),
-                ],
-                ignore_index=True,
-            )
-            anomalies = detect_anomalies(prefixed) if not prefixed.empty else pd.DataFrame()
-        unit = f"{currency}/day" if freq == "D" else currency
-        for kind, history in (("cost", by_workload), ("cloud", by_cloud)):
-            if history.empty:
+            found = [
+                detect_anomalies(series[kind]).assign(kind=kind)
+                for kind in _MONEY_GROUPS
+                if kind in series and not series[kind].empty
+            ]
+            anomalies = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+        unit = f"{currency}/day" if settings.forecast.freq == "D" else currency
+        for kind, title in (*_MONEY_GROUPS.items(), ("demand", "Demand per workload")):
+            past = series.get(kind)
+            if past is None or past.empty:
                 continue
+            money = kind in _MONEY_GROUPS
+            flagged = _of_kind(anomalies, kind) if money else pd.DataFrame()
             groups.append(
                 ChartGroup(
-                    _KINDS[kind],
-                    unit,
-                    history,
-                    _of_kind(forecast, kind),
-                    _of_kind(anomalies, kind) if not anomalies.empty else None,
+                    title,
+                    unit if money else "replicas",
+                    past,
+                    forecasts.of(kind),
+                    flagged if not flagged.empty else None,
                     kind=kind,
-                    money=True,
+                    money=money,
                 )
             )
-        workloads = settings.workload_models()
-        demand = demand_series(costs, workloads, freq=freq) if workloads else pd.DataFrame()
-        if not demand.empty:
-            groups.append(
-                ChartGroup(
-                    "Demand per workload",
-                    "replicas",
-                    demand,
-                    _of_kind(forecast, "demand"),
-                    kind="demand",
-                )
-            )
-        spend = by_cloud.rename(columns={"unique_id": "cloud"})[["ds", "cloud", "y"]]
-        tables = _cost_tables(costs, as_of)
+        clouds = series.get("cloud_cost", pd.DataFrame())
+        if not clouds.empty:
+            spend = clouds.rename(columns={"unique_id": "cloud"})[["ds", "cloud", "y"]]
+        tables = _cost_tables(costs, data_as_of)
         top = _top_anomalies(anomalies)
-    clouds = _of_kind(forecast, "cloud")
+    ahead = forecasts.of("cloud_cost")
     spend_forecast = (
-        clouds.groupby("ds", as_index=False)
+        ahead.groupby("ds", as_index=False)
         .agg(
             yhat=("yhat", "sum"),
             yhat_lower=("yhat_lower", "sum"),
@@ -1230,32 +1232,35 @@ def build_report(
             interval=("interval", "first"),
         )
         .sort_values("ds")
-        if not clouds.empty
+        if not ahead.empty
         else pd.DataFrame()
     )
     if budgets is None:
         try:
-            budgets = evaluate_budgets(settings, store) if as_of is not None else []
+            budgets = evaluate_budgets(settings, store) if data_as_of is not None else []
         except CloudBalanceError as err:
             notes = [*notes, f"budgets: {err}"]
             budgets = []
+    spikes = forecasts.spikes
+    if not spikes.empty and "kind" in spikes:
+        spikes = spikes.assign(label=spikes["kind"].map(_KIND_LABELS).fillna(spikes["kind"]))
     title = (
-        f"cloudbalance report, data as of {as_of:%Y-%m-%d}"
-        if as_of is not None
+        f"cloudbalance report, data as of {data_as_of:%Y-%m-%d}"
+        if data_as_of is not None
         else "cloudbalance report (no cost data yet)"
     )
     return ReportData(
         title=title,
         generated_at=now,
         groups=groups,
-        accuracy=accuracy,
-        spikes=_split_kind(spikes) if not spikes.empty else spikes,
+        accuracy=forecasts.accuracy,
+        spikes=spikes,
         plan=plan,
         steps=steps,
         notes=notes,
         currency=currency,
-        data_as_of=as_of,
-        forecast_made=not forecast.empty,
+        data_as_of=data_as_of,
+        forecast_made=not forecasts.empty,
         horizon=settings.forecast.horizon,
         spend=spend,
         spend_forecast=spend_forecast,

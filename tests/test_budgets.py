@@ -43,10 +43,13 @@ def daily_costs(days: int = 45, *, start: str = "2026-09-17") -> pd.DataFrame:
     )
 
 
-def flat_forecast(uid: str, start: str, days: int, level: float) -> pd.DataFrame:
+def flat_forecast(series: str, start: str, days: int, level: float) -> pd.DataFrame:
+    """``series`` as ``kind:unique_id`` (``cloud_cost:aws``)."""
+    kind, _, uid = series.partition(":")
     ds = pd.date_range(start, periods=days, freq="D")
     return pd.DataFrame(
         {
+            "kind": kind,
             "unique_id": uid,
             "ds": ds,
             "yhat": level,
@@ -77,7 +80,7 @@ def test_periods_month_quarter_year_and_fixed_window() -> None:
 def test_month_to_date_plus_forecast_gives_the_projection() -> None:
     costs = daily_costs()  # data to 2026-10-31 inclusive: as of 2026-11-01 00:00
     costs = costs[costs["ChargePeriodStart"] < "2026-10-16"]  # as of 10-16: 15 days of October
-    forecast = flat_forecast("cloud:aws", "2026-10-16", 16, 120.0)
+    forecast = flat_forecast("cloud_cost:aws", "2026-10-16", 16, 120.0)
     [status] = budget_status([SpendBudget(3000.0, cloud="aws")], costs, forecast)
     assert status.as_of == datetime(2026, 10, 16)
     assert (status.start, status.end) == (datetime(2026, 10, 1), datetime(2026, 11, 1))
@@ -92,7 +95,7 @@ def test_month_to_date_plus_forecast_gives_the_projection() -> None:
     assert p[1.0] == pytest.approx(0.9996, abs=1e-3)  # 420 above, sigma 320 / (2 z80)
     assert "forecast (16 of 16" in status.basis
     # beyond the forecast's horizon: its last week's level
-    short = flat_forecast("cloud:aws", "2026-10-16", 7, 120.0)
+    short = flat_forecast("cloud_cost:aws", "2026-10-16", 7, 120.0)
     [extended] = budget_status([SpendBudget(3000.0, cloud="aws")], costs, short)
     assert extended.projected == pytest.approx(status.projected)
     assert "the rest at its last week's level" in extended.basis

@@ -25,6 +25,7 @@ from cloudbalance.report import (
     report_schema,
     write_reports,
 )
+from cloudbalance.series import Forecasts
 from cloudbalance.store import Store
 
 
@@ -268,12 +269,13 @@ def test_report_numbers_come_from_the_store(small_store: tuple[Settings, Store])
                 "periods": 1,
                 "basis": "relative",
             }
-            for uid in ("demand:web", "price:gcp:us-central1:n2:spot")
+            for uid in ("web", "gcp:us-central1:n2:spot")
         ]
-    )
+    ).assign(kind=["demand", "price"])
     forecast = pd.DataFrame(
         {
-            "unique_id": "cloud:gcp",
+            "kind": "cloud_cost",
+            "unique_id": "gcp",
             "ds": pd.date_range(day, periods=7, freq="D"),
             "yhat": 5.0,
             "yhat_lower": -1.0,
@@ -308,9 +310,7 @@ def test_report_numbers_come_from_the_store(small_store: tuple[Settings, Store])
         settings,
         store,
         now=datetime(2026, 11, 29),
-        forecast=forecast,
-        accuracy=pd.DataFrame(),
-        spikes=spikes,
+        forecasts=Forecasts(forecast=forecast, accuracy=pd.DataFrame(), spikes=spikes),
     )
     assert report.data_as_of == datetime(2025, 2, 10)
     assert report.title == "cloudbalance report, data as of 2025-02-10"  # not the run date

@@ -7,6 +7,7 @@ Every event has a ``key``: the same fact seen by two runs has the same key, so i
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cloudbalance.budgets import BudgetStatus
+    from cloudbalance.config import Settings
     from cloudbalance.models import Plan
+    from cloudbalance.store import Store
     from cloudbalance.verify import RevertOutcome
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "StepFailed",
     "anomaly_events",
     "budget_events",
+    "events_from_steps",
     "plan_events",
     "revert_events",
     "spike_events",
@@ -74,6 +78,17 @@ class Event:
         return None
 
 
+_MEASURES = {"cost": "workload cost", "cloud_cost": "cloud cost"}
+
+
+def _label(series: str, measure: str) -> str:
+    return f"{series} ({_MEASURES.get(measure, measure)})" if measure else series
+
+
+#: Anomalies older than this before "data as of" are history, not news.
+ANOMALY_DAYS = 7
+
+
 def _money(value: float, currency: str) -> str:
     return f"{value:,.2f} {currency}"
 
@@ -87,12 +102,13 @@ class SpikePredicted(Event):
     """The forecast expects a spike of a series (demand, cost or a spot price).
 
     Attributes:
-        series: The series (``demand:etl``, ``cloud:aws``, ``price:aws:us-east-1:m5:spot``).
+        series: The series (``etl``, ``aws``, ``aws:us-east-1:m5:spot``).
         start, end, peak: When (first, last and highest period).
         expected, normal: Expected value at the peak and the normal level.
         probability: Probability that it happens.
         extra_cost: Money above the normal level over the spike, for cost series.
         currency: Currency of ``extra_cost``.
+        measure: The series' kind (``demand``, ``cost``, ``cloud_cost``, ``price``).
     """
 
     kind: ClassVar[str] = "spike"
@@ -105,25 +121,19 @@ class SpikePredicted(Event):
     probability: float
     extra_cost: float | None = None
     currency: str = "USD"
+    measure: str = ""
 
     @property
     def key(self) -> str:
-        return f"spike:{self.series}:{_day(self.start)}"
-
-    @property
-    def _kind_and_name(self) -> tuple[str, str]:
-        kind, _, name = self.series.partition(":")
-        return (kind, name) if name else ("", kind)
+        return f"spike:{self.measure}:{self.series}:{_day(self.start)}"
 
     @property
     def workload(self) -> str | None:
-        kind, name = self._kind_and_name
-        return name if kind in ("demand", "cost") else None
+        return self.series if self.measure in ("demand", "cost") else None
 
     @property
     def cloud(self) -> str | None:
-        kind, name = self._kind_and_name
-        return name.split(":")[0] if kind in ("cloud", "price") else None
+        return self.series.split(":")[0] if self.measure in ("cloud_cost", "price") else None
 
     @property
     def impact(self) -> float | None:
@@ -132,12 +142,16 @@ class SpikePredicted(Event):
     @property
     def title(self) -> str:
         ratio = self.expected / self.normal if self.normal else math.inf
-        return f"Spike predicted: {self.series} {ratio:.1f}x normal from {_day(self.start)}"
+        return (
+            f"Spike predicted: {_label(self.series, self.measure)} {ratio:.1f}x normal "
+            f"from {_day(self.start)}"
+        )
 
     @property
     def body(self) -> str:
         lines = [
-            f"{self.series}: expected {self.expected:,.4g} at the peak on {_day(self.peak)} "
+            f"{_label(self.series, self.measure)}: expected {self.expected:,.4g} "
+            f"at the peak on {_day(self.peak)} "
             f"against a normal {self.normal:,.4g}, {_day(self.start)} to {_day(self.end)}, "
             f"probability {self.probability:.0%}."
         ]
@@ -151,12 +165,13 @@ class AnomalyDetected(Event):
     """A point of cost history far from its seasonal level.
 
     Attributes:
-        series: ``cost:<workload>`` or ``cloud:<cloud>``.
+        series: The workload or the cloud.
         ds: When.
         actual, expected: The cost and what was expected.
         currency: Currency of the amounts.
         anomaly_id: The incident's id (``<series>@<start>``) when the detector gives one;
             several anomalous days of one incident are one event.
+        measure: ``cost`` (a workload's cost) or ``cloud_cost``.
     """
 
     kind: ClassVar[str] = "anomaly"
@@ -166,10 +181,11 @@ class AnomalyDetected(Event):
     expected: float
     currency: str = "USD"
     anomaly_id: str | None = None
+    measure: str = "cost"
 
     @property
     def key(self) -> str:
-        return f"anomaly:{self.incident}"
+        return f"anomaly:{self.measure}:{self.incident}"
 
     @property
     def incident(self) -> str:
@@ -178,13 +194,11 @@ class AnomalyDetected(Event):
 
     @property
     def workload(self) -> str | None:
-        kind, _, name = self.series.partition(":")
-        return name if kind == "cost" else None
+        return self.series if self.measure == "cost" else None
 
     @property
     def cloud(self) -> str | None:
-        kind, _, name = self.series.partition(":")
-        return name if kind == "cloud" else None
+        return self.series if self.measure == "cloud_cost" else None
 
     @property
     def impact(self) -> float:
@@ -199,14 +213,15 @@ class AnomalyDetected(Event):
     def title(self) -> str:
         direction = "above" if self.actual >= self.expected else "below"
         return (
-            f"Cost anomaly: {self.series} on {_day(self.ds)} "
+            f"Cost anomaly: {_label(self.series, self.measure)} on {_day(self.ds)} "
             f"{_money(self.impact, self.currency)} {direction} expected"
         )
 
     @property
     def body(self) -> str:
         return (
-            f"{self.series} cost {_money(self.actual, self.currency)} on {_day(self.ds)}; "
+            f"{_label(self.series, self.measure)} cost {_money(self.actual, self.currency)} "
+            f"on {_day(self.ds)}; "
             f"expected {_money(self.expected, self.currency)}.\n"
             f"Was it expected? Tell cloudbalance: `{self.feedback}`"
         )
@@ -386,20 +401,27 @@ def _ts(value: Any) -> datetime:
 def spike_events(
     spikes: pd.DataFrame, forecast: pd.DataFrame | None = None, *, currency: str = "USD"
 ) -> list[SpikePredicted]:
-    """One event per spike warning (``ForecastResult.spikes_frame()``, ids with their kind).
+    """One event per spike warning (``Forecasts.spikes``: with a ``kind`` column).
 
-    For cost series (``cost:``, ``cloud:``) the extra cost is the forecast above the normal
-    level over the spike's periods, when ``forecast`` is given.
+    For money series (``cost``, ``cloud_cost``) the extra cost is the forecast above the
+    normal level over the spike's periods, when ``forecast`` (with ``kind``) is given.
     """
+    import pandas as pd
+
     events = []
     for row in spikes.to_dict("records"):
         uid = str(row["unique_id"])
+        measure = str(row.get("kind") or "")
         extra = None
-        if forecast is not None and not forecast.empty and uid.startswith(("cost:", "cloud:")):
-            import pandas as pd
-
+        if (
+            forecast is not None
+            and not forecast.empty
+            and "kind" in forecast
+            and measure in ("cost", "cloud_cost")
+        ):
             rows = forecast[
-                (forecast["unique_id"].astype(str) == uid)
+                (forecast["kind"] == measure)
+                & (forecast["unique_id"].astype(str) == uid)
                 & (pd.to_datetime(forecast["ds"]) >= pd.Timestamp(row["start"]))
                 & (pd.to_datetime(forecast["ds"]) <= pd.Timestamp(row["end"]))
             ]
@@ -407,6 +429,7 @@ def spike_events(
         events.append(
             SpikePredicted(
                 series=uid,
+                measure=measure,
                 start=_ts(row["start"]),
                 end=_ts(row["end"]),
                 peak=_ts(row["peak_ds"]),
@@ -423,10 +446,11 @@ def spike_events(
 def anomaly_events(
     anomalies: pd.DataFrame, *, currency: str = "USD", since: datetime | None = None
 ) -> list[AnomalyDetected]:
-    """One event per flagged point (``detect_anomalies`` output, ids with their kind).
+    """One event per flagged incident (``detect_anomalies`` output with a ``kind`` column).
 
     Args:
-        anomalies: ``unique_id, ds, y, anomaly, score, expected``.
+        anomalies: ``unique_id, ds, y, anomaly, score, expected`` and ``kind`` (``cost`` or
+            ``cloud_cost``; default ``cost``); ``anomaly_id`` groups days into incidents.
         currency: Currency of the costs.
         since: Only points at or after this (the history's old anomalies were told before).
     """
@@ -436,7 +460,10 @@ def anomaly_events(
     if "anomaly_id" in flagged and not flagged.empty:
         # one event per incident: its day furthest from the expected cost
         gap = (flagged["y"] - flagged["expected"]).abs()
-        flagged = flagged.loc[gap.groupby(flagged["anomaly_id"]).idxmax().dropna()]
+        incident = flagged["anomaly_id"].astype(str)
+        if "kind" in flagged:
+            incident = flagged["kind"].astype(str) + "|" + incident
+        flagged = flagged.loc[gap.groupby(incident).idxmax().dropna()]
     events = []
     for row in flagged.to_dict("records"):
         when = _ts(row["ds"])
@@ -451,6 +478,7 @@ def anomaly_events(
                 expected=expected,
                 currency=currency,
                 anomaly_id=str(row["anomaly_id"]) if row.get("anomaly_id") else None,
+                measure=str(row.get("kind") or "cost"),
             )
         )
     return events
@@ -546,4 +574,42 @@ def step_failed_events(run_id: str, steps: Iterable[Any]) -> list[StepFailed]:
             events.append(
                 StepFailed(run_id=run_id, step=str(get("step")), detail=str(get("detail")))
             )
+    return events
+
+
+def events_from_steps(
+    settings: Settings, store: Store, run_id: str, steps: Sequence[Any]
+) -> list[Event]:
+    """Every event of a run, from its typed step results (``cloudbalance.steps``) and budgets.
+
+    Reads, where a step has them: ``status`` (failed steps), ``forecasts`` and ``anomalies``
+    (with ``data_as_of``: anomalies of the last :data:`ANOMALY_DAYS` days of data are news,
+    older ones are history), ``plan`` and ``applied``, ``verified`` and ``reverts``.
+    """
+    from datetime import timedelta
+
+    from cloudbalance.budgets import evaluate_budgets
+    from cloudbalance.exceptions import CloudBalanceError
+
+    plan = next((s.plan for s in steps if getattr(s, "plan", None) is not None), None)
+    currency = plan.currency if plan is not None else settings.currency.report or "USD"
+    events: list[Event] = list(step_failed_events(run_id, steps))
+    for step in steps:
+        forecasts = getattr(step, "forecasts", None)
+        if forecasts is not None:
+            events += spike_events(forecasts.spikes, forecasts.forecast, currency=currency)
+        anomalies = getattr(step, "anomalies", None)
+        as_of = getattr(step, "data_as_of", None)
+        if anomalies is not None and not anomalies.empty and as_of is not None:
+            since = as_of - timedelta(days=ANOMALY_DAYS)
+            events += anomaly_events(anomalies, currency=currency, since=since)
+        applied = getattr(step, "applied", None)
+        if applied is not None:
+            events += plan_events(plan, applied)
+        reverts = getattr(step, "reverts", ())
+        if reverts:
+            events += revert_events(reverts, getattr(step, "verified", ()))
+    # no cost data yet: the failed steps already say so
+    with contextlib.suppress(CloudBalanceError):
+        events += budget_events(evaluate_budgets(settings, store))
     return events

@@ -145,7 +145,8 @@ def one_of_each() -> list[Event]:
     spikes = pd.DataFrame(
         [
             {
-                "unique_id": "price:azure:westeurope:D2s:spot",
+                "unique_id": "azure:westeurope:D2s:spot",
+                "kind": "price",
                 "start": day,
                 "end": day + pd.Timedelta(days=2),
                 "peak_ds": day,
@@ -157,7 +158,8 @@ def one_of_each() -> list[Event]:
     )
     anomalies = pd.DataFrame(
         {
-            "unique_id": ["cost:checkout", "cost:checkout"],
+            "unique_id": ["checkout", "checkout"],
+            "kind": "cost",
             "ds": [pd.Timestamp("2026-10-30"), pd.Timestamp("2026-10-31")],
             "y": [900.0, 100.0],
             "anomaly": [True, False],
@@ -221,7 +223,7 @@ def test_builders_make_one_event_of_every_kind() -> None:
     assert isinstance(anomaly, AnomalyDetected)
     assert anomaly.impact == pytest.approx(780.0)
     assert (
-        "cloudbalance anomalies feedback cost:checkout@2026-10-30 --label yes|no|planned"
+        "cloudbalance anomalies feedback checkout@2026-10-30 --label yes|no|planned"
         in anomaly.body
     )
     crossed, forecast = events[2], events[3]
@@ -237,19 +239,21 @@ def test_one_event_per_anomaly_incident() -> None:
     days = pd.date_range("2026-10-28", periods=3, freq="D")
     incident = pd.DataFrame(
         {
-            "unique_id": "cloud:aws",
+            "unique_id": "aws",
+            "kind": "cloud_cost",
             "ds": days,
             "y": [300.0, 500.0, 250.0],
             "anomaly": True,
             "score": 6.0,
             "expected": 100.0,
-            "anomaly_id": "cloud:aws@2026-10-28",
+            "anomaly_id": "aws@2026-10-28",
         }
     )
     [event] = anomaly_events(incident)
     assert event.impact == 400.0
-    assert event.key == "anomaly:cloud:aws@2026-10-28"
-    assert "feedback cloud:aws@2026-10-28" in event.body
+    assert event.key == "anomaly:cloud_cost:aws@2026-10-28"
+    assert event.cloud == "aws"
+    assert "feedback aws@2026-10-28" in event.body
 
 
 def test_every_event_kind_reaches_a_local_webhook(hook: Hook, store: Store) -> None:
@@ -258,8 +262,8 @@ def test_every_event_kind_reaches_a_local_webhook(hook: Hook, store: Store) -> N
     assert result.count("sent") == 7, result.summary()
     titles = [m["title"] for m in hook.received]
     for fragment in (
-        "Spike predicted: price:azure:westeurope",
-        "Cost anomaly: cost:checkout",
+        "Spike predicted: azure:westeurope:D2s:spot (price)",
+        "Cost anomaly: checkout (workload cost)",
         "Budget aws: crossed 75%",
         "Budget aws: forecast to cross 100%",
         "Plan p1: commit made",

@@ -257,7 +257,8 @@ def _chart(
                 ha="center",
             )
         if money:
-            ax.set_ylim(bottom=min(0.0, float(history["y"].min()) if not history.empty else 0.0))
+            drawn = history[history["ds"] > history["ds"].max() - pd.Timedelta(days=HISTORY_DAYS)]
+            ax.set_ylim(bottom=min(0.0, float(drawn["y"].min()) if not drawn.empty else 0.0))
         ax.set_title(uid, fontsize=10, loc="left")
         ax.set_ylabel(unit, fontsize=8)
         _style(ax, fig)

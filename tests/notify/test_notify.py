@@ -223,8 +223,7 @@ def test_builders_make_one_event_of_every_kind() -> None:
     assert isinstance(anomaly, AnomalyDetected)
     assert anomaly.impact == pytest.approx(780.0)
     assert (
-        "cloudbalance anomalies feedback checkout@2026-10-30 --label yes|no|planned"
-        in anomaly.body
+        "cloudbalance anomalies feedback checkout@2026-10-30 --label yes|no|planned" in anomaly.body
     )
     crossed, forecast = events[2], events[3]
     assert isinstance(crossed, BudgetAlert)

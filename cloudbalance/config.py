@@ -27,7 +27,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from cloudbalance.budgets import SpendBudget
 from cloudbalance.exceptions import ConfigError
-from cloudbalance.models import Location, Workload, WorkloadMatch, check_workload_name
+from cloudbalance.models import Location, Mode, Workload, WorkloadMatch, check_workload_name
 from cloudbalance.notify.settings import NotificationSettings
 
 __all__ = [
@@ -205,7 +205,7 @@ class GitSettings:
     """
 
     repo: str = "."
-    mode: Literal["dry-run", "commit", "branch", "pr", "auto"] = "dry-run"
+    mode: Mode = "dry-run"
     remote: str = "origin"
     base: str = "main"
     github_repo: str | None = None

@@ -135,7 +135,8 @@ def test_a_plan_that_starts_long_before_the_run_says_so(synced: Path, tmp_path: 
         planned = steps.plan(ctx, made.forecasts)
         stale = steps.sync(ctx)
     assert any("before 2026-11-29" in w for w in planned.warnings)
-    assert made.data_as_of is not None and made.data_as_of < late
+    assert made.data_as_of is not None
+    assert made.data_as_of < late
     # the demo provider's data ends four weeks before the run's day: the sync says so
     assert "aws: data ends 2026-11-01, older than 3 day(s) before 2026-11-29" in "".join(
         stale.warnings
@@ -150,9 +151,11 @@ def test_git_target_is_built_once_from_the_settings(synced: Path) -> None:
     assert target.base == "release"
     assert target.forge.repository == "acme/infra"
     assert target.forge.api_url == "https://ghe.example.com/api/v3"
-    assert target.push is False  # no such repository, so no remote to push to
+    assert target.mode == "pr"
+    assert target.pushes() is False  # no such repository, so no remote to push to
     other = steps.git_target(settings, remote="origin", api_url="https://gitlab.example.com")
     assert (other.remote, other.forge.api_url) == ("origin", "https://gitlab.example.com")
+    assert other.forge.kind == "gitlab"
 
 
 def test_the_report_command_and_the_run_share_one_step(

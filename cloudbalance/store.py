@@ -54,7 +54,7 @@ from cloudbalance.schema import (
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
 
-__all__ = ["IngestResult", "Store"]
+__all__ = ["IngestResult", "Store", "first_row"]
 
 SCHEMA_VERSION = 1
 
@@ -234,7 +234,7 @@ class Store:
 
     def _migrate(self) -> None:
         self.con.execute(_DDL)
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = first_row(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
         if row is None:
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         elif int(row[0]) > SCHEMA_VERSION:
@@ -401,46 +401,52 @@ class Store:
         frame = pd.DataFrame(losers, columns=["p", "a", "d", "s"])
         self.con.register("superseded_keys", frame)
         try:
-            row = self.con.execute(
-                "DELETE FROM costs WHERE x_LoadId = ? AND "
-                "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
-                "CAST(ChargePeriodStart AS DATE), x_Source) "
-                "IN (SELECT p, a, d, s FROM superseded_keys)",
-                [load_id],
-            ).fetchone()
+            row = first_row(
+                self.con.execute(
+                    "DELETE FROM costs WHERE x_LoadId = ? AND "
+                    "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                    "CAST(ChargePeriodStart AS DATE), x_Source) "
+                    "IN (SELECT p, a, d, s FROM superseded_keys)",
+                    [load_id],
+                )
+            )
         finally:
             self.con.unregister("superseded_keys")
         return int(row[0]) if row else 0
 
     def _load_summary(self, load_id: str) -> tuple[int, int, tuple[str, ...], tuple[str, ...], int]:
         """Rows, keys, sources, currencies and backwards periods of one load, in one scan."""
-        row = self.con.execute(
-            "SELECT count(*), count(DISTINCT (coalesce(x_Cloud, ProviderName), BillingAccountId, "
-            "CAST(ChargePeriodStart AS DATE))), list(DISTINCT x_Source ORDER BY x_Source), "
-            "list(DISTINCT BillingCurrency ORDER BY BillingCurrency), "
-            "count(*) FILTER (WHERE ChargePeriodEnd <= ChargePeriodStart) "
-            "FROM costs WHERE x_LoadId = ?",
-            [load_id],
-        ).fetchone()
+        row = first_row(
+            self.con.execute(
+                "SELECT count(*), count(DISTINCT (coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                "CAST(ChargePeriodStart AS DATE))), list(DISTINCT x_Source ORDER BY x_Source), "
+                "list(DISTINCT BillingCurrency ORDER BY BillingCurrency), "
+                "count(*) FILTER (WHERE ChargePeriodEnd <= ChargePeriodStart) "
+                "FROM costs WHERE x_LoadId = ?",
+                [load_id],
+            )
+        )
         assert row is not None  # an aggregate always yields one row
         return int(row[0]), int(row[1]), tuple(row[2] or ()), tuple(row[3] or ()), int(row[4])
 
     def _replace_keys(self, load_id: str) -> int:
-        row = self.con.execute(
-            "DELETE FROM costs WHERE x_LoadId <> ? AND "
-            "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
-            "CAST(ChargePeriodStart AS DATE)) IN ("
-            "  SELECT DISTINCT coalesce(x_Cloud, ProviderName), BillingAccountId, "
-            "  CAST(ChargePeriodStart AS DATE) "
-            "  FROM costs WHERE x_LoadId = ?)",
-            [load_id, load_id],
-        ).fetchone()
+        row = first_row(
+            self.con.execute(
+                "DELETE FROM costs WHERE x_LoadId <> ? AND "
+                "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                "CAST(ChargePeriodStart AS DATE)) IN ("
+                "  SELECT DISTINCT coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                "  CAST(ChargePeriodStart AS DATE) "
+                "  FROM costs WHERE x_LoadId = ?)",
+                [load_id, load_id],
+            )
+        )
         return int(row[0]) if row else 0
 
     def reattribute(self, attribution: Attribution) -> int:
         """Recompute ``x_Workload`` for every stored row (after the workload rules changed)."""
         with self.transaction() as con:
-            row = con.execute(f"UPDATE costs SET x_Workload = {attribution.sql()}").fetchone()
+            row = first_row(con.execute(f"UPDATE costs SET x_Workload = {attribution.sql()}"))
         return int(row[0]) if row else 0
 
     def costs(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
@@ -466,7 +472,7 @@ class Store:
         if source_prefix is not None:
             sql += " WHERE starts_with(x_Source, ?)"
             params.append(source_prefix)
-        row = self.con.execute(sql, params).fetchone()
+        row = first_row(self.con.execute(sql, params))
         value = row[0] if row else None
         return value if isinstance(value, datetime) else None
 
@@ -528,9 +534,9 @@ class Store:
 
     def sync_state(self, provider: str) -> datetime | None:
         """End (exclusive) of the last successful sync of ``provider``, if any."""
-        row = self.con.execute(
-            "SELECT synced_until FROM sync_state WHERE provider = ?", [provider]
-        ).fetchone()
+        row = first_row(
+            self.con.execute("SELECT synced_until FROM sync_state WHERE provider = ?", [provider])
+        )
         return row[0] if row else None
 
     def set_sync_state(self, provider: str, synced_until: datetime) -> None:
@@ -597,9 +603,9 @@ class Store:
 
     def latest_forecast(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The most recent forecast frame, its accuracy and its spikes (empty when none)."""
-        row = self.con.execute(
-            "SELECT run_id FROM forecasts ORDER BY created_at DESC LIMIT 1"
-        ).fetchone()
+        row = first_row(
+            self.con.execute("SELECT run_id FROM forecasts ORDER BY created_at DESC LIMIT 1")
+        )
         if row is None:
             return (
                 pd.DataFrame(columns=FORECAST.names),
@@ -645,7 +651,7 @@ class Store:
         Raises:
             StoreError: No such plan (the message lists the latest ids).
         """
-        row = self.con.execute("SELECT body FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
+        row = first_row(self.con.execute("SELECT body FROM plans WHERE plan_id = ?", [plan_id]))
         if row is None:
             recent = [
                 r[0]
@@ -753,6 +759,17 @@ def _window(
         clauses.append(f"{column} < ?")
         params.append(pd.Timestamp(end).to_pydatetime())
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def first_row(result: duckdb.DuckDBPyConnection) -> Any:
+    """The first row of a statement's result, reading the result to its end.
+
+    ``fetchone()`` leaves the result open, and DuckDB then refuses the connection's next
+    ``register`` ("unfinished result from execute()"): the bug that broke every sync after the
+    first. Every single-row read of the store goes through here.
+    """
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 
 def _first_line(err: BaseException) -> str:

@@ -38,7 +38,7 @@ from cloudbalance.exceptions import ConfigError, Issue, ProviderError, SchemaErr
 from cloudbalance.models import Location
 from cloudbalance.provider import ProviderCheck
 from cloudbalance.schema import COSTS, NULL_STRINGS, Column, FrameSchema
-from cloudbalance.store import IngestResult, Store
+from cloudbalance.store import IngestResult, Store, first_row
 
 __all__ = ["FocusProvider", "FocusReader", "discover_files"]
 
@@ -280,9 +280,9 @@ class FocusReader:
             )
         counts = [f"count(*) FILTER (WHERE {cond})" for _, _, cond in checks]
         names = f"list(DISTINCT {plan.exprs['ProviderName']})"
-        row = self.con.execute(
-            f"SELECT {', '.join([*counts, names])} FROM ({plan.scan})"
-        ).fetchone()
+        row = first_row(
+            self.con.execute(f"SELECT {', '.join([*counts, names])} FROM ({plan.scan})")
+        )
         assert row is not None  # an aggregate always yields one row
         bad = [(c, p, cond, int(n)) for (c, p, cond), n in zip(checks, row, strict=False) if n]
         if bad:

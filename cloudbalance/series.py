@@ -7,9 +7,11 @@ Three views of one costs frame:
 - :func:`current_placement`: replicas per workload and location in the latest period.
 
 Demand is read from compute lines (``ServiceCategory == "Compute"``) whose ``ConsumedUnit`` is
-hours: one replica is one instance of the workload's shape, so instance-hours divided by the hours
-in a period is replicas. Money is never summed across currencies: a frame in several currencies
-gets one series per (key, currency), with the currency in the id.
+time (hours; seconds, minutes and packs such as ``10 Hours`` are converted by
+:mod:`cloudbalance.units`): one replica is one instance of the workload's shape, so
+instance-hours divided by the hours in a period is replicas. Money is never summed across
+currencies: a frame in several currencies gets one series per (key, currency), with the currency
+in the id.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 from cloudbalance.exceptions import Issue, SchemaError
 from cloudbalance.models import Location, Placement, Workload
 from cloudbalance.provider import cloud_id
+from cloudbalance.units import HOURS, normalise_consumed, period_hours
 
 __all__ = ["cost_series", "current_placement", "demand_series"]
 
@@ -34,14 +37,6 @@ _KEYS = {
     "service": "ServiceName",
     "account": "BillingAccountId",
 }
-
-_HOUR_UNITS = {"hours", "hour", "hrs", "hr", "h", "instance-hours"}
-
-
-def _hours(freq: str) -> float:
-    return float(
-        pd.Timedelta(str(freq) if freq[0].isdigit() else f"1{freq}").total_seconds() / 3600
-    )
 
 
 def _fill(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -108,10 +103,15 @@ def cost_series(
 
 
 def _compute_hours(costs: pd.DataFrame) -> pd.DataFrame:
-    unit = costs["ConsumedUnit"].astype("string").str.strip().str.lower()
-    mask = (costs["ServiceCategory"] == "Compute") & unit.isin(_HOUR_UNITS).fillna(False)
-    mask &= costs["x_Workload"].notna() & (costs["ChargeCategory"] == "Usage")
-    return costs.loc[mask.to_numpy(dtype=bool)]
+    """Compute usage lines of attributed workloads, ``ConsumedQuantity`` in hours.
+
+    Units are normalised at ingest; a frame built elsewhere (seconds, ``Hrs``, ``10 Hours``)
+    is normalised here by the same rule (:mod:`cloudbalance.units`).
+    """
+    mask = (costs["ServiceCategory"] == "Compute") & costs["x_Workload"].notna()
+    mask &= costs["ChargeCategory"] == "Usage"
+    compute = normalise_consumed(costs.loc[mask.to_numpy(dtype=bool)])
+    return compute[(compute["ConsumedUnit"] == HOURS).to_numpy(dtype=bool)]
 
 
 def demand_series(
@@ -128,7 +128,7 @@ def demand_series(
         {
             "unique_id": compute["x_Workload"].astype(str),
             "ds": compute["ChargePeriodStart"].dt.floor(freq),
-            "y": compute["ConsumedQuantity"].astype(float) / _hours(freq),
+            "y": compute["ConsumedQuantity"].astype(float) / period_hours(freq),
         }
     )
     grouped = frame.groupby(["unique_id", "ds"])["y"].sum()
@@ -160,7 +160,7 @@ def current_placement(
     grouped = latest.groupby(["x_Workload", "cloud", "RegionId"], as_index=False)[
         "ConsumedQuantity"
     ].sum()
-    hours = _hours(freq)
+    hours = period_hours(freq)
     return tuple(
         Placement(
             str(row.x_Workload),

@@ -50,6 +50,7 @@ from cloudbalance.schema import (
     validate_costs,
     validate_prices,
 )
+from cloudbalance.units import consumed_sql
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
@@ -134,6 +135,16 @@ CREATE TABLE IF NOT EXISTS runs (
 
 #: The columns a load's relation must provide (x_Cloud, x_Workload may be NULL and are derived).
 _LOAD_COLUMNS = [c for c in COSTS.names if c not in ("x_Cloud", "x_Workload", "x_IngestedAt")]
+
+
+#: Consumed quantities and units in canonical units: normalised once, here, for every load.
+_CONSUMED = dict(
+    zip(
+        ("ConsumedQuantity", "ConsumedUnit"),
+        consumed_sql('src."ConsumedQuantity"', 'src."ConsumedUnit"'),
+        strict=True,
+    )
+)
 
 
 def _now() -> datetime:
@@ -345,7 +356,9 @@ class Store:
             workload = f"coalesce(src.x_Workload, {workload})"
             cloud = f"coalesce(src.x_Cloud, {cloud})"
         columns = ", ".join(f'"{c}"' for c in COSTS.names)
-        projection = ", ".join([f'src."{c}"' for c in COSTS.names if c in _LOAD_COLUMNS[:-1]])
+        projection = ", ".join(
+            [_CONSUMED.get(c, f'src."{c}"') for c in COSTS.names if c in _LOAD_COLUMNS[:-1]]
+        )
         # COSTS column order: ... Tags, x_Cloud, x_Workload, x_Source, x_IngestedAt
         insert = (
             f"INSERT INTO costs ({columns}, x_LoadId) "
@@ -418,8 +431,9 @@ class Store:
         """Rows, keys, sources, currencies and backwards periods of one load, in one scan."""
         row = first_row(
             self.con.execute(
-                "SELECT count(*), count(DISTINCT (coalesce(x_Cloud, ProviderName), BillingAccountId, "
-                "CAST(ChargePeriodStart AS DATE))), list(DISTINCT x_Source ORDER BY x_Source), "
+                "SELECT count(*), count(DISTINCT (coalesce(x_Cloud, ProviderName), "
+                "BillingAccountId, CAST(ChargePeriodStart AS DATE))), "
+                "list(DISTINCT x_Source ORDER BY x_Source), "
                 "list(DISTINCT BillingCurrency ORDER BY BillingCurrency), "
                 "count(*) FILTER (WHERE ChargePeriodEnd <= ChargePeriodStart) "
                 "FROM costs WHERE x_LoadId = ?",

@@ -367,7 +367,8 @@ class Store:
         )
         with self.transaction() as con:
             try:
-                con.execute(insert, [*(params or []), _now(), load_id])
+                # the statement's own placeholders come before those of ``select_sql``
+                con.execute(insert, [_now(), load_id, *(params or [])])
             except duckdb.ConstraintException as err:
                 raise SchemaError(
                     "costs", [Issue(f"a required value is missing: {_first_line(err)}")]

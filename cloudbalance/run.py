@@ -32,7 +32,7 @@ import pandas as pd
 from cloudbalance.config import Settings
 from cloudbalance.exceptions import CloudBalanceError
 from cloudbalance.models import Plan, Workload
-from cloudbalance.series import cost_series, current_placement, demand_series
+from cloudbalance.series import cost_series, current_placement, demand_series, trim_incomplete
 from cloudbalance.store import Store
 
 if TYPE_CHECKING:
@@ -157,28 +157,39 @@ class _Runner:
     def step_sync(self, out: dict[str, Any]) -> StepResult:
         if not self.sync_providers or not self.settings.providers:
             return StepResult("sync", "skipped", "no provider configured (using the store as is)")
-        from cloudbalance.sync import sync
+        from cloudbalance.sync import freshness, sync
 
         results = sync(self.settings, self.store, progress=self.tell)
         out["providers"] = {
             r.provider: {"ok": r.ok, "rows": r.rows, "error": r.error} for r in results
         }
         failed = [r for r in results if not r.ok]
+        fresh = freshness(
+            self.store, stale_after_days=self.settings.sync.stale_after_days, now=self.now
+        )
+        out["data_as_of"] = {f.cloud: f"{f.as_of:%Y-%m-%d}" for f in fresh}
+        warnings = [f.warning for f in fresh if f.warning]
         detail = "; ".join(
-            f"{r.provider}: {r.rows:,} rows" if r.ok else f"{r.provider} failed: {r.error}"
-            for r in results
+            [
+                *(
+                    f"{r.provider}: {r.rows:,} rows" if r.ok else f"{r.provider} failed: {r.error}"
+                    for r in results
+                ),
+                *(f"warning: {w}" for w in warnings),
+            ]
         )
         return StepResult("sync", "failed" if failed else "ok", detail)
 
     def step_forecast(self, out: dict[str, Any]) -> StepResult:
         from cloudbalance.forecast import detect_anomalies, forecast
 
-        self.costs = self.store.costs()
+        fs = self.settings.forecast
+        trimmed = trim_incomplete(self.store.costs(), freq=fs.freq, now=self.now)
+        self.costs = trimmed.costs
         if self.costs.empty:
             raise CloudBalanceError(
                 "the store holds no cost lines; run `cloudbalance ingest` or configure providers"
             )
-        fs = self.settings.forecast
         demand = demand_series(self.costs, self.workloads, freq=fs.freq)
         by_workload = cost_series(self.costs, by="workload", freq=fs.freq)
         by_cloud = cost_series(self.costs, by="cloud", freq=fs.freq)
@@ -225,6 +236,10 @@ class _Runner:
         detail = f"{out['series']} series, {len(result.spikes)} predicted spike(s)"
         if result.skipped:
             detail += f", {len(result.skipped)} series skipped"
+        if trimmed.until is not None:
+            out["complete_until"] = f"{trimmed.until:%Y-%m-%d %H:%M}"
+        if trimmed.note:
+            detail += f"; {trimmed.note}"
         return StepResult("forecast", "ok", detail)
 
     def step_plan(self, out: dict[str, Any]) -> StepResult:

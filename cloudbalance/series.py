@@ -1,5 +1,12 @@
 """From cost lines to the series the forecaster reads and the placement the planner starts from.
 
+**Ragged edges.** The clouds deliver their exports at different hours, so on a given morning one
+cloud may hold yesterday while another stops the day before. A latest period that holds only
+some clouds is not a period of low spend, and the series of workloads on different clouds would
+not end together (the planner needs one grid). :func:`complete_until` finds the end of the last
+period every current cloud has reached; :func:`trim_incomplete` cuts a costs frame there and says
+what it left out. Call it before the three views below.
+
 Three views of one costs frame:
 
 - :func:`cost_series`: money per workload (or provider, region, service) and period;
@@ -17,7 +24,8 @@ in the id.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -25,9 +33,21 @@ import pandas as pd
 from cloudbalance.exceptions import Issue, SchemaError
 from cloudbalance.models import Location, Placement, Workload
 from cloudbalance.provider import cloud_id
-from cloudbalance.units import HOURS, normalise_consumed, period_hours
+from cloudbalance.units import HOURS, normalise_consumed, period_hours, period_length
 
-__all__ = ["cost_series", "current_placement", "demand_series"]
+__all__ = [
+    "DEFAULT_MAX_LAG",
+    "Trimmed",
+    "complete_until",
+    "cost_series",
+    "current_placement",
+    "demand_series",
+    "trim_incomplete",
+]
+
+#: A cloud further behind the latest than this is stale (a run warns about it), not a ragged
+#: edge: it does not hold back the others' complete periods.
+DEFAULT_MAX_LAG = timedelta(days=3)
 
 _KEYS = {
     "workload": "x_Workload",
@@ -55,6 +75,93 @@ def _fill(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
             }
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def _cloud_ends(costs: pd.DataFrame, freq: str) -> pd.Series:
+    """Per cloud, the end of its last complete period (``ChargePeriodEnd`` floored to ``freq``)."""
+    short = (costs["ChargePeriodEnd"] - costs["ChargePeriodStart"]) <= period_length(freq)
+    frame = costs.loc[short.to_numpy(dtype=bool)]
+    cloud = (
+        frame["x_Cloud"].fillna(frame["ProviderName"].map(cloud_id)).fillna(frame["ProviderName"])
+    )
+    ends = frame.groupby(cloud.to_numpy())["ChargePeriodEnd"].max()
+    return pd.Series(ends.dt.floor(freq)).sort_index()
+
+
+def complete_until(
+    costs: pd.DataFrame,
+    *,
+    freq: str = "D",
+    now: datetime | None = None,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> pd.Timestamp | None:
+    """End (exclusive) of the last period that every current cloud has complete.
+
+    Args:
+        costs: A costs frame.
+        freq: The period of the series to be built.
+        now: The run's time: a period that has not ended by then is never complete.
+        max_lag: Clouds whose data ends more than this before the latest cloud's are stale
+            (warned about by the run) and do not hold the others back.
+
+    Returns:
+        The first period start to leave out, or ``None`` for a frame without cost lines.
+    """
+    if costs.empty:
+        return None
+    ends = _cloud_ends(costs, freq)
+    if ends.empty:
+        return None
+    latest = ends.max()
+    if now is not None:
+        latest = min(latest, pd.Timestamp(now).floor(freq))
+    current = ends[ends >= latest - pd.Timedelta(max_lag)]
+    return pd.Timestamp(min(current.min(), latest)) if len(current) else pd.Timestamp(latest)
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """A costs frame cut at its last complete period, and what was left out.
+
+    Attributes:
+        costs: The lines charged before ``until``.
+        until: End (exclusive) of the last complete period; ``None`` for an empty frame.
+        dropped: Lines left out (charged from ``until`` on).
+        behind: Clouds whose data ends at ``until`` while others reach further.
+    """
+
+    costs: pd.DataFrame
+    until: pd.Timestamp | None
+    dropped: int
+    behind: tuple[str, ...]
+
+    @property
+    def note(self) -> str | None:
+        """One line for the run's output when lines were left out, else ``None``."""
+        if not self.dropped or self.until is None:
+            return None
+        who = f" ({', '.join(self.behind)} not there yet)" if self.behind else ""
+        return (
+            f"data complete until {self.until:%Y-%m-%d %H:%M}{who}: {self.dropped} later "
+            "line(s) wait for the next run"
+        )
+
+
+def trim_incomplete(
+    costs: pd.DataFrame,
+    *,
+    freq: str = "D",
+    now: datetime | None = None,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> Trimmed:
+    """Leave out the periods not every current cloud has complete (see :func:`complete_until`)."""
+    until = complete_until(costs, freq=freq, now=now, max_lag=max_lag)
+    if until is None:
+        return Trimmed(costs, None, 0, ())
+    keep = (costs["ChargePeriodStart"] < until).to_numpy(dtype=bool)
+    ends = _cloud_ends(costs, freq)
+    behind = tuple(str(c) for c, end in ends.items() if end == until and bool((ends > until).any()))
+    return Trimmed(costs.loc[keep].reset_index(drop=True), until, int((~keep).sum()), behind)
 
 
 def cost_series(

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -479,6 +479,30 @@ class Store:
             "min(ChargePeriodStart) AS first, max(ChargePeriodStart) AS last, "
             "count(*) AS rows FROM costs GROUP BY ALL ORDER BY ALL"
         ).df()
+
+    def data_as_of(self, *, now: datetime | None = None) -> dict[str, date]:
+        """Per cloud, the latest complete UTC day held: what the data stands on ("data as of").
+
+        A day is complete when the cloud's charges reach its end (a daily line, or hourly lines
+        up to midnight) and the day is over (before ``now``'s day; default: today). A cloud whose
+        latest day is still running, or that delivers a day late, is as of the day before.
+        Lines longer than a day (a monthly fee, a purchase) say nothing about freshness.
+
+        Args:
+            now: The run's time (naive UTC); days from it on are never complete.
+        """
+        today = (now or _now()).date()
+        rows = self.con.execute(
+            "SELECT coalesce(x_Cloud, ProviderName), max(ChargePeriodEnd) FROM costs "
+            "WHERE ChargePeriodEnd - ChargePeriodStart <= INTERVAL 1 DAY GROUP BY ALL"
+        ).fetchall()
+        out: dict[str, date] = {}
+        for cloud, end in rows:
+            if end is None:
+                continue
+            last = min(end.date() - timedelta(days=1), today - timedelta(days=1))
+            out[str(cloud)] = last
+        return out
 
     def last_charge(self, *, source_prefix: str | None = None) -> datetime | None:
         """Start of the latest charge held (optionally only rows whose ``x_Source`` starts so)."""

@@ -142,3 +142,48 @@ def test_schedule_init_writes_three_schedules_once(
     assert main(["schedule", "init", str(tmp_path)]) == 1
     assert "not overwriting" in capsys.readouterr().err
     assert main(["schedule", "init", str(tmp_path / "x"), "--cron", "daily"]) == 1
+
+
+class RaggedDemo:
+    """The demo clouds, with AWS's export of the latest day not delivered yet."""
+
+    name = "ragged"
+    revision_days = 2
+
+    def __init__(self, days: int = 150) -> None:
+        from cloudbalance.providers.demo import DemoProvider
+
+        self.demo = DemoProvider(days=days)
+
+    def costs(self, start: datetime, end: datetime) -> pd.DataFrame:
+        costs = self.demo.costs(start, end)
+        last = costs["ChargePeriodStart"].max().floor("D")
+        late = (costs["ProviderName"] == "Amazon Web Services") & (
+            costs["ChargePeriodStart"] >= last
+        )
+        return costs.loc[~late].reset_index(drop=True)
+
+    def prices(self, locations: object = None) -> pd.DataFrame:
+        return self.demo.prices(locations)  # type: ignore[arg-type]
+
+    def check(self) -> object:
+        return self.demo.check()
+
+
+def test_one_cloud_a_day_behind_never_fails_the_plan(tmp_path: Path) -> None:
+    training = (
+        "  training:\n    match: {tags: [training]}\n    replica: {vcpus: 2, memory_gib: 8}\n"
+        "    allowed: [aws:us-west-2, gcp:us-central1]\n"
+    )
+    config = CONFIG.replace("  demo: {days: 150}\n  broken: {}\n", "  ragged: {}\n")
+    (tmp_path / "cloudbalance.yaml").write_text(config.replace("forecast:", training + "forecast:"))
+    register_provider("ragged", RaggedDemo)
+    try:
+        result = run(load_config(tmp_path / "cloudbalance.yaml"), now=NOW, skip=["report"])
+    finally:
+        unregister_provider("ragged")
+    status = {s.step: s for s in result.steps}
+    assert status["sync"].status == "ok", status["sync"].detail
+    assert status["forecast"].status == "ok", status["forecast"].detail
+    assert "aws not there yet" in status["forecast"].detail
+    assert status["plan"].status == "ok", status["plan"].detail

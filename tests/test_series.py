@@ -7,7 +7,13 @@ from cloudbalance.attribution import Attribution
 from cloudbalance.demo.sample import generate_sample
 from cloudbalance.exceptions import SchemaError
 from cloudbalance.models import Location
-from cloudbalance.series import cost_series, current_placement, demand_series
+from cloudbalance.series import (
+    complete_until,
+    cost_series,
+    current_placement,
+    demand_series,
+    trim_incomplete,
+)
 from cloudbalance.store import Store
 
 
@@ -61,3 +67,60 @@ def test_unknown_breakdowns_are_schema_errors(sample_costs: tuple) -> None:
         cost_series(costs, by="colour")
     with pytest.raises(SchemaError, match="cannot total"):
         cost_series(costs, measure="Tags")
+
+
+def _daily(cloud: str, days: int, *, first: str = "2026-11-01") -> pd.DataFrame:
+    start = pd.date_range(first, periods=days, freq="D")
+    return pd.DataFrame(
+        {
+            "ChargePeriodStart": start,
+            "ChargePeriodEnd": start + pd.Timedelta(days=1),
+            "ProviderName": cloud,
+            "x_Cloud": cloud,
+            "EffectiveCost": 1.0,
+        }
+    )
+
+
+def test_a_cloud_a_day_behind_sets_the_end_of_complete_data() -> None:
+    costs = pd.concat([_daily("aws", 10), _daily("azure", 9)], ignore_index=True)
+    assert complete_until(costs) == pd.Timestamp("2026-11-10")
+    trimmed = trim_incomplete(costs)
+    assert trimmed.costs["ChargePeriodStart"].max() == pd.Timestamp("2026-11-09")
+    assert trimmed.dropped == 1
+    assert trimmed.behind == ("azure",)
+    assert trimmed.note is not None
+    assert "azure not there yet" in trimmed.note
+
+
+def test_a_partial_latest_day_is_incomplete() -> None:
+    hourly = pd.date_range("2026-11-01", "2026-11-03 14:00", freq="h")
+    costs = pd.DataFrame(
+        {
+            "ChargePeriodStart": hourly,
+            "ChargePeriodEnd": hourly + pd.Timedelta(hours=1),
+            "ProviderName": "gcp",
+            "x_Cloud": "gcp",
+        }
+    )
+    assert complete_until(costs) == pd.Timestamp("2026-11-03")
+    # a daily line for today is not complete before today has ended
+    today = _daily("aws", 3)
+    assert complete_until(today, now=pd.Timestamp("2026-11-03 09:00")) == pd.Timestamp("2026-11-03")
+
+
+def test_a_stale_cloud_does_not_hold_the_others_back() -> None:
+    costs = pd.concat([_daily("aws", 20), _daily("gcp", 5)], ignore_index=True)
+    assert complete_until(costs) == pd.Timestamp("2026-11-21")
+    assert trim_incomplete(costs).note is None
+
+
+def test_complete_data_is_left_as_it_is() -> None:
+    costs = pd.concat([_daily("aws", 4), _daily("azure", 4)], ignore_index=True)
+    trimmed = trim_incomplete(costs)
+    assert trimmed.dropped == 0
+    assert len(trimmed.costs) == 8
+    assert trimmed.note is None
+    empty = trim_incomplete(costs.iloc[:0])
+    assert empty.until is None
+    assert empty.dropped == 0

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from cloudbalance.config import Settings
-from cloudbalance.exceptions import ConfigError
+from cloudbalance.config import Settings, SyncSettings
+from cloudbalance.exceptions import ConfigError, CredentialsError, ProviderTimeoutError
+from cloudbalance.provider import register_provider, unregister_provider
 from cloudbalance.providers.focus import DEFAULT_REVISION_DAYS, FocusProvider
+from cloudbalance.run import run
 from cloudbalance.store import Store
-from cloudbalance.sync import sync
+from cloudbalance.sync import call_within, freshness, sync
 from tests.conftest import focus_rows
 
 DAY0 = datetime(2026, 10, 1)
@@ -119,3 +125,117 @@ def test_stored_data_equals_the_exports_after_any_sequence_of_syncs(tmp_path: Pa
             [result] = sync(settings, store, until=DAY0 + timedelta(days=day))
             assert result.ok, result.error
             assert daily_totals(store) == expected
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, int]]:
+    """A TCP endpoint that accepts connections (the kernel's backlog) and never answers."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=16)
+    yield server.getsockname()[:2]
+    server.close()  # resets the pending connections: a hung client thread ends
+    for thread in threading.enumerate():
+        if thread.name.startswith("cloudbalance-sync-"):
+            thread.join(10)
+
+
+class SilentProvider:
+    """A provider whose API accepts the connection and then never says a word."""
+
+    name = "silent"
+    revision_days = 0
+
+    def __init__(self, host: str, port: int) -> None:
+        self.address = (host, port)
+
+    def costs(self, start: datetime, end: datetime) -> pd.DataFrame:
+        with socket.create_connection(self.address, timeout=30) as conn:
+            conn.sendall(b"POST /query HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.recv(1)  # blocks: the server never answers
+        raise AssertionError("not reached")
+
+    def prices(self, locations: object = None) -> pd.DataFrame:
+        raise AssertionError("not reached")
+
+    def check(self) -> object:
+        raise AssertionError("not reached")
+
+
+def test_a_provider_that_never_answers_fails_within_its_deadline(
+    tmp_path: Path, silent_server: tuple[str, int]
+) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    export(3).to_csv(folder / "a.csv", index=False)
+    host, port = silent_server
+    settings = Settings(
+        providers={"silent": {"host": host, "port": port}, "focus": {"paths": str(folder)}},
+        sync=SyncSettings(deadline=600, deadlines={"silent": 1.0}),
+    )
+    register_provider("silent", SilentProvider)
+    started = time.monotonic()
+    try:
+        with Store(tmp_path / "store.duckdb") as store:
+            silent, focus = sync(settings, store, until=DAY0 + timedelta(days=3))
+    finally:
+        unregister_provider("silent")
+    assert time.monotonic() - started < 10
+    assert not silent.ok
+    assert silent.error is not None
+    assert "no answer within the deadline" in silent.error
+    assert focus.ok, focus.error
+    with Store(tmp_path / "store.duckdb", lock_timeout=0) as store:  # the lock was released
+        assert sum(daily_totals(store).values()) == pytest.approx(30.0)
+
+
+def test_call_within_hands_errors_and_results_to_the_caller() -> None:
+    assert call_within(5, lambda: 42, provider="p", what="answer") == 42
+    with pytest.raises(ProviderTimeoutError) as caught:
+        call_within(0.05, lambda: time.sleep(1), provider="p", what="nap")
+    assert caught.value.seconds == 0.05
+    assert caught.value.provider == "p"
+
+    def boom() -> None:
+        raise CredentialsError("expired", provider="p")
+
+    with pytest.raises(CredentialsError, match="expired"):
+        call_within(5, boom, provider="p", what="costs")
+
+
+def test_data_as_of_is_the_latest_complete_day_per_cloud(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    export(10).to_csv(folder / "aws.csv", index=False)
+    export(8, ProviderName="Microsoft", BillingAccountId="ea-1").to_csv(
+        folder / "azure.csv", index=False
+    )
+    now = DAY0 + timedelta(days=10, hours=7)
+    with Store(tmp_path / "store.duckdb") as store:
+        assert sync(focus_settings(folder), store, until=now)[0].ok
+        assert store.data_as_of(now=now) == {
+            "aws": date(2026, 10, 10),
+            "azure": date(2026, 10, 8),
+        }
+        # a day is never complete before it has ended
+        assert store.data_as_of(now=DAY0 + timedelta(days=5, hours=9))["aws"] == date(2026, 10, 5)
+        fresh = {f.cloud: f for f in freshness(store, stale_after_days=1, now=now)}
+    assert fresh["aws"].age_days == 1
+    assert fresh["aws"].warning is None
+    assert fresh["azure"].stale
+    assert fresh["azure"].warning is not None
+    assert "azure data is 3 days old (as of 2026-10-08" in fresh["azure"].warning
+
+
+def test_a_run_warns_when_a_cloud_is_stale(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    export(10).to_csv(folder / "a.csv", index=False)
+    settings = Settings(
+        providers={"focus": {"paths": str(folder)}}, sync=SyncSettings(stale_after_days=2)
+    )
+    result = run(
+        settings,
+        now=DAY0 + timedelta(days=20),
+        skip=["forecast", "plan", "apply", "verify", "report"],
+    )
+    [step] = [s for s in result.steps if s.step == "sync"]
+    assert "warning: aws data is 11 days old (as of 2026-10-10" in step.detail

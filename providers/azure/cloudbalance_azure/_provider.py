@@ -40,6 +40,7 @@ OPTIONS: tuple[str, ...] = (
     "amortized",
     "billing_account",
     "chunk_days",
+    "connect_timeout",
     "credential",
     "currency",
     "endpoint",
@@ -47,6 +48,7 @@ OPTIONS: tuple[str, ...] = (
     "management_group",
     "max_attempts",
     "prices_endpoint",
+    "read_timeout",
     "regions",
     "reservation_term",
     "resource_group",
@@ -92,6 +94,8 @@ class AzureProvider:
         export_paths: FocusCost export files, globs or folders on disk; when given, costs are
             read from them (through the core FOCUS reader) instead of the query API.
         max_attempts: Tries per request on throttling and transient errors (default 5).
+        connect_timeout / read_timeout: Seconds to wait for a connection and for each answer
+            (default 10 and 60); a request that times out is retried like a transient failure.
         endpoint / prices_endpoint: Other ARM or prices endpoints (sovereign clouds, tests).
         credential: A ``TokenCredential`` object (from Python only); default
             ``DefaultAzureCredential``.
@@ -131,6 +135,8 @@ class AzureProvider:
         self.chunk_days = self._int(options, "chunk_days", 31, 1, MAX_CHUNK_DAYS)
         self.revision_days = self._int(options, "revision_days", 5, 0, 60)
         self.max_attempts = self._int(options, "max_attempts", 5, 1, 20)
+        self.connect_timeout = self._seconds(options, "connect_timeout", 10.0)
+        self.read_timeout = self._seconds(options, "read_timeout", 60.0)
         self.currency: str | None = options.get("currency")
         term = str(options.get("reservation_term", "1 Year"))
         if term.lower() not in {"1 year", "3 years"}:
@@ -167,6 +173,16 @@ class AzureProvider:
                 key=f"providers.azure.{key}",
             )
         return value
+
+    @staticmethod
+    def _seconds(options: Mapping[str, Any], key: str, default: float) -> float:
+        value = options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(
+                f"providers.azure.{key}: expected a positive number of seconds, got {value!r}",
+                key=f"providers.azure.{key}",
+            )
+        return float(value)
 
     @staticmethod
     def _sizes(value: object) -> dict[str, tuple[float, float]]:
@@ -206,7 +222,12 @@ class AzureProvider:
 
     def _cost_client(self) -> Any:
         if self._client is None:
-            self._client = cost_client(self._credential_or_default(), self.endpoint)
+            self._client = cost_client(
+                self._credential_or_default(),
+                self.endpoint,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
         return self._client
 
     def costs(self, start: datetime, end: datetime) -> pd.DataFrame:
@@ -266,7 +287,11 @@ class AzureProvider:
             if not regions:
                 return prices_frame([], observed_at=_now())
         if self._prices_client is None:
-            self._prices_client = prices_client(self.prices_endpoint)
+            self._prices_client = prices_client(
+                self.prices_endpoint,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
         query = PriceQuery(
             client=self._prices_client,
             endpoint=self.prices_endpoint,

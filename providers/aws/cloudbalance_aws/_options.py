@@ -101,6 +101,9 @@ class AWSOptions:
         pricing_region: Endpoint region of the Price List API (us-east-1, eu-central-1 or
             ap-south-1).
         max_attempts: Tries per API call, the first included, on throttling and transient errors.
+        connect_timeout: Seconds to wait for a connection to an AWS endpoint.
+        read_timeout: Seconds to wait for each answer (an endpoint that accepts and never
+            answers fails after this, and is retried like any transient failure).
     """
 
     profile: str | None = None
@@ -125,6 +128,8 @@ class AWSOptions:
     operating_system: str = "Linux"
     pricing_region: str = "us-east-1"
     max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
 
 
 def _key(name: str) -> str:
@@ -217,6 +222,10 @@ def parse_options(options: Mapping[str, Any]) -> AWSOptions:
             values[name] = _int(name, value, 1, 20)
         elif name in ("regions", "instance_types"):
             values[name] = _strings(name, value)
+        elif name in ("connect_timeout", "read_timeout"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                _raise(name, f"must be a positive number of seconds, got {value!r}")
+            values[name] = float(value)
         elif name == "spot":
             if not isinstance(value, bool):
                 _raise(name, f"must be true or false, got {value!r}")

@@ -113,6 +113,7 @@ def sync(
     store: StoreOption = None,
 ) -> None:
     """Pull every configured provider incrementally; one failing does not lose the others."""
+    from cloudbalance.sync import freshness
     from cloudbalance.sync import sync as run_sync
 
     settings = settings_for(config, required=True)
@@ -131,6 +132,7 @@ def sync(
             since=_parse_day(since, "--since"),
             progress=lambda m: bar.update(task, description=m),
         )
+        fresh = freshness(opened, stale_after_days=settings.sync.stale_after_days)
     failed = [r for r in results if not r.ok]
     for r in results:
         if r.ok:
@@ -141,6 +143,14 @@ def sync(
             )
         else:
             console.print(f"[red]failed[/] {r.provider}: {r.error}", highlight=False)
+    if fresh:
+        console.print(
+            "data as of " + ", ".join(f"{f.cloud} {f.as_of:%Y-%m-%d}" for f in fresh),
+            highlight=False,
+        )
+    for f in fresh:
+        if f.warning:
+            console.print(f"[yellow]warning[/] {f.warning}", highlight=False)
     if failed:
         raise typer.Exit(1)
 

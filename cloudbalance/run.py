@@ -155,11 +155,12 @@ class _Runner:
     # -- steps -------------------------------------------------------------------------
 
     def step_sync(self, out: dict[str, Any]) -> StepResult:
-        if not self.sync_providers or not self.settings.providers:
-            return StepResult("sync", "skipped", "no provider configured (using the store as is)")
         from cloudbalance.sync import freshness, sync
 
-        results = sync(self.settings, self.store, progress=self.tell)
+        if not self.sync_providers or not self.settings.providers:
+            results = []
+        else:
+            results = sync(self.settings, self.store, progress=self.tell)
         out["providers"] = {
             r.provider: {"ok": r.ok, "rows": r.rows, "error": r.error} for r in results
         }
@@ -169,6 +170,11 @@ class _Runner:
         )
         out["data_as_of"] = {f.cloud: f"{f.as_of:%Y-%m-%d}" for f in fresh}
         warnings = [f.warning for f in fresh if f.warning]
+        if not results:  # the data is still judged: a store filled by `ingest` goes stale too
+            skipped = "no provider configured (using the store as is)"
+            return StepResult(
+                "sync", "skipped", "; ".join([skipped, *(f"warning: {w}" for w in warnings)])
+            )
         detail = "; ".join(
             [
                 *(

@@ -99,11 +99,25 @@ def _window(
     return min(last - timedelta(days=revision_days), until), until
 
 
-def call_within(seconds: float, fn: Callable[[], T], *, provider: str, what: str) -> T:
+def call_within(
+    seconds: float,
+    fn: Callable[[], T],
+    *,
+    provider: str,
+    what: str,
+    deadline: float | None = None,
+) -> T:
     """Run ``fn`` in a worker thread and wait at most ``seconds`` for it.
 
     The worker is a daemon thread: a call that never returns cannot keep the process alive,
     and its late result or error is dropped.
+
+    Args:
+        seconds: How long to wait (what is left of the provider's deadline).
+        fn: The call.
+        provider: Named in the error.
+        what: What the call does, for the error.
+        deadline: The whole deadline, for the error (default ``seconds``).
 
     Raises:
         ProviderTimeoutError: ``fn`` was still running after ``seconds``.
@@ -122,11 +136,10 @@ def call_within(seconds: float, fn: Callable[[], T], *, provider: str, what: str
     worker.join(max(0.0, seconds))
     if worker.is_alive():
         raise ProviderTimeoutError(
-            f"{what}: no answer within the deadline; the provider was given up on "
-            "(raise sync.deadline or sync.deadlines."
-            f"{provider} if it is only slow, or check its endpoint)",
+            f"{what}: no answer within the deadline of {deadline or seconds:g}s; given up "
+            f"(check its endpoint, or raise sync.deadlines.{provider} if it is only slow)",
             provider=provider,
-            seconds=seconds,
+            seconds=deadline or seconds,
         )
     if "error" in outcome:
         raise outcome["error"]
@@ -199,7 +212,8 @@ def _sync_one(
     give_up = time.monotonic() + deadline
 
     def within(fn: Callable[[], T], what: str) -> T:
-        return call_within(give_up - time.monotonic(), fn, provider=name, what=what)
+        left = give_up - time.monotonic()
+        return call_within(left, fn, provider=name, what=what, deadline=deadline)
 
     try:
         provider = get_provider(name, options)

@@ -13,16 +13,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cloudbalance.config import Settings, SyncSettings
+from cloudbalance.config import Settings, StoreSettings, SyncSettings
 from cloudbalance.exceptions import ConfigError, CredentialsError, ProviderTimeoutError
 from cloudbalance.provider import register_provider, unregister_provider
-from cloudbalance.providers.focus import DEFAULT_REVISION_DAYS, FocusProvider
+from cloudbalance.providers.focus import DEFAULT_REVISION_DAYS, FocusProvider, FocusReader
 from cloudbalance.run import run
 from cloudbalance.store import Store
 from cloudbalance.sync import call_within, freshness, sync
 from tests.conftest import focus_rows
 
 DAY0 = datetime(2026, 10, 1)
+SKIP_ALL_BUT_SYNC = ["forecast", "plan", "apply", "verify", "report"]
 
 
 def export(
@@ -239,3 +240,16 @@ def test_a_run_warns_when_a_cloud_is_stale(tmp_path: Path) -> None:
     )
     [step] = [s for s in result.steps if s.step == "sync"]
     assert "warning: aws data is 11 days old (as of 2026-10-10" in step.detail
+
+
+def test_a_run_without_providers_still_warns_about_stale_data(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    export(10).to_csv(folder / "a.csv", index=False)
+    settings = Settings(store=StoreSettings(path=str(tmp_path / "store.duckdb")))
+    with Store(settings.store_path) as store:
+        FocusReader(store.con).ingest(store, [folder])
+    result = run(settings, now=DAY0 + timedelta(days=20), skip=SKIP_ALL_BUT_SYNC)
+    [step] = [s for s in result.steps if s.step == "sync"]
+    assert step.status == "skipped"
+    assert "warning: aws data is 11 days old" in step.detail

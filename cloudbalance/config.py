@@ -26,7 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from cloudbalance.exceptions import ConfigError
-from cloudbalance.models import Location, Workload, WorkloadMatch
+from cloudbalance.models import Location, Workload, WorkloadMatch, check_workload_name
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -79,7 +79,7 @@ class SyncSettings:
     lookback_days: int = 90
     deadline: float = 900.0
     deadlines: dict[str, float] = field(default_factory=dict)
-    stale_after_days: int = 2
+    stale_after_days: int = 3
 
     def deadline_for(self, provider: str) -> float:
         """The deadline of ``provider`` in seconds."""
@@ -437,6 +437,10 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
         raise loader.error("only version 1 is supported", "version", line("version"))
     for name, ws in settings.workloads.items():
         where = f"workloads.{name}"
+        try:
+            check_workload_name(name)
+        except ValueError as err:
+            raise loader.error(str(err), where, line("workloads", name)) from err
         for text in ws.allowed:
             try:
                 Location.parse(text)

@@ -4,8 +4,8 @@
 cloud may hold yesterday while another stops the day before. A latest period that holds only
 some clouds is not a period of low spend, and the series of workloads on different clouds would
 not end together (the planner needs one grid). :func:`complete_until` finds the end of the last
-period every current cloud has reached; :func:`trim_incomplete` cuts a costs frame there and says
-what it left out. Call it before the three views below.
+period every current cloud has complete, and says which clouds hold the others back: cut the
+costs there before the three views below.
 
 Three views of one costs frame:
 
@@ -23,9 +23,10 @@ in the id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,12 +38,13 @@ from cloudbalance.units import HOURS, normalise_consumed, period_hours, period_l
 
 __all__ = [
     "DEFAULT_MAX_LAG",
-    "Trimmed",
+    "KINDS",
+    "Forecasts",
     "complete_until",
     "cost_series",
     "current_placement",
     "demand_series",
-    "trim_incomplete",
+    "price_series",
 ]
 
 #: A cloud further behind the latest than this is stale (a run warns about it), not a ragged
@@ -94,74 +96,43 @@ def complete_until(
     freq: str = "D",
     now: datetime | None = None,
     max_lag: timedelta = DEFAULT_MAX_LAG,
-) -> pd.Timestamp | None:
-    """End (exclusive) of the last period that every current cloud has complete.
+) -> tuple[datetime, tuple[str, ...]]:
+    """The end (exclusive) of the periods every current cloud has complete, and what waits.
+
+    Clouds deliver their exports at different hours, so on a given morning one of them may be
+    a day behind. Its missing day is not a drop in demand or cost: the periods after the
+    earliest cloud's last complete period are left out of the series (and said so) until it
+    arrives. A period is complete when a cloud's lines reach its end (hourly lines up to
+    midnight, or a daily line) and, given ``now``, when it is over.
 
     Args:
         costs: A costs frame.
         freq: The period of the series to be built.
         now: The run's time: a period that has not ended by then is never complete.
-        max_lag: Clouds whose data ends more than this before the latest cloud's are stale
-            (warned about by the run) and do not hold the others back.
+        max_lag: A cloud whose data ends more than this before the latest cloud's is stale
+            (the sync step warns about it): it does not hold the others back.
 
     Returns:
-        The first period start to leave out, or ``None`` for a frame without cost lines.
+        The first period start to leave out, and one note per cloud that holds the others back.
+
+    Raises:
+        SchemaError: The frame holds no cost line of a period or shorter.
     """
-    if costs.empty:
-        return None
     ends = _cloud_ends(costs, freq)
     if ends.empty:
-        return None
+        raise SchemaError("costs", [Issue("no cost lines to find the complete periods of")])
     latest = ends.max()
     if now is not None:
         latest = min(latest, pd.Timestamp(now).floor(freq))
     current = ends[ends >= latest - pd.Timedelta(max_lag)]
-    return pd.Timestamp(min(current.min(), latest)) if len(current) else pd.Timestamp(latest)
-
-
-@dataclass(frozen=True)
-class Trimmed:
-    """A costs frame cut at its last complete period, and what was left out.
-
-    Attributes:
-        costs: The lines charged before ``until``.
-        until: End (exclusive) of the last complete period; ``None`` for an empty frame.
-        dropped: Lines left out (charged from ``until`` on).
-        behind: Clouds whose data ends at ``until`` while others reach further.
-    """
-
-    costs: pd.DataFrame
-    until: pd.Timestamp | None
-    dropped: int
-    behind: tuple[str, ...]
-
-    @property
-    def note(self) -> str | None:
-        """One line for the run's output when lines were left out, else ``None``."""
-        if not self.dropped or self.until is None:
-            return None
-        who = f" ({', '.join(self.behind)} not there yet)" if self.behind else ""
-        return (
-            f"data complete until {self.until:%Y-%m-%d %H:%M}{who}: {self.dropped} later "
-            "line(s) wait for the next run"
-        )
-
-
-def trim_incomplete(
-    costs: pd.DataFrame,
-    *,
-    freq: str = "D",
-    now: datetime | None = None,
-    max_lag: timedelta = DEFAULT_MAX_LAG,
-) -> Trimmed:
-    """Leave out the periods not every current cloud has complete (see :func:`complete_until`)."""
-    until = complete_until(costs, freq=freq, now=now, max_lag=max_lag)
-    if until is None:
-        return Trimmed(costs, None, 0, ())
-    keep = (costs["ChargePeriodStart"] < until).to_numpy(dtype=bool)
-    ends = _cloud_ends(costs, freq)
-    behind = tuple(str(c) for c, end in ends.items() if end == until and bool((ends > until).any()))
-    return Trimmed(costs.loc[keep].reset_index(drop=True), until, int((~keep).sum()), behind)
+    edge = min(current.min(), latest) if len(current) else latest
+    step = period_length(freq)  # notes name the last period held, not its exclusive end
+    notes = tuple(
+        f"{name}: data ends {end - step:%Y-%m-%d} while the others reach "
+        f"{latest - step:%Y-%m-%d}; the periods after {end - step:%Y-%m-%d} wait for its export"
+        for name, end in current[current < latest].items()
+    )
+    return pd.Timestamp(edge).to_pydatetime(), notes
 
 
 def cost_series(
@@ -276,3 +247,106 @@ def current_placement(
         )
         for row in grouped.itertuples(index=False)
     )
+
+
+def price_series(prices: pd.DataFrame, *, kinds: Sequence[str] = ("spot",)) -> pd.DataFrame:
+    """Daily unit prices per ``cloud:region:SkuId:price_kind`` (the catalog's price ids)."""
+    frame = prices[prices["price_kind"].isin(kinds)].copy()
+    if frame.empty:
+        return pd.DataFrame({"unique_id": [], "ds": [], "y": []})
+    cloud = frame["ProviderName"].map(lambda p: cloud_id(p) or str(p).lower())
+    frame["unique_id"] = (
+        cloud + ":" + frame["RegionId"] + ":" + frame["SkuId"] + ":" + frame["price_kind"]
+    )
+    frame["ds"] = pd.to_datetime(frame["observed_at"]).dt.floor("D")
+    daily = frame.rename(columns={"unit_price": "y"}).groupby(["unique_id", "ds"])["y"].mean()
+    return daily.reset_index()
+
+
+#: What a series measures: demand in replicas, cost per workload or per cloud in money, and
+#: unit prices. Forecast, accuracy and spike frames carry it in their ``kind`` column.
+KINDS: tuple[str, ...] = ("demand", "cost", "cloud_cost", "price")
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=[*columns, "kind"])
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    """The forecast, accuracy and spike frames of every kind, each with a ``kind`` column.
+
+    One forecast call per kind keeps series of different units apart without encoding the kind
+    in ``unique_id``: a workload and a cloud may share a name, and a reader selects by kind.
+
+    Attributes:
+        forecast: ``cloudbalance.schema.FORECAST`` columns plus ``kind``.
+        accuracy: ``cloudbalance.schema.ACCURACY`` columns plus ``kind``.
+        spikes: ``cloudbalance.schema.SPIKE_COLUMNS`` plus ``kind``.
+        skipped: Per ``kind:unique_id``, why a series was not forecast.
+    """
+
+    forecast: pd.DataFrame
+    accuracy: pd.DataFrame
+    spikes: pd.DataFrame
+    skipped: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def combine(cls, results: Mapping[str, Any]) -> Forecasts:
+        """Join per-kind :class:`~cloudbalance.forecast.ForecastResult` values."""
+        from cloudbalance.schema import ACCURACY, FORECAST, SPIKE_COLUMNS
+
+        def joined(frames: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
+            frames = [f for f in frames if not f.empty]
+            if not frames:
+                return _empty(columns)
+            # the store's order, so a frame read back equals the frame saved
+            order = [c for c in ("kind", "unique_id", "ds", "start") if c in frames[0].columns]
+            out = pd.concat(frames, ignore_index=True)
+            return out.sort_values(order, kind="stable", ignore_index=True)
+
+        return cls(
+            forecast=joined(
+                [r.forecast.assign(kind=k) for k, r in results.items()], FORECAST.names
+            ),
+            accuracy=joined(
+                [r.accuracy.assign(kind=k) for k, r in results.items()], ACCURACY.names
+            ),
+            spikes=joined(
+                [r.spikes_frame().assign(kind=k) for k, r in results.items()], SPIKE_COLUMNS
+            ),
+            skipped={
+                f"{k}:{uid}": why for k, r in results.items() for uid, why in r.skipped.items()
+            },
+        )
+
+    @classmethod
+    def from_store(cls, store: Any) -> Forecasts:
+        """The latest forecast kept in ``store`` (empty frames when there is none)."""
+        forecast, accuracy, spikes = store.latest_forecast()
+        return cls(forecast=forecast, accuracy=accuracy, spikes=spikes)
+
+    @property
+    def empty(self) -> bool:
+        """No forecast at all (not the same as a forecast with no spike)."""
+        return self.forecast.empty
+
+    @staticmethod
+    def _select(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+        if kind not in KINDS:
+            raise ValueError(f"unknown series kind {kind!r}; kinds: {', '.join(KINDS)}")
+        if frame.empty or "kind" not in frame.columns:
+            return frame.drop(columns="kind", errors="ignore").iloc[0:0]
+        return frame[frame["kind"] == kind].drop(columns="kind").reset_index(drop=True)
+
+    def of(self, kind: str) -> pd.DataFrame:
+        """The forecast rows of one kind, without the ``kind`` column."""
+        return self._select(self.forecast, kind)
+
+    def accuracy_of(self, kind: str) -> pd.DataFrame:
+        """The accuracy rows of one kind, without the ``kind`` column."""
+        return self._select(self.accuracy, kind)
+
+    def spikes_of(self, kind: str) -> pd.DataFrame:
+        """The spike warnings of one kind, without the ``kind`` column."""
+        return self._select(self.spikes, kind)

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +106,8 @@ CREATE TABLE IF NOT EXISTS spikes (
   ratio DOUBLE,
   probability DOUBLE,
   periods INTEGER,
-  basis VARCHAR
+  basis VARCHAR,
+  kind VARCHAR
 );
 CREATE TABLE IF NOT EXISTS plans (
   plan_id VARCHAR PRIMARY KEY,
@@ -149,6 +150,13 @@ _CONSUMED = dict(
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _naive(value: Any) -> datetime:
+    """A DuckDB date or timestamp as a naive datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,9 @@ class Store:
 
     def _migrate(self) -> None:
         self.con.execute(_DDL)
+        # stores written before forecasts carried their kind as data
+        for table in ("forecasts", "accuracy", "spikes"):
+            self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS kind VARCHAR")
         row = first_row(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
         if row is None:
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -480,8 +491,11 @@ class Store:
             "count(*) AS rows FROM costs GROUP BY ALL ORDER BY ALL"
         ).df()
 
-    def data_as_of(self, *, now: datetime | None = None) -> dict[str, date]:
-        """Per cloud, the latest complete UTC day held: what the data stands on ("data as of").
+    def data_as_of(self, *, now: datetime | None = None) -> dict[str, datetime]:
+        """Per cloud, the end (exclusive, naive UTC) of the latest complete day of cost data.
+
+        What every result stands on: a report, a forecast or a plan says "data as of" this,
+        not the day it ran.
 
         A day is complete when the cloud's charges reach its end (a daily line, or hourly lines
         up to midnight) and the day is over (before ``now``'s day; default: today). A cloud whose
@@ -491,18 +505,17 @@ class Store:
         Args:
             now: The run's time (naive UTC); days from it on are never complete.
         """
-        today = (now or _now()).date()
+        today = (now or _now()).replace(hour=0, minute=0, second=0, microsecond=0)
         rows = self.con.execute(
             "SELECT coalesce(x_Cloud, ProviderName), max(ChargePeriodEnd) FROM costs "
             "WHERE ChargePeriodEnd - ChargePeriodStart <= INTERVAL 1 DAY GROUP BY ALL"
         ).fetchall()
-        out: dict[str, date] = {}
+        out: dict[str, datetime] = {}
         for cloud, end in rows:
-            if end is None:
-                continue
-            last = min(end.date() - timedelta(days=1), today - timedelta(days=1))
-            out[str(cloud)] = last
-        return out
+            if end is not None:
+                whole_days = _naive(end).replace(hour=0, minute=0, second=0, microsecond=0)
+                out[str(cloud)] = min(whole_days, today)
+        return dict(sorted(out.items()))
 
     def last_charge(self, *, source_prefix: str | None = None) -> datetime | None:
         """Start of the latest charge held (optionally only rows whose ``x_Source`` starts so)."""
@@ -626,7 +639,12 @@ class Store:
         tables: list[tuple[str, pd.DataFrame | None]] = [
             ("forecasts", FORECAST.validate(frame)[FORECAST.names]),
             ("accuracy", None if accuracy is None else ACCURACY.validate(accuracy)[ACCURACY.names]),
-            ("spikes", None if spikes is None or spikes.empty else spikes[list(SPIKE_COLUMNS)]),
+            (
+                "spikes",
+                None
+                if spikes is None or spikes.empty
+                else spikes.reindex(columns=[*SPIKE_COLUMNS, "kind"]),
+            ),
         ]
         with self.transaction() as con:
             for table, data in tables:
@@ -649,20 +667,22 @@ class Store:
             return (
                 pd.DataFrame(columns=FORECAST.names),
                 pd.DataFrame(columns=ACCURACY.names),
-                pd.DataFrame(columns=list(SPIKE_COLUMNS)),
+                pd.DataFrame(columns=[*SPIKE_COLUMNS, "kind"]),
             )
         forecast = self.con.execute(
             f"SELECT {', '.join(FORECAST.names)} FROM forecasts WHERE run_id = ? "
-            "ORDER BY unique_id, ds",
+            "ORDER BY kind, unique_id, ds",
             [row[0]],
         ).df()
         accuracy = self.con.execute(
-            f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? ORDER BY unique_id",
+            f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? "
+            "ORDER BY kind, unique_id",
             [row[0]],
         ).df()
-        columns = ", ".join(f'"{c}"' for c in SPIKE_COLUMNS)
+        columns = ", ".join(f'"{c}"' for c in (*SPIKE_COLUMNS, "kind"))
         spikes = self.con.execute(
-            f"SELECT {columns} FROM spikes WHERE run_id = ? ORDER BY unique_id, start", [row[0]]
+            f"SELECT {columns} FROM spikes WHERE run_id = ? ORDER BY kind, unique_id, start",
+            [row[0]],
         ).df()
         return forecast, accuracy, spikes
 
@@ -709,6 +729,13 @@ class Store:
             "ORDER BY created_at DESC"
         ).df()
 
+    def latest_plan(self) -> Plan | None:
+        """The newest plan kept, or ``None``."""
+        row = self.con.execute(
+            "SELECT plan_id FROM plans ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+        return self.load_plan(str(row[0])) if row else None
+
     # ------------------------------------------------------------------ audit log
 
     def record(self, entry: RunRecord) -> None:
@@ -753,7 +780,8 @@ class Store:
                 )
             )
             raise
-        self.record(RunRecord(run_id, step, "ok", started, _now(), dict(inputs or {}), outputs))
+        status = str(outputs.get("status", "ok"))
+        self.record(RunRecord(run_id, step, status, started, _now(), dict(inputs or {}), outputs))
 
     def runs(self, limit: int = 50) -> pd.DataFrame:
         """The latest audit-log entries, newest first."""

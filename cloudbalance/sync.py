@@ -78,8 +78,10 @@ class ProviderSync:
     seconds: float = 0.0
 
 
-def _today() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+def _day(now: datetime | None) -> datetime:
+    """Midnight (naive UTC) of ``now``'s day, or of today."""
+    when = now or datetime.now(UTC).replace(tzinfo=None)
+    return when.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _window(
@@ -155,6 +157,7 @@ def sync(
     until: datetime | None = None,
     lookback_days: int | None = None,
     progress: Callable[[str], None] | None = None,
+    now: datetime | None = None,
 ) -> list[ProviderSync]:
     """Sync the configured providers (or only ``names``) into ``store``.
 
@@ -163,14 +166,16 @@ def sync(
         store: Where to load.
         names: Only these providers.
         since: Pull from this day instead of the incremental start.
-        until: End of the window (exclusive); default: tomorrow 00:00 UTC, so today's partial
-            day is loaded and restated on the next run.
+        until: End of the window (exclusive); default: the day after ``now``'s, 00:00 UTC, so
+            today's partial day is loaded and restated on the next run.
         lookback_days: History pulled on a provider's first sync (default
             ``sync.lookback_days``).
         progress: Told one line per phase.
+        now: The run's clock (naive UTC; default: now): a run ``--as-of`` a day syncs up to
+            that day, and the incremental start is remembered from it.
     """
     tell = progress or (lambda _message: None)
-    end = until or _today() + timedelta(days=1)
+    end = until or _day(now) + timedelta(days=1)
     lookback = settings.sync.lookback_days if lookback_days is None else lookback_days
     attribution = Attribution(settings.workload_tag, settings.workload_models())
     locations = sorted({loc for w in settings.workload_models() for loc in w.allowed})
@@ -256,22 +261,30 @@ def _sync_one(
 
 @dataclass(frozen=True)
 class Freshness:
-    """What data one cloud stands on.
+    """What data one cloud stands on, judged at a run's time.
 
     Attributes:
         cloud: Cloud id (``aws``, ``azure``, ``gcp``...).
-        as_of: The latest complete UTC day the store holds for it ("data as of").
-        age_days: Whole days from ``as_of`` to today (1: yesterday is the latest, as fresh as a
-            daily export gets).
-        stale: Whether ``age_days`` is over ``sync.stale_after_days``.
-        stale_after_days: The limit it was judged against.
+        until: End (exclusive, naive UTC) of its latest complete day
+            (:meth:`Store.data_as_of`).
+        now: The run's time.
+        stale_after_days: ``sync.stale_after_days``.
     """
 
     cloud: str
-    as_of: date
-    age_days: int
-    stale: bool
+    until: datetime
+    now: datetime
     stale_after_days: int
+
+    @property
+    def as_of(self) -> date:
+        """The latest complete day ("data as of")."""
+        return (self.until - timedelta(days=1)).date()
+
+    @property
+    def stale(self) -> bool:
+        """Whether the data ends more than ``stale_after_days`` before the run."""
+        return self.now - self.until > timedelta(days=self.stale_after_days)
 
     @property
     def warning(self) -> str | None:
@@ -279,24 +292,24 @@ class Freshness:
         if not self.stale:
             return None
         return (
-            f"{self.cloud} data is {self.age_days} days old (as of {self.as_of:%Y-%m-%d}; "
-            f"sync.stale_after_days is {self.stale_after_days}): check its export or provider"
+            f"{self.cloud}: data ends {self.as_of:%Y-%m-%d}, older than "
+            f"{self.stale_after_days} day(s) before {self.now:%Y-%m-%d} "
+            "(sync.stale_after_days); is its export still delivered?"
         )
 
 
 def freshness(
     store: Store, *, stale_after_days: int, now: datetime | None = None
 ) -> tuple[Freshness, ...]:
-    """Per cloud, the latest complete day held and whether it is stale, sorted by cloud.
+    """Per cloud, the data the store stands on and whether it is stale, sorted by cloud.
 
     Args:
         store: The store to ask (:meth:`Store.data_as_of`).
         stale_after_days: ``sync.stale_after_days``.
         now: The run's time (naive UTC; default: now), so a run ``--as-of`` a day judges that day.
     """
-    today = (now or datetime.now(UTC).replace(tzinfo=None)).date()
-    out = []
-    for cloud, as_of in sorted(store.data_as_of(now=now).items()):
-        age = (today - as_of).days
-        out.append(Freshness(cloud, as_of, age, age > stale_after_days, stale_after_days))
-    return tuple(out)
+    when = now or datetime.now(UTC).replace(tzinfo=None)
+    return tuple(
+        Freshness(cloud, until, when, stale_after_days)
+        for cloud, until in sorted(store.data_as_of(now=when).items())
+    )

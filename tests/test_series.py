@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import pytest
 
@@ -12,7 +14,6 @@ from cloudbalance.series import (
     cost_series,
     current_placement,
     demand_series,
-    trim_incomplete,
 )
 from cloudbalance.store import Store
 
@@ -84,13 +85,12 @@ def _daily(cloud: str, days: int, *, first: str = "2026-11-01") -> pd.DataFrame:
 
 def test_a_cloud_a_day_behind_sets_the_end_of_complete_data() -> None:
     costs = pd.concat([_daily("aws", 10), _daily("azure", 9)], ignore_index=True)
-    assert complete_until(costs) == pd.Timestamp("2026-11-10")
-    trimmed = trim_incomplete(costs)
-    assert trimmed.costs["ChargePeriodStart"].max() == pd.Timestamp("2026-11-09")
-    assert trimmed.dropped == 1
-    assert trimmed.behind == ("azure",)
-    assert trimmed.note is not None
-    assert "azure not there yet" in trimmed.note
+    edge, notes = complete_until(costs)
+    assert edge == datetime(2026, 11, 10)
+    assert notes == (
+        "azure: data ends 2026-11-09 while the others reach 2026-11-10; "
+        "the periods after 2026-11-09 wait for its export",
+    )
 
 
 def test_a_partial_latest_day_is_incomplete() -> None:
@@ -103,24 +103,21 @@ def test_a_partial_latest_day_is_incomplete() -> None:
             "x_Cloud": "gcp",
         }
     )
-    assert complete_until(costs) == pd.Timestamp("2026-11-03")
+    assert complete_until(costs) == (datetime(2026, 11, 3), ())
     # a daily line for today is not complete before today has ended
     today = _daily("aws", 3)
-    assert complete_until(today, now=pd.Timestamp("2026-11-03 09:00")) == pd.Timestamp("2026-11-03")
+    assert complete_until(today, now=datetime(2026, 11, 3, 9)) == (datetime(2026, 11, 3), ())
 
 
 def test_a_stale_cloud_does_not_hold_the_others_back() -> None:
     costs = pd.concat([_daily("aws", 20), _daily("gcp", 5)], ignore_index=True)
-    assert complete_until(costs) == pd.Timestamp("2026-11-21")
-    assert trim_incomplete(costs).note is None
+    assert complete_until(costs) == (datetime(2026, 11, 21), ())
 
 
-def test_complete_data_is_left_as_it_is() -> None:
-    costs = pd.concat([_daily("aws", 4), _daily("azure", 4)], ignore_index=True)
-    trimmed = trim_incomplete(costs)
-    assert trimmed.dropped == 0
-    assert len(trimmed.costs) == 8
-    assert trimmed.note is None
-    empty = trim_incomplete(costs.iloc[:0])
-    assert empty.until is None
-    assert empty.dropped == 0
+def test_lines_longer_than_a_period_say_nothing_about_completeness() -> None:
+    monthly = _daily("aws", 1, first="2026-11-01")
+    monthly["ChargePeriodEnd"] = pd.Timestamp("2026-12-01")  # a monthly fee
+    costs = pd.concat([_daily("aws", 4), monthly], ignore_index=True)
+    assert complete_until(costs)[0] == datetime(2026, 11, 5)
+    with pytest.raises(SchemaError, match="no cost lines"):
+        complete_until(monthly)

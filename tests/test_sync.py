@@ -202,7 +202,7 @@ def test_call_within_hands_errors_and_results_to_the_caller() -> None:
         call_within(5, boom, provider="p", what="costs")
 
 
-def test_data_as_of_is_the_latest_complete_day_per_cloud(tmp_path: Path) -> None:
+def test_data_as_of_is_the_end_of_the_latest_complete_day_per_cloud(tmp_path: Path) -> None:
     folder = tmp_path / "exports"
     folder.mkdir()
     export(10).to_csv(folder / "aws.csv", index=False)
@@ -211,19 +211,34 @@ def test_data_as_of_is_the_latest_complete_day_per_cloud(tmp_path: Path) -> None
     )
     now = DAY0 + timedelta(days=10, hours=7)
     with Store(tmp_path / "store.duckdb") as store:
-        assert sync(focus_settings(folder), store, until=now)[0].ok
+        assert sync(focus_settings(folder), store, now=now)[0].ok
         assert store.data_as_of(now=now) == {
-            "aws": date(2026, 10, 10),
-            "azure": date(2026, 10, 8),
+            "aws": datetime(2026, 10, 11),
+            "azure": datetime(2026, 10, 9),
         }
         # a day is never complete before it has ended
-        assert store.data_as_of(now=DAY0 + timedelta(days=5, hours=9))["aws"] == date(2026, 10, 5)
+        early = DAY0 + timedelta(days=5, hours=9)
+        assert store.data_as_of(now=early)["aws"] == datetime(2026, 10, 6)
         fresh = {f.cloud: f for f in freshness(store, stale_after_days=1, now=now)}
-    assert fresh["aws"].age_days == 1
+    assert fresh["aws"].as_of == date(2026, 10, 10)
     assert fresh["aws"].warning is None
+    assert fresh["azure"].as_of == date(2026, 10, 8)
     assert fresh["azure"].stale
-    assert fresh["azure"].warning is not None
-    assert "azure data is 3 days old (as of 2026-10-08" in fresh["azure"].warning
+    assert fresh["azure"].warning == (
+        "azure: data ends 2026-10-08, older than 1 day(s) before 2026-10-11 "
+        "(sync.stale_after_days); is its export still delivered?"
+    )
+
+
+def test_a_sync_as_of_a_day_pulls_up_to_that_day_and_remembers_it(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    export(10).to_csv(folder / "a.csv", index=False)
+    with Store(tmp_path / "store.duckdb") as store:
+        [result] = sync(focus_settings(folder), store, now=DAY0 + timedelta(days=4, hours=6))
+        assert result.end == DAY0 + timedelta(days=5)
+        assert store.sync_state("focus") == DAY0 + timedelta(days=5)
+        assert len(store.costs()) == 5
 
 
 def test_a_run_warns_when_a_cloud_is_stale(tmp_path: Path) -> None:
@@ -231,15 +246,17 @@ def test_a_run_warns_when_a_cloud_is_stale(tmp_path: Path) -> None:
     folder.mkdir()
     export(10).to_csv(folder / "a.csv", index=False)
     settings = Settings(
-        providers={"focus": {"paths": str(folder)}}, sync=SyncSettings(stale_after_days=2)
+        providers={"focus": {"paths": str(folder)}},
+        store=StoreSettings(path=str(tmp_path / "store.duckdb")),
+        sync=SyncSettings(stale_after_days=2),
     )
-    result = run(
-        settings,
-        now=DAY0 + timedelta(days=20),
-        skip=["forecast", "plan", "apply", "verify", "report"],
-    )
+    result = run(settings, now=DAY0 + timedelta(days=20), skip=SKIP_ALL_BUT_SYNC)
     [step] = [s for s in result.steps if s.step == "sync"]
-    assert "warning: aws data is 11 days old (as of 2026-10-10" in step.detail
+    assert step.status == "ok"
+    assert step.warnings == (
+        "aws: data ends 2026-10-10, older than 2 day(s) before 2026-10-21 "
+        "(sync.stale_after_days); is its export still delivered?",
+    )
 
 
 def test_a_run_without_providers_still_warns_about_stale_data(tmp_path: Path) -> None:
@@ -252,4 +269,4 @@ def test_a_run_without_providers_still_warns_about_stale_data(tmp_path: Path) ->
     result = run(settings, now=DAY0 + timedelta(days=20), skip=SKIP_ALL_BUT_SYNC)
     [step] = [s for s in result.steps if s.step == "sync"]
     assert step.status == "skipped"
-    assert "warning: aws data is 11 days old" in step.detail
+    assert step.warnings[0].startswith("aws: data ends 2026-10-10, older than 3 day(s)")

@@ -189,6 +189,6 @@ def test_sync_runs_every_day_and_says_what_data_it_stands_on(
         code, out, err = run(capsys, "sync")
         assert code == 0, err
         assert "data as of aws 2025-01-03" in out
-        assert "warning aws data is" in out  # the sample is from 2025: stale
+        assert "warning aws: data ends 2025-01-03" in out  # the sample is from 2025: stale
     code, out, err = run(capsys, "sync", "--since", "2025-01-01")
     assert code == 0, err

@@ -26,7 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from cloudbalance.exceptions import ConfigError
-from cloudbalance.models import Location, Workload, WorkloadMatch, check_workload_name
+from cloudbalance.models import Location, Mode, Workload, WorkloadMatch, check_workload_name
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -237,7 +237,7 @@ class GitSettings:
     """
 
     repo: str = "."
-    mode: Literal["dry-run", "commit", "branch", "pr", "auto"] = "dry-run"
+    mode: Mode = "dry-run"
     remote: str = "origin"
     base: str = "main"
     github_repo: str | None = None

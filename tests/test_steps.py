@@ -138,7 +138,8 @@ def test_a_plan_that_starts_long_before_the_run_says_so(synced: Path, tmp_path: 
         planned = steps.plan(ctx, made.forecasts)
         stale = steps.sync(ctx)
     assert any("before 2026-11-29" in w for w in planned.warnings)
-    assert made.data_as_of is not None and made.data_as_of < late
+    assert made.data_as_of is not None
+    assert made.data_as_of < late
     # the demo provider's data ends four weeks before the run's day: the sync says so
     assert "aws: data ends 2026-10-31, older than 3 day(s) before 2026-11-29" in "".join(
         stale.warnings

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from cloudbalance.config import Settings
     from cloudbalance.gitops import ApplyResult, Guardrails
 
-_MODES = ("dry-run", "commit", "branch", "pr", "auto")
-
 
 def _guardrails(
     settings: Settings,
@@ -147,7 +145,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
         base: Annotated[str | None, typer.Option(help="Branch pull requests target.")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
@@ -171,7 +172,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
         from cloudbalance import steps
-        from cloudbalance.commands._common import settings_for
+        from cloudbalance.commands._common import parse_mode_option, settings_for
         from cloudbalance.exceptions import GitOpsError
         from cloudbalance.models import Plan
 
@@ -182,9 +183,7 @@ def register(app: typer.Typer) -> None:
         except (ValueError, KeyError, TypeError) as err:
             raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
         settings = settings_for(config)
-        chosen = "dry-run" if dry_run else mode
-        if chosen is not None and chosen not in _MODES:
-            raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
+        chosen = parse_mode_option("dry-run" if dry_run else mode or settings.git.mode)
         rails = _guardrails(
             settings,
             min_confidence=min_confidence,
@@ -207,7 +206,7 @@ def register(app: typer.Typer) -> None:
             settings,
             plan,
             target=target,
-            mode=chosen or settings.git.mode,
+            mode=chosen,
             hints=_parse_stacks(stack or []),
             policies=policies,
             overwrite_edits=overwrite_edits,
@@ -228,7 +227,10 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="commit, branch, pr or dry-run.")] = "commit",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests.")
@@ -244,28 +246,24 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
-        from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import revert
-
-        chosen = "dry-run" if dry_run else mode
-        if chosen not in ("dry-run", "commit", "branch", "pr"):
-            raise GitOpsError(
-                f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
-            )
         from cloudbalance import steps
-        from cloudbalance.commands._common import settings_for
+        from cloudbalance.commands._common import parse_mode_option, settings_for
+        from cloudbalance.models import REVERT_MODES
 
+        chosen = parse_mode_option("dry-run" if dry_run else mode, REVERT_MODES)
         settings = settings_for(config)
         target = steps.git_target(
-            settings, repo=repo, remote=remote, forge=forge, api_url=api_url, repository=repository
-        )
-        result = revert(
-            plan_id,
-            target.repo,
-            mode=chosen,  # type: ignore[arg-type]
-            remote=target.remote,
-            forge=target.forge,
+            settings,
+            repo=repo,
+            remote=remote,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
+        )
+        result = target.revert(
+            plan_id,
+            mode=chosen,
             overwrite_edits=overwrite_edits,
         )
         _report(result, as_json=as_json)

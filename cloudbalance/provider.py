@@ -50,6 +50,7 @@ from cloudbalance.models import Location
 __all__ = [
     "CLOUD_IDS",
     "ENTRY_POINT_GROUP",
+    "EXPORT_REVISION_DAYS",
     "CostProvider",
     "ProviderCheck",
     "ProviderFactory",
@@ -61,6 +62,11 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "cloudbalance.providers"
+
+#: Trailing days a sync of export files reads again: AWS Data Exports and Azure FocusCost
+#: exports rewrite the current (and at month close the previous) month, so a little over a
+#: month covers every restated day of a daily job.
+EXPORT_REVISION_DAYS = 35
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import pandas as pd
 from cloudbalance.attribution import Attribution, sql_literal
 from cloudbalance.exceptions import ConfigError, Issue, ProviderError, SchemaError
 from cloudbalance.models import Location
-from cloudbalance.provider import ProviderCheck
+from cloudbalance.provider import EXPORT_REVISION_DAYS, ProviderCheck
 from cloudbalance.schema import COSTS, NULL_STRINGS, Column, FrameSchema
 from cloudbalance.store import IngestResult, Store, first_row
 
@@ -44,9 +44,8 @@ __all__ = ["DEFAULT_REVISION_DAYS", "FocusProvider", "FocusReader", "discover_fi
 
 _SUFFIXES = (".parquet", ".csv", ".csv.gz")
 
-#: Trailing days a ``sync`` of FOCUS files reads again: AWS Data Exports rewrite the current and
-#: the previous month, so a little over a month covers every restated day of a daily job.
-DEFAULT_REVISION_DAYS = 35
+#: Trailing days a ``sync`` of FOCUS files reads again (exports rewrite whole months).
+DEFAULT_REVISION_DAYS = EXPORT_REVISION_DAYS
 MAX_REVISION_DAYS = 400
 _PERIOD = ("ChargePeriodStart", "ChargePeriodEnd")
 

@@ -127,3 +127,10 @@ def test_an_endpoint_that_never_answers_fails_after_the_read_timeout(
         assert time.monotonic() - started < 5
     finally:
         server.close()
+
+
+def test_data_exports_reread_a_month_because_they_rewrite_it() -> None:
+    exported = AWSProvider(source="export", export_bucket="billing")
+    assert exported.revision_days == 35
+    assert AWSProvider().revision_days == 3
+    assert AWSProvider(source="export", export_bucket="b", revision_days=7).revision_days == 7

@@ -20,7 +20,7 @@ from cloudbalance.exceptions import (
     ProviderError,
 )
 from cloudbalance.models import Location
-from cloudbalance.provider import ProviderCheck
+from cloudbalance.provider import EXPORT_REVISION_DAYS, ProviderCheck
 from cloudbalance.retry import RetryPolicy
 from cloudbalance.schema import validate_costs
 from cloudbalance_azure._client import (
@@ -84,7 +84,8 @@ class AzureProvider:
             each key costs one more query per chunk.
         amortized: Also query ``AmortizedCost`` for ``EffectiveCost`` (default true).
         chunk_days: Days per query, 1..366 (default 31).
-        revision_days: Trailing days ``cloudbalance sync`` re-pulls (default 5: usage arrives
+        revision_days: Trailing days ``cloudbalance sync`` re-pulls (default 35 with
+            ``export_paths``, whose month-to-date files are rewritten; else 5: usage arrives
             up to 72 hours late and amortized charges settle in the first days of a month).
         regions: ARM regions whose prices :meth:`prices` reads when no locations are given
             (default: every region, which is several hundred pages).
@@ -133,7 +134,8 @@ class AzureProvider:
         self.regions = _strings(options.get("regions"), "regions")
         self.amortized = bool(options.get("amortized", True))
         self.chunk_days = self._int(options, "chunk_days", 31, 1, MAX_CHUNK_DAYS)
-        self.revision_days = self._int(options, "revision_days", 5, 0, 60)
+        default_revision = EXPORT_REVISION_DAYS if self.export_paths else 5
+        self.revision_days = self._int(options, "revision_days", default_revision, 0, 60)
         self.max_attempts = self._int(options, "max_attempts", 5, 1, 20)
         self.connect_timeout = self._seconds(options, "connect_timeout", 10.0)
         self.read_timeout = self._seconds(options, "read_timeout", 60.0)

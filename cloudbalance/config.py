@@ -41,6 +41,7 @@ __all__ = [
     "QuotaSettings",
     "Settings",
     "StoreSettings",
+    "SyncSettings",
     "WorkloadSettings",
     "example_config",
     "find_config",
@@ -61,6 +62,29 @@ class StoreSettings:
 
     path: str = ".cloudbalance/store.duckdb"
     lock_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How ``cloudbalance sync`` pulls the providers (see docs/providers.md).
+
+    Attributes:
+        lookback_days: History pulled on a provider's first sync.
+        deadline: Seconds one provider may take in all (costs and prices, retries included);
+            a provider still busy then is reported failed and the others' data is kept.
+        deadlines: Per provider name, a deadline other than ``deadline``.
+        stale_after_days: A run warns when a cloud's latest complete day is older than this
+            many days.
+    """
+
+    lookback_days: int = 90
+    deadline: float = 900.0
+    deadlines: dict[str, float] = field(default_factory=dict)
+    stale_after_days: int = 3
+
+    def deadline_for(self, provider: str) -> float:
+        """The deadline of ``provider`` in seconds."""
+        return self.deadlines.get(provider, self.deadline)
 
 
 @dataclass(frozen=True)
@@ -228,6 +252,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     currency: CurrencySettings = field(default_factory=CurrencySettings)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sync: SyncSettings = field(default_factory=SyncSettings)
     workload_tag: str = "workload"
     workloads: dict[str, WorkloadSettings] = field(default_factory=dict)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
@@ -447,6 +472,18 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
                 f"{where}.replica",
                 line("workloads", name, "replica"),
             )
+    if settings.sync.lookback_days < 1:
+        raise loader.error(
+            "must be at least 1", "sync.lookback_days", line("sync", "lookback_days")
+        )
+    if settings.sync.stale_after_days < 0:
+        raise loader.error(
+            "must not be negative", "sync.stale_after_days", line("sync", "stale_after_days")
+        )
+    for name, seconds in {"": settings.sync.deadline, **settings.sync.deadlines}.items():
+        if seconds <= 0:
+            key = f"sync.deadlines.{name}" if name else "sync.deadline"
+            raise loader.error("must be positive", key, line(*key.split(".")))
     if not 0 < settings.forecast.interval < 1:
         raise loader.error("must be in (0, 1)", "forecast.interval", line("forecast", "interval"))
     if settings.forecast.horizon < 1:

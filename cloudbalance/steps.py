@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from cloudbalance.models import Mode, Plan, Workload
     from cloudbalance.series import Forecasts
     from cloudbalance.store import Store
-    from cloudbalance.sync import ProviderSync
+    from cloudbalance.sync import Freshness, ProviderSync
     from cloudbalance.verify import RevertOutcome, Verification
 
 __all__ = [
@@ -60,9 +60,6 @@ __all__ = [
 
 Status = Literal["ok", "failed", "skipped"]
 STEPS: tuple[str, ...] = ("sync", "forecast", "plan", "apply", "verify", "report")
-
-#: A cloud whose newest cost day is older than this, before the run's day, is warned about.
-STALE_AFTER_DAYS = 3
 
 
 def _noop(_message: str) -> None:
@@ -124,9 +121,10 @@ class StepResult:
 
 @dataclass(frozen=True)
 class SyncStep(StepResult):
-    """What each provider loaded."""
+    """What each provider loaded, and what data each cloud stands on after it."""
 
     providers: tuple[ProviderSync, ...] = ()
+    freshness: tuple[Freshness, ...] = ()
 
 
 def sync(
@@ -136,32 +134,41 @@ def sync(
 
     One provider failing does not lose the others: the step is ``failed`` and says which.
     """
-    if not ctx.settings.providers:
-        return SyncStep("sync", "skipped", "no provider configured (using the store as is)")
+    from cloudbalance.sync import freshness
     from cloudbalance.sync import sync as run_sync
 
-    results = tuple(run_sync(ctx.settings, ctx.store, names=names, since=since, progress=ctx.tell))
+    fresh = freshness(ctx.store, stale_after_days=ctx.settings.sync.stale_after_days, now=ctx.now)
+    if not ctx.settings.providers:  # a store filled by `ingest` goes stale too: still said
+        return SyncStep(
+            "sync",
+            "skipped",
+            "no provider configured (using the store as is)",
+            warnings=_stale(fresh),
+            freshness=fresh,
+        )
+
+    results = tuple(
+        run_sync(ctx.settings, ctx.store, names=names, since=since, progress=ctx.tell, now=ctx.now)
+    )
     failed = [r for r in results if not r.ok]
     detail = "; ".join(
         f"{r.provider}: {r.rows:,} rows" if r.ok else f"{r.provider} failed: {r.error}"
         for r in results
     )
+    fresh = freshness(ctx.store, stale_after_days=ctx.settings.sync.stale_after_days, now=ctx.now)
     return SyncStep(
-        "sync", "failed" if failed else "ok", detail, warnings=_stale(ctx), providers=results
+        "sync",
+        "failed" if failed else "ok",
+        detail,
+        warnings=_stale(fresh),
+        providers=results,
+        freshness=fresh,
     )
 
 
-def _stale(ctx: Context) -> tuple[str, ...]:
-    """A warning per cloud whose newest cost day is older than ``sync.stale_after_days``."""
-    limit = STALE_AFTER_DAYS
-    out = []
-    for cloud, day in sorted(ctx.store.data_as_of().items()):
-        if ctx.now - day > timedelta(days=limit):
-            out.append(
-                f"{cloud}: data ends {day:%Y-%m-%d}, older than {limit} day(s) before "
-                f"{ctx.now:%Y-%m-%d}; is its export still delivered?"
-            )
-    return tuple(out)
+def _stale(fresh: Sequence[Freshness]) -> tuple[str, ...]:
+    """A warning per cloud whose data ends more than ``sync.stale_after_days`` before the run."""
+    return tuple(f.warning for f in fresh if f.warning)
 
 
 # -- forecast ----------------------------------------------------------------------------------
@@ -225,7 +232,7 @@ def forecast(ctx: Context) -> ForecastStep:
             "the store holds no cost lines; run `cloudbalance ingest` or configure providers"
         )
     fs = ctx.settings.forecast
-    edge, ragged = complete_until(costs, freq=fs.freq)
+    edge, ragged = complete_until(costs, freq=fs.freq, now=ctx.now)
     warnings = list(ragged)
     costs = costs[costs["ChargePeriodStart"] < edge].reset_index(drop=True)
     history: dict[str, pd.DataFrame] = {

@@ -42,15 +42,17 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cloudbalance.commands.gitops",
     "cloudbalance.commands.policy",
     "cloudbalance.commands.stacks",
+    "cloudbalance.commands.notify",
 )
 
 #: Help panels, in the order of the loop, so ``--help`` reads like the product.
 _PANELS: dict[str, str] = {
     **dict.fromkeys(("demo", "run", "report", "schedule"), "Start here"),
     **dict.fromkeys(("ingest", "sync", "costs", "prices", "providers", "config"), "Data"),
-    **dict.fromkeys(("forecast", "anomalies", "plan"), "Forecast and plan"),
+    **dict.fromkeys(("forecast", "anomalies", "plan", "budgets"), "Forecast and plan"),
     **dict.fromkeys(("apply", "revert", "check", "policy", "verify"), "Act and guard"),
     **dict.fromkeys(("stack", "preview", "up"), "Pulumi stacks"),
+    **dict.fromkeys(("notify",), "Tell people"),
 }
 _PANEL_ORDER: tuple[str, ...] = (*dict.fromkeys(_PANELS.values()), "Other")
 

@@ -126,7 +126,13 @@ schedule_app = typer.Typer(help="Run cloudbalance on a schedule.", no_args_is_he
 
 @schedule_app.command("init")
 def schedule_init(
-    folder: Annotated[Path, typer.Argument(help="Folder holding cloudbalance.yaml.")] = Path("."),
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Folder holding cloudbalance.yaml (default: the config's, else this one).",
+            file_okay=False,
+        ),
+    ] = None,
     scheduler: Annotated[
         list[str] | None,
         typer.Option(
@@ -142,11 +148,23 @@ def schedule_init(
     image: Annotated[
         str, typer.Option(help="Container image for the Kubernetes CronJob.")
     ] = "ghcr.io/your-org/cloudbalance:latest",
+    config: ConfigOption = None,
 ) -> None:
     """Write a GitHub Actions workflow, a Kubernetes CronJob and a crontab for the daily run."""
+    from cloudbalance.config import CONFIG_FILENAME, find_config
+    from cloudbalance.exceptions import ConfigError
     from cloudbalance.schedule import write_schedules
 
-    for written in write_schedules(folder, scheduler, cron=cron, image=image):
+    if config is not None and config.name != CONFIG_FILENAME:
+        raise ConfigError(
+            f"{config}: the schedules run `cloudbalance run` where {CONFIG_FILENAME} is; "
+            f"name the file {CONFIG_FILENAME}"
+        )
+    if folder is not None and config is not None and folder.resolve() != config.parent.resolve():
+        raise ConfigError(f"give the folder or --config, not both ({folder}, {config})")
+    found = config if config is not None else (find_config() if folder is None else None)
+    where = folder if folder is not None else (found.parent if found is not None else Path("."))
+    for written in write_schedules(where, scheduler, cron=cron, image=image):
         console.print(f"{written.scheduler:<10} {written.path}")
 
 

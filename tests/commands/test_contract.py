@@ -125,6 +125,30 @@ def test_commands_reading_the_store_take_config_and_store() -> None:
         assert {"config", "store"} <= params, name
 
 
+@pytest.mark.parametrize(("path", "cmd"), LEAVES, ids=_ids(LEAVES))
+def test_a_command_that_reads_the_config_or_store_takes_its_option(
+    path: tuple[str, ...], cmd: Any
+) -> None:
+    import inspect
+
+    source = inspect.getsource(getattr(cmd.callback, "__wrapped__", cmd.callback))
+    names = {p.name for p in cmd.params}
+    if any(call in source for call in ("settings_for(", "load_config(", "write_schedules(")):
+        assert "config" in names
+    if "open_store(" in source or "Store(" in source:
+        assert "store" in names
+
+
+def test_schedule_init_takes_the_config(empty: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (empty / "ops").mkdir()
+    (empty / "ops" / "cloudbalance.yaml").write_text("providers:\n  gcp: {}\n", encoding="utf-8")
+    code, _, err = run(capsys, "schedule", "init", "-c", "ops/cloudbalance.yaml", "--for", "github")
+    assert code == 0, err
+    workflow = (empty / "ops" / ".github" / "workflows" / "cloudbalance.yml").read_text()
+    assert "google-github-actions/auth" in workflow
+    assert "aws-actions" not in workflow
+
+
 def test_error_text_is_printed_literally(empty: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # line 100 once printed as `cloudbalance.yaml💯` (rich emoji codes)
     lines = ["# padding"] * 99 + ["colour: [red]"]

@@ -282,7 +282,6 @@ def test_demand_forecast_and_exported_prices_feed_the_planner(
     focus_rows(40).to_csv(empty / "export.csv", index=False)
     run(capsys, "ingest", "export.csv")
     with Store(empty / ".cloudbalance" / "store.duckdb") as store:
-        store.costs()  # duckdb 2 refuses a register after the open's unfinished fetchone()
         store.ingest_prices(_prices("2025-02-09T00:00:00"), source="test")
 
     code, _, err = run(capsys, "prices", "-o", "prices.csv")

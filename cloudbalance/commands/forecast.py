@@ -361,9 +361,9 @@ def _stored_feedback(config: Path | None, store: Path | None) -> pd.DataFrame | 
 
 def _with_file(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Validate the series columns here, so errors name the file, row and column."""
-    from cloudbalance.schema import SERIES
+    from cloudbalance.forecast.prepare import SERIES_INPUT
 
-    SERIES.validate(frame, file=source, extra="drop")
+    SERIES_INPUT.validate(frame, file=source, extra="drop")
     return frame
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "Incident",
     "anomaly_id",
     "detect",
+    "robust_history",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -209,6 +210,7 @@ def _incidents(
     threshold: float,
     low: float,
     cooldown: int,
+    pattern: bool = True,
 ) -> list[Incident]:
     n = score.size
     triggers = np.flatnonzero(np.abs(score) > threshold)
@@ -240,7 +242,7 @@ def _incidents(
                 impact=float(np.nansum(diff)),
             )
         )
-    if len(out) >= PATTERN_MIN:
+    if pattern and len(out) >= PATTERN_MIN:
         typical = float(np.median([inc.severity for inc in out]))
         out = [inc for inc in out if inc.severity >= typical]
     return out
@@ -280,3 +282,30 @@ def detect(
         cooldown=round(cooldown * season),
     )
     return Detection(expected=expected, score=score, incidents=tuple(incidents))
+
+
+def robust_history(prep: Prepared, *, threshold: float = DEFAULT_THRESHOLD) -> FloatArray:
+    """The series with its outlying incidents replaced by their expected values, for fitting.
+
+    A burst, an outage or a one-off bill bends a model fitted on it (a level pulled up, a
+    seasonal slot learned from one freak day, a naive forecast that repeats yesterday's
+    incident). Forecasters fit on this instead; their errors are still measured on the raw
+    series. Every incident counts here, also the recurring bumps the detector would not alert
+    on, since those are not what the next periods look like either.
+    """
+    y = prep.y
+    if prep.observed < 3 * max(prep.season, 7):
+        return y
+    finite = y[np.isfinite(y)]
+    sqrt = float(finite.min()) >= 0
+    x = np.sqrt(y) if sqrt else y
+    fitted = _baseline(prep, x)
+    score = _scores(prep, x, fitted)
+    expected = np.square(np.maximum(fitted, 0.0)) if sqrt else fitted
+    out = y.copy()
+    for inc in _incidents(
+        score, y, expected, threshold=threshold, low=DEFAULT_LOW, cooldown=0, pattern=False
+    ):
+        span = slice(inc.start, inc.end + 1)
+        out[span] = np.where(np.isfinite(y[span]), expected[span], np.nan)
+    return out

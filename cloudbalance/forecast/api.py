@@ -94,6 +94,7 @@ def forecast(
     model: str | Forecaster = "auto",
     windows: int = 3,
     calibrate: bool = True,
+    robust: bool = True,
     spikes: SpikeRule | None = None,
     holidays_country: str | None = None,
     freq: str | None = None,
@@ -124,6 +125,9 @@ def forecast(
             ``seasonal_naive``, ``ensemble``, or any :class:`Forecaster`.
         windows: Backtest windows per series (0: no backtests, no calibration, confidence 0).
         calibrate: Scale intervals by the conformal factor from the backtests.
+        robust: Fit models on the history with its outliers (short incidents, see
+            :func:`cloudbalance.forecast.anomalies.robust_history`) replaced by their expected
+            values; errors are still measured on the raw series.
         spikes: The spike rule (default: 25% above the recent median, probability 0.5).
         holidays_country: ISO code (``US``, ``DE``) whose public holidays Prophet models.
         freq: Force a frequency (``D``, ``h``, ``15min``) instead of inferring it per series.
@@ -168,6 +172,7 @@ def forecast(
         model=model,
         windows=windows,
         calibrate=calibrate,
+        robust=robust,
         holidays_country=holidays_country,
         prophet_backend=prophet_backend,
         seed=seed,

@@ -93,13 +93,14 @@ def drift_factor(scores: FloatArray, window: npt.NDArray[np.int64], level: float
     wins = np.unique(window)
     if wins.size < 2 or scores[np.isfinite(scores)].size < MIN_SCORES:
         return factor
-    inflation = 1.0
+    ratios = [1.0]
     for w in wins:
         held = window == w
         q = conformal_factor(scores[~held], level)
         part = scores[held][np.isfinite(scores[held])]
         if part.size:
-            inflation = max(inflation, float(np.quantile(part, level)) / max(q, 1e-12))
+            ratios.append(float(np.quantile(part, level)) / max(q, 1e-12))
+    inflation = max(ratios)
     return float(np.clip(factor * inflation, *FACTOR_BOUNDS))
 
 

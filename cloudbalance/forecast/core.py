@@ -57,10 +57,6 @@ AUTO_CANDIDATES: tuple[str, ...] = (
 )
 #: Appended to the reason when the choice and calibration come from a previous run.
 WARM_NOTE = " [warm start: choice and calibration kept from the previous run]"
-#: A single model replaces the ensemble only when its backtest MASE is below this share of the
-#: ensemble's: a few backtest windows are noisy evidence, and a skill-weighted combination is
-#: the robust default (it rarely wins by much, and rarely loses by much).
-SINGLE_MARGIN = 0.9
 #: What the ensemble combines, weighted by backtest skill.
 ENSEMBLE_MEMBERS: tuple[str, ...] = ("seasonal_naive", "theta", "prophet", "prophet_flexible")
 
@@ -298,7 +294,7 @@ def run_backtests(
     for origin in origins:
         ds_tr, y_tr = prep.ds[:origin], _fit_history(prep, spec, origin)
         y_te = prep.y[origin : origin + h]
-        scale = _mase_scale(y_tr, season)
+        scale = _mase_scale(prep.y[:origin], season)  # errors are judged on the raw series
         for name, model in models.items():
             bt = results[name]
             if bt.failed:
@@ -386,13 +382,6 @@ def _choose(metrics: dict[str, tuple[float, float]]) -> tuple[str, str]:
         return "seasonal_naive", "no candidate could be backtested; seasonal naive"
     best_mase, _, best = ranked[0]
     naive = metrics.get("seasonal_naive", (math.nan, math.nan))[0]
-    ensemble = metrics.get(ENSEMBLE, (math.nan, math.nan))[0]
-    if (
-        best not in (ENSEMBLE, "seasonal_naive")
-        and math.isfinite(ensemble)
-        and best_mase > SINGLE_MARGIN * ensemble
-    ):
-        best, best_mase = ENSEMBLE, ensemble  # not clearly better than the combination
     others = ", ".join(f"{n} {m:.3f}" for m, _, n in ranked if n != best)
     if math.isfinite(naive) and best_mase >= naive and best != "seasonal_naive":
         best = "seasonal_naive"

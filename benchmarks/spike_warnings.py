@@ -128,7 +128,7 @@ def score_dataset(series: dict[str, pd.Series], step: int) -> dict[str, Score]:
 
     cases: list[tuple[str, pd.Series, np.ndarray, float]] = []
     for uid, s in series.items():
-        first = max(LOOKBACK + 14, min(365, len(s) // 2))
+        first = max(LOOKBACK, min(365, len(s) // 2))
         for o in origins(len(s), step, first):
             hist, ahead = s.iloc[:o], s.iloc[o : o + HORIZON].to_numpy(dtype=np.float64)
             cases.append((f"{uid}@{o}", hist, ahead, threshold(hist)))
@@ -164,8 +164,11 @@ def main() -> None:
         "--telemetry", type=Path, default=TELEMETRY, help="The shared telemetry folder."
     )
     args = ap.parse_args()
-    logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
-    logging.getLogger("prophet").setLevel(logging.ERROR)
+    import prophet  # noqa: F401  (imported first: it sets up the loggers silenced below)
+
+    for name in ("cmdstanpy", "prophet"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).disabled = True
     warnings.simplefilter("ignore")
     pd.set_option("display.width", 140)
     rows = []

@@ -20,7 +20,8 @@ and only the ones that stand out against what the series usually does:
    Incidents that start within ``cooldown`` periods of the previous one merge into it: one
    incident, one alert. A series that bumps often (at least :data:`PATTERN_MIN` incidents)
    only keeps the incidents more severe (area of ``|score|``) than its median incident:
-   recurring bumps are that series' normal behaviour.
+   recurring bumps are that series' normal behaviour. At most :data:`ALERT_BUDGET` incidents
+   per week of history survive (the most severe), so one noisy series cannot flood the alerts.
 4. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 
@@ -30,6 +31,7 @@ against, so one huge spike, a credit (negative value) or a zero day stand out in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +61,10 @@ DEFAULT_LOW = 4.0
 DEFAULT_COOLDOWN = 0.25
 #: A series with at least this many incidents keeps only those above its median severity.
 PATTERN_MIN = 5
+#: Alert budget: at most this many incidents per series per week of history on average (the most
+#: severe ones). A detector that alerts more often than that gets muted; when a series has more
+#: incidents than its budget, the rest are its usual noise, not news.
+ALERT_BUDGET = 1.0
 #: Share of months whose calendar slot must be high for the bump to be learned as expected.
 CALENDAR_SHARE = 0.6
 _MAD = 1.4826
@@ -211,6 +217,7 @@ def _incidents(
     low: float,
     cooldown: int,
     pattern: bool = True,
+    weeks: float = 0.0,
 ) -> list[Incident]:
     n = score.size
     triggers = np.flatnonzero(np.abs(score) > threshold)
@@ -245,6 +252,11 @@ def _incidents(
     if pattern and len(out) >= PATTERN_MIN:
         typical = float(np.median([inc.severity for inc in out]))
         out = [inc for inc in out if inc.severity >= typical]
+    if pattern and weeks > 0:
+        budget = max(1, math.ceil(ALERT_BUDGET * weeks))
+        if len(out) > budget:
+            keep = sorted(out, key=lambda inc: -inc.severity)[:budget]
+            out = sorted(keep, key=lambda inc: inc.start)
     return out
 
 
@@ -280,6 +292,7 @@ def detect(
         threshold=threshold,
         low=low,
         cooldown=round(cooldown * season),
+        weeks=score.size * prep.step_ns / (7 * 86_400 * 10**9),
     )
     return Detection(expected=expected, score=score, incidents=tuple(incidents))
 

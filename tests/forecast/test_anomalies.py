@@ -109,3 +109,14 @@ def test_incidents_carry_money_impact_and_are_ranked_by_it(make_series) -> None:
     ]
     assert events["impact"].iloc[0] == pytest.approx(210, rel=0.05)
     assert events["points"].iloc[0] == 3
+
+
+def test_alert_budget_keeps_the_most_severe_incidents_of_a_bursty_series(make_series) -> None:
+    series = make_series(n=24 * 28, freq="h", weekly=0, daily=10, noise=1, seed=5)
+    bursts = np.arange(20) * 30 + 15  # 20 bursts in 4 weeks, growing in size
+    for k, pos in enumerate(bursts):
+        series.loc[pos, "y"] += 20 + 5 * k
+    events = anomaly_events(detect_anomalies(series))
+    flagged = events[events["anomaly"]]
+    assert len(flagged) == 4  # one per week of history
+    assert set(flagged["start"]) == set(series.loc[bursts[-4:], "ds"])

@@ -45,10 +45,12 @@ __all__ = [
     "DEFAULT_LOW",
     "DEFAULT_THRESHOLD",
     "Detection",
+    "FitHistory",
     "Incident",
     "anomaly_id",
+    "calendar_values",
     "detect",
-    "robust_history",
+    "fit_history",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -132,22 +134,29 @@ def _spread(resid: FloatArray) -> float:
     return float(np.mean(np.abs(finite - centre))) * 1.253
 
 
-def _calendar(ds: npt.NDArray[np.datetime64], resid: FloatArray, spread: float) -> FloatArray:
-    """Recurring month-start/month-end bumps of daily data, as an additive expectation.
-
-    A slot (last, second-last, third-last day of the month; first, second day) is learned when
-    its residual is beyond two spreads in the same direction in at least :data:`CALENDAR_SHARE`
-    of the months that have it, and in at least two months. The profile is the slot's median.
-    """
-    out = np.zeros(resid.size)
-    if spread <= 0:
-        return out
+def _slots(ds: npt.NDArray[np.datetime64]) -> dict[str, npt.NDArray[np.bool_]]:
     days = pd.DatetimeIndex(ds)
     to_end = (days.days_in_month - days.day).to_numpy()
     slots = {f"end-{k}": to_end == k for k in range(3)}
     slots.update({f"start-{k}": days.day.to_numpy() == k for k in (1, 2)})
+    return slots
+
+
+def _calendar_profile(
+    ds: npt.NDArray[np.datetime64], resid: FloatArray, spread: float
+) -> dict[str, float]:
+    """Recurring month-start/month-end bumps of daily data: the offset per calendar slot.
+
+    A slot (last, second-last, third-last day of the month; first, second day) is learned when
+    its residual is beyond two spreads in the same direction in at least :data:`CALENDAR_SHARE`
+    of the months that have it, and in at least two months. The offset is the slot's median.
+    """
+    profile: dict[str, float] = {}
+    if spread <= 0:
+        return profile
+    days = pd.DatetimeIndex(ds)
     month = (days.year * 12 + days.month).to_numpy()
-    for mask in slots.values():
+    for name, mask in _slots(ds).items():
         use = mask & np.isfinite(resid)
         if np.unique(month[use]).size < 2:
             continue
@@ -155,12 +164,25 @@ def _calendar(ds: npt.NDArray[np.datetime64], resid: FloatArray, spread: float) 
         med = float(np.median(vals))
         same = np.sign(vals) == np.sign(med)
         if abs(med) > 2 * spread and np.mean(same & (np.abs(vals) > 2 * spread)) >= CALENDAR_SHARE:
-            out[mask] = med
+            profile[name] = med
+    return profile
+
+
+def calendar_values(ds: npt.NDArray[np.datetime64], profile: dict[str, float]) -> FloatArray:
+    """The calendar offsets of ``profile`` on the days ``ds`` (zero outside learned slots)."""
+    out: FloatArray = np.zeros(ds.size)
+    if profile:
+        for name, mask in _slots(ds).items():
+            out[mask] += profile.get(name, 0.0)
     return out
 
 
-def _baseline(prep: Prepared, x: FloatArray) -> FloatArray:
-    """Level + seasonal profile (+ calendar peaks for daily data) of the scored values."""
+def _baseline(prep: Prepared, x: FloatArray) -> tuple[FloatArray, dict[str, float]]:
+    """Level + seasonal profile (+ calendar peaks for daily data) of ``x``, and the calendar.
+
+    The calendar profile (offsets per month-start/month-end slot) is empty unless the data is
+    daily, long enough (45 observed days) and the bumps recur.
+    """
     n = x.size
     season = prep.season if prep.observed >= 3 * prep.season else 1
     window = max(2 * season + 1, 7)
@@ -184,15 +206,17 @@ def _baseline(prep: Prepared, x: FloatArray) -> FloatArray:
         )
         seasonal = prof[phase].astype(np.float64)
         level = _rolling_median(x - seasonal, window)
+    profile: dict[str, float] = {}
     if prep.step_ns == 86_400 * 10**9 and prep.observed >= 45:
         resid = x - level - seasonal
-        calendar = _calendar(prep.ds, resid, _spread(resid))
-        if calendar.any():
+        profile = _calendar_profile(prep.ds, resid, _spread(resid))
+        if profile:
+            calendar = calendar_values(prep.ds, profile)
             # the level must not absorb half of the recurring bump: re-estimate without it
             level = _rolling_median(x - seasonal - calendar, window)
             seasonal = seasonal + calendar
     out: FloatArray = level + seasonal
-    return out
+    return out, profile
 
 
 def _scores(prep: Prepared, x: FloatArray, expected: FloatArray) -> FloatArray:
@@ -281,7 +305,7 @@ def detect(
     # counts and costs: the square root steadies a spread that grows with the level
     sqrt = finite.size > 0 and float(finite.min()) >= 0
     x = np.sqrt(y) if sqrt else y
-    fitted = _baseline(prep, x)
+    fitted, _ = _baseline(prep, x)
     score = _scores(prep, x, fitted)
     expected: FloatArray = np.square(np.maximum(fitted, 0.0)) if sqrt else fitted
     season = prep.season if prep.observed >= 3 * prep.season else 1
@@ -297,28 +321,52 @@ def detect(
     return Detection(expected=expected, score=score, incidents=tuple(incidents))
 
 
-def robust_history(prep: Prepared, *, threshold: float = DEFAULT_THRESHOLD) -> FloatArray:
-    """The series with its outlying incidents replaced by their expected values, for fitting.
+@dataclass(frozen=True)
+class FitHistory:
+    """What forecasters are fitted on, and the calendar effect to add back to their forecasts.
+
+    Attributes:
+        y: The history with outlying incidents replaced by their expected values (when robust)
+            and the learned calendar offsets taken out.
+        calendar: Offsets per month-start/month-end slot, in the series' unit (see
+            :func:`calendar_values`); empty when there is no recurring calendar peak.
+    """
+
+    y: FloatArray
+    calendar: dict[str, float]
+
+
+def fit_history(
+    prep: Prepared, *, robust: bool = True, threshold: float = DEFAULT_THRESHOLD
+) -> FitHistory:
+    """The history forecasters should fit on: outliers out, calendar peaks learned apart.
 
     A burst, an outage or a one-off bill bends a model fitted on it (a level pulled up, a
     seasonal slot learned from one freak day, a naive forecast that repeats yesterday's
-    incident). Forecasters fit on this instead; their errors are still measured on the raw
-    series. Every incident counts here, also the recurring bumps the detector would not alert
-    on, since those are not what the next periods look like either.
+    incident); with ``robust`` they are replaced by their expected values. Every incident counts
+    here, also recurring bumps the detector would not alert on. Recurring month-end/month-start
+    peaks of daily data (a monthly batch, billing) are not outliers but no model's seasonality
+    has them (weeks and years do not line up with months): their offsets are taken out here and
+    added back to the forecast by the caller (:func:`calendar_values` on the future days).
+    Errors are still measured on the raw series.
     """
     y = prep.y
     if prep.observed < 3 * max(prep.season, 7):
-        return y
-    finite = y[np.isfinite(y)]
-    sqrt = float(finite.min()) >= 0
-    x = np.sqrt(y) if sqrt else y
-    fitted = _baseline(prep, x)
-    score = _scores(prep, x, fitted)
-    expected = np.square(np.maximum(fitted, 0.0)) if sqrt else fitted
+        return FitHistory(y, {})
     out = y.copy()
-    for inc in _incidents(
-        score, y, expected, threshold=threshold, low=DEFAULT_LOW, cooldown=0, pattern=False
-    ):
-        span = slice(inc.start, inc.end + 1)
-        out[span] = np.where(np.isfinite(y[span]), expected[span], np.nan)
-    return out
+    if robust:
+        finite = y[np.isfinite(y)]
+        sqrt = float(finite.min()) >= 0
+        x = np.sqrt(y) if sqrt else y
+        fitted, _ = _baseline(prep, x)
+        score = _scores(prep, x, fitted)
+        expected = np.square(np.maximum(fitted, 0.0)) if sqrt else fitted
+        for inc in _incidents(
+            score, y, expected, threshold=threshold, low=DEFAULT_LOW, cooldown=0, pattern=False
+        ):
+            span = slice(inc.start, inc.end + 1)
+            out[span] = np.where(np.isfinite(y[span]), expected[span], np.nan)
+    _, calendar = _baseline(prep, out)
+    if calendar:
+        out = out - calendar_values(prep.ds, calendar)
+    return FitHistory(out, calendar)

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cloudbalance.exceptions import ForecastError, InsufficientHistoryError
-from cloudbalance.forecast.anomalies import robust_history
+from cloudbalance.forecast.anomalies import FitHistory, calendar_values, fit_history
 from cloudbalance.forecast.base import Forecaster, Prediction
 from cloudbalance.forecast.baseline import SeasonalNaive, Theta
 from cloudbalance.forecast.calibrate import Calibration, apply_factor, calibrate, level_floor
@@ -148,15 +148,23 @@ def _season_for(prep: Prepared) -> int:
 def _fit_predict(
     model: Forecaster,
     ds: npt.NDArray[np.datetime64],
-    y: FloatArray,
+    history: FitHistory,
     step_ns: int,
     horizon: int,
     level: float,
     uid: str,
     init: dict[str, Any] | None = None,
 ) -> tuple[Prediction, dict[str, Any]]:
-    fitted = model.fit(ds, y, step_ns=step_ns, unique_id=uid, init=init)
-    return clip_to_history(fitted.predict(horizon, level), y), fitted.params
+    """Fit on the prepared history; the forecast gets the calendar peaks back, then the clip."""
+    fitted = model.fit(ds, history.y, step_ns=step_ns, unique_id=uid, init=init)
+    pred = fitted.predict(horizon, level)
+    if history.calendar:
+        bump = calendar_values(pred.ds, history.calendar)
+        pred = Prediction(
+            ds=pred.ds, yhat=pred.yhat + bump, lower=pred.lower + bump, upper=pred.upper + bump
+        )
+    raw = history.y + calendar_values(ds, history.calendar) if history.calendar else history.y
+    return clip_to_history(pred, raw), fitted.params
 
 
 def clip_to_history(pred: Prediction, y: FloatArray) -> Prediction:
@@ -255,15 +263,13 @@ class _Backtest:
         return float(np.mean(mases)), float(np.mean(np.concatenate(smapes)))
 
 
-def _fit_history(prep: Prepared, spec: Spec, end: int | None = None) -> FloatArray:
-    """What models are fitted on: the history up to ``end``, outliers replaced when robust.
+def _fit_history(prep: Prepared, spec: Spec, end: int | None = None) -> FitHistory:
+    """What models are fitted on: the history up to ``end`` (see ``fit_history``).
 
     Each backtest origin cleans only its own past, so backtests never see the future.
     """
-    if not spec.robust:
-        return prep.y[:end]
     part = prep if end is None else replace(prep, ds=prep.ds[:end], y=prep.y[:end])
-    return robust_history(part)
+    return fit_history(part, robust=spec.robust)
 
 
 def _origins(n: int, horizon: int, windows: int, min_train: int) -> tuple[list[int], int]:

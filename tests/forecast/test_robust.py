@@ -9,7 +9,7 @@ import pytest
 from cloudbalance.cli import main
 from cloudbalance.exceptions import ForecastError
 from cloudbalance.forecast import ForecastResult, forecast
-from cloudbalance.forecast.anomalies import robust_history
+from cloudbalance.forecast.anomalies import fit_history
 from cloudbalance.forecast.calibrate import conformal_factor, drift_factor
 from cloudbalance.forecast.core import ensemble_weights
 from cloudbalance.forecast.prepare import prepare_series
@@ -59,7 +59,7 @@ def test_outliers_are_replaced_for_fitting_not_kept(make_series) -> None:
     series["y"] = series["y"].clip(lower=0)
     series.loc[len(series) - 30 : len(series) - 28, "y"] += 400  # a burst yesterday
     (prep,) = prepare_series(series)
-    clean = robust_history(prep)
+    clean = fit_history(prep).y
     assert np.nanmax(clean) < 200
     assert np.allclose(clean[:600], prep.y[:600])  # quiet history untouched
     # seasonal naive on the raw history would repeat the burst; the forecast does not
@@ -83,3 +83,16 @@ def test_drift_widens_the_factor_only_when_windows_disagree() -> None:
     assert drift_factor(same, window, 0.8) == pytest.approx(conformal_factor(same, 0.8), rel=0.3)
     drifting = same * np.repeat([1.0, 1.0, 3.0], 30)  # the latest window is wilder
     assert drift_factor(drifting, window, 0.8) > 1.5 * conformal_factor(drifting, 0.8)
+
+
+def test_recurring_month_end_peaks_are_forecast() -> None:
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2025-01-01", "2025-09-20", freq="D")
+    y = 100 + 10 * np.sin(2 * np.pi * np.arange(ds.size) / 7) + rng.normal(0, 3, ds.size)
+    batch = ds.is_month_end | (ds + pd.Timedelta(days=1)).is_month_end
+    series = pd.DataFrame({"unique_id": "etl", "ds": ds, "y": np.where(batch, 3.2 * y, y)})
+    fc = forecast(series, horizon=14, executor="serial", windows=2)
+    assert isinstance(fc, pd.DataFrame)
+    at_end = fc["ds"].dt.is_month_end | (fc["ds"] + pd.Timedelta(days=1)).dt.is_month_end
+    assert (fc.loc[at_end, "yhat"] > 250).all()
+    assert (fc.loc[~at_end, "yhat"] < 150).all()

@@ -181,9 +181,10 @@ def main() -> None:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     for name, part in table.groupby("dataset", sort=False):
         f1 = part.set_index("method")["f1"]
+        ratio = f"{f1['cloudbalance'] / f1['prophet']:.2f}" if f1["prophet"] > 0 else "n/a"
         print(
             f"{name}: F1 cloudbalance {f1['cloudbalance']:.2f} vs plain Prophet "
-            f"{f1['prophet']:.2f} (ratio {f1['cloudbalance'] / max(f1['prophet'], 1e-9):.2f})"
+            f"{f1['prophet']:.2f} (ratio {ratio})"
         )
 
 

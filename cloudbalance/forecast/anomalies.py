@@ -18,10 +18,9 @@ and only the ones that stand out against what the series usually does:
 3. **Incidents.** A point whose ``|score|`` exceeds ``threshold`` triggers an incident; the
    incident spans the run of neighbouring points beyond ``low`` (the same sign) around it.
    Incidents that start within ``cooldown`` periods of the previous one merge into it: one
-   incident, one alert. A series that bumps often (at least :data:`PATTERN_MIN` incidents)
-   only keeps the incidents more severe (area of ``|score|``) than its median incident:
-   recurring bumps are that series' normal behaviour. At most :data:`ALERT_BUDGET` incidents
-   per week of history survive (the most severe), so one noisy series cannot flood the alerts.
+   incident, one alert. At most :data:`ALERT_BUDGET` incidents per week of history survive,
+   the most severe (area of ``|score|``): a series that bumps more often than that has made
+   those bumps its normal behaviour, and one noisy series cannot flood the alerts.
 4. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 
@@ -61,8 +60,6 @@ DEFAULT_THRESHOLD = 6.0
 DEFAULT_LOW = 4.0
 #: Incidents starting within this many seasons of the previous one's end are the same incident.
 DEFAULT_COOLDOWN = 0.25
-#: A series with at least this many incidents keeps only those above its median severity.
-PATTERN_MIN = 5
 #: Alert budget: at most this many incidents per series per week of history on average (the most
 #: severe ones). A detector that alerts more often than that gets muted; when a series has more
 #: incidents than its budget, the rest are its usual noise, not news.
@@ -240,7 +237,7 @@ def _incidents(
     threshold: float,
     low: float,
     cooldown: int,
-    pattern: bool = True,
+    budget: bool = True,
     weeks: float = 0.0,
 ) -> list[Incident]:
     n = score.size
@@ -273,13 +270,10 @@ def _incidents(
                 impact=float(np.nansum(diff)),
             )
         )
-    if pattern and len(out) >= PATTERN_MIN:
-        typical = float(np.median([inc.severity for inc in out]))
-        out = [inc for inc in out if inc.severity >= typical]
-    if pattern and weeks > 0:
-        budget = max(1, math.ceil(ALERT_BUDGET * weeks))
-        if len(out) > budget:
-            keep = sorted(out, key=lambda inc: -inc.severity)[:budget]
+    if budget and weeks > 0:
+        allowed = max(1, math.ceil(ALERT_BUDGET * weeks))
+        if len(out) > allowed:
+            keep = sorted(out, key=lambda inc: -inc.severity)[:allowed]
             out = sorted(keep, key=lambda inc: inc.start)
     return out
 
@@ -362,7 +356,7 @@ def fit_history(
         score = _scores(prep, x, fitted)
         expected = np.square(np.maximum(fitted, 0.0)) if sqrt else fitted
         for inc in _incidents(
-            score, y, expected, threshold=threshold, low=DEFAULT_LOW, cooldown=0, pattern=False
+            score, y, expected, threshold=threshold, low=DEFAULT_LOW, cooldown=0, budget=False
         ):
             span = slice(inc.start, inc.end + 1)
             out[span] = np.where(np.isfinite(y[span]), expected[span], np.nan)

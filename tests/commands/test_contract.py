@@ -20,7 +20,12 @@ from cloudbalance.commands._common import Steps, comma_list
 from tests.conftest import focus_rows
 
 TREE = walk(command())
-LEAVES = [(path, cmd) for path, cmd in TREE if path and not hasattr(cmd, "commands")]
+#: What runs: commands, and groups that also run without a subcommand (`anomalies -i ...`).
+LEAVES = [
+    (path, cmd)
+    for path, cmd in TREE
+    if path and (not hasattr(cmd, "commands") or cmd.invoke_without_command)
+]
 GROUPS = [(path, cmd) for path, cmd in TREE if hasattr(cmd, "commands")]
 
 
@@ -84,9 +89,13 @@ def test_groups_refuse_an_unknown_command_and_show_help_without_one(
     assert code == 1
     assert err.startswith("error: No such command 'no-such-command'")
     assert len(err.strip().splitlines()) == 1
-    code, out, _ = run(capsys, *path)
-    assert code == 0
-    assert "Usage: cloudbalance" in out
+    code, out, err = run(capsys, *path)
+    if cmd.invoke_without_command:  # it runs alone: what it misses is one clear line
+        assert code == 1
+        assert len(err.strip().splitlines()) == 1
+    else:
+        assert code == 0
+        assert "Usage: cloudbalance" in out
 
 
 @pytest.mark.parametrize(("path", "cmd"), TREE, ids=_ids(TREE))

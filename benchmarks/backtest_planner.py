@@ -20,10 +20,10 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from cloudbalance.catalog import Catalog
+from cloudbalance.plan.catalog import Catalog
 from cloudbalance.demo.sample import generate_sample
 from cloudbalance.models import Placement
-from cloudbalance.planner import plan
+from cloudbalance.plan import plan
 
 
 def seasonal_naive(history: pd.DataFrame, start: pd.Timestamp, horizon: int) -> pd.DataFrame:

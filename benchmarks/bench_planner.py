@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from cloudbalance.catalog import Catalog
+from cloudbalance.plan.catalog import Catalog
 from cloudbalance.models import Location, Placement, Workload
-from cloudbalance.planner import (
+from cloudbalance.plan import (
     Budget,
     PlanProblem,
     Quota,

@@ -228,7 +228,7 @@ class _Runner:
         return StepResult("forecast", "ok", detail)
 
     def step_plan(self, out: dict[str, Any]) -> StepResult:
-        from cloudbalance.planner import Budget, Quota, plan
+        from cloudbalance.plan import Budget, Quota, plan
 
         if self.result.forecast is None:
             return StepResult("plan", "skipped", "no forecast")

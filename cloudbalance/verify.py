@@ -409,7 +409,7 @@ def verify_plan(
     """
     import pandas as pd
 
-    from cloudbalance.catalog import Catalog
+    from cloudbalance.plan.catalog import Catalog
 
     moved = sorted({m.workload for m in plan.moves if m.after != m.before})
     starts, length = _periods(plan, now)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cloudbalance.models import Plan
-    from cloudbalance.planner import Budget, Commitment, Quota
+    from cloudbalance.plan import Budget, Commitment, Quota
 
 __all__ = ["read_current", "read_frame", "read_workloads", "register"]
 
@@ -132,7 +132,7 @@ def read_workloads(
     Raises:
         ConfigError: The file is missing, malformed, or a spec is wrong (naming the key).
     """
-    from cloudbalance.planner import Budget, Commitment, Quota
+    from cloudbalance.plan import Budget, Commitment, Quota
 
     file = str(path)
     if not path.is_file():
@@ -273,7 +273,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plan replicas per workload, location and period; write the plan JSON."""
         from cloudbalance.commands._common import open_store, settings_for
-        from cloudbalance.planner import plan as make_plan
+        from cloudbalance.plan import plan as make_plan
 
         settings = settings_for(config)
         if workloads is not None:
@@ -283,7 +283,7 @@ def register(app: typer.Typer) -> None:
             quotas = []
             budgets = []
             commitments = []
-            from cloudbalance.planner import Budget, Quota
+            from cloudbalance.plan import Budget, Quota
 
             quotas = [Quota(Location.parse(q.location), q.vcpus) for q in settings.plan.quotas]
             budgets = [Budget(b.cloud, b.amount) for b in settings.plan.budgets]

@@ -12,7 +12,7 @@ import pytest
 
 from cloudbalance.exceptions import InfeasiblePlanError, PlanError, SchemaError
 from cloudbalance.models import Location, Placement, Plan, Workload
-from cloudbalance.planner import (
+from cloudbalance.plan import (
     Budget,
     Commitment,
     Quota,

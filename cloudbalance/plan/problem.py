@@ -1,0 +1,636 @@
+"""The planning problem as one typed, frozen value: what the MILP is built from.
+
+:class:`Problem` holds every array the formulation (:mod:`cloudbalance.plan.milp`) reads, and the
+cost arithmetic shared by the plan, its baseline and every later reader of a stored plan (the
+commit message, policies, verification): they call its methods, never index the stored dict.
+:func:`build_problem` turns frames and specs into one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from cloudbalance.exceptions import Issue, PlanError, SchemaError
+from cloudbalance.models import Location, Placement, Workload
+from cloudbalance.plan.catalog import Catalog, period_hours
+from cloudbalance.schema import ACCURACY, validate_forecast
+
+__all__ = [
+    "PLANNER_VERSION",
+    "Budget",
+    "Commitment",
+    "Problem",
+    "Quota",
+    "baseline",
+    "build_problem",
+    "demand_replicas",
+    "evaluate",
+    "evaluate_cloud",
+]
+
+_EPS = 1e-6
+PLANNER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Quota:
+    """At most ``vcpus`` vCPUs of planned workloads at one location, in every period."""
+
+    location: Location
+    vcpus: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"location": self.location.key, "vcpus": self.vcpus}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Quota:
+        """Inverse of :meth:`to_dict`."""
+        return cls(Location.parse(str(data["location"])), float(data["vcpus"]))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most ``amount`` spent on one cloud over the horizon.
+
+    Spend is replicas plus move costs at the cloud's locations, net of commitments.
+    """
+
+    cloud: str
+    amount: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"cloud": self.cloud, "amount": self.amount}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Budget:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["cloud"]).lower(), float(data["amount"]))
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """Capacity already paid for: it costs nothing up to its size.
+
+    Either ``vcpus`` (reserved instances, committed-use discounts: regional vCPUs, so ``region``
+    is required) or ``amount`` (savings plans: spend per period covered in the cloud, or in one
+    region when ``region`` is set).
+
+    Attributes:
+        cloud: Our cloud id.
+        region: The region, for regional commitments.
+        vcpus: vCPUs covered in each period.
+        amount: Spend covered in each period (billing currency).
+        name: A label for reports.
+        start: First instant it covers (naive UTC; ``None``: already active).
+        end: First instant it no longer covers (``None``: beyond the horizon).
+    """
+
+    cloud: str
+    region: str | None = None
+    vcpus: float = 0.0
+    amount: float = 0.0
+    name: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.vcpus > 0) == (self.amount > 0):
+            raise PlanError(
+                f"commitment {self.name or self.cloud!r}: give exactly one of vcpus or amount"
+            )
+        if self.vcpus > 0 and not self.region:
+            raise PlanError(f"commitment {self.name or self.cloud!r}: vcpus need a region")
+
+    def active(self, when: datetime) -> bool:
+        """Whether it covers the period starting at ``when``."""
+        return (self.start is None or self.start <= when) and (self.end is None or when < self.end)
+
+    def covers(self, location: Location) -> bool:
+        """Whether it applies at ``location``."""
+        return location.cloud == self.cloud and self.region in (None, location.region)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "cloud": self.cloud,
+            "region": self.region,
+            "vcpus": self.vcpus,
+            "amount": self.amount,
+            "name": self.name,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Commitment:
+        """Inverse of :meth:`to_dict`."""
+        start, end = data.get("start"), data.get("end")
+        return cls(
+            cloud=str(data["cloud"]).lower(),
+            region=data.get("region"),
+            vcpus=float(data.get("vcpus") or 0.0),
+            amount=float(data.get("amount") or 0.0),
+            name=str(data.get("name") or ""),
+            start=datetime.fromisoformat(start) if start else None,
+            end=datetime.fromisoformat(end) if end else None,
+        )
+
+
+def _arr_to_list(values: np.ndarray) -> Any:
+    if values.dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in values.ravel().tolist()]
+    return values.ravel().tolist()
+
+
+def _list_to_arr(values: Any) -> np.ndarray:
+    return np.array(values, dtype="float64")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the MILP is built from, as plain arrays; stored in ``Plan.inputs``.
+
+    Attributes:
+        workloads: The workloads, in row order.
+        locations: The locations, in column order (every priced one and every current one).
+        period_start: Start of period 1.
+        period: Period length (pandas offset alias).
+        demand: ``[W, T]`` replicas to serve.
+        cost: ``[W, L, T]`` cost of one replica for one period; ``NaN`` = unavailable.
+        cost_lower: ``[W, L, T]`` lower bound of ``cost`` (price forecast interval).
+        cost_upper: ``[W, L, T]`` upper bound of ``cost``.
+        current: ``[W, L]`` replicas now.
+        confidence: ``[W]`` 0..1.
+        quotas: vCPU quotas.
+        budgets: Budgets per cloud over the horizon.
+        commitments: Capacity already paid for.
+        currency: Currency of every amount.
+        kind: ``[W, L, T]`` price kind of ``cost`` (explanations only).
+        forecast_price: ``[W, L, T]`` whether ``cost`` comes from a price forecast.
+    """
+
+    workloads: tuple[Workload, ...]
+    locations: tuple[Location, ...]
+    period_start: datetime
+    period: str
+    demand: np.ndarray
+    cost: np.ndarray
+    cost_lower: np.ndarray
+    cost_upper: np.ndarray
+    current: np.ndarray
+    confidence: np.ndarray
+    quotas: tuple[Quota, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    commitments: tuple[Commitment, ...] = ()
+    currency: str = "USD"
+    kind: np.ndarray = field(default_factory=lambda: np.empty((0, 0, 0), dtype=object))
+    forecast_price: np.ndarray = field(default_factory=lambda: np.empty((0, 0, 0), dtype=bool))
+
+    @property
+    def horizon(self) -> int:
+        """Number of periods."""
+        return int(self.demand.shape[1])
+
+    def period_starts(self) -> list[datetime]:
+        """Start of each period."""
+        step = timedelta(hours=period_hours(self.period))
+        return [self.period_start + i * step for i in range(self.horizon)]
+
+    def allowed(self) -> np.ndarray:
+        """``[W, L]``: the workload may run there (residency) and it has a price there."""
+        priced = ~np.all(np.isnan(self.cost), axis=2)
+        out = np.zeros_like(priced)
+        for i, w in enumerate(self.workloads):
+            if w.allowed:
+                mask = np.array([loc in w.allowed for loc in self.locations], dtype=bool)
+            else:
+                mask = np.ones(len(self.locations), dtype=bool)
+            out[i] = mask & priced[i]
+        return np.asarray(out, dtype=bool)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (``NaN`` as ``null``)."""
+        return {
+            "version": PLANNER_VERSION,
+            # Through JSON so the dict equals its own round trip (tuples become lists).
+            "workloads": json.loads(json.dumps([w.to_dict() for w in self.workloads])),
+            "locations": [loc.key for loc in self.locations],
+            "period_start": self.period_start.isoformat(),
+            "period": self.period,
+            "demand": self.demand.astype(int).tolist(),
+            "cost": _arr_to_list(self.cost),
+            "cost_lower": _arr_to_list(self.cost_lower),
+            "cost_upper": _arr_to_list(self.cost_upper),
+            "current": self.current.astype(int).tolist(),
+            "confidence": self.confidence.tolist(),
+            "quotas": [q.to_dict() for q in self.quotas],
+            "budgets": [b.to_dict() for b in self.budgets],
+            "commitments": [c.to_dict() for c in self.commitments],
+            "currency": self.currency,
+            "kind": self.kind.ravel().tolist(),
+            "forecast_price": self.forecast_price.ravel().tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Problem:
+        """Inverse of :meth:`to_dict`."""
+        shape = (len(data["workloads"]), len(data["locations"]), -1)
+        kind = np.array(data.get("kind", []), dtype=object)
+        priced_by_fc = np.array(data.get("forecast_price", []), dtype=bool)
+        return cls(
+            workloads=tuple(Workload.from_dict(w) for w in data["workloads"]),
+            locations=tuple(Location.parse(s) for s in data["locations"]),
+            period_start=datetime.fromisoformat(data["period_start"]),
+            period=str(data["period"]),
+            demand=np.array(data["demand"], dtype=np.int64).reshape(len(data["workloads"]), -1),
+            cost=_list_to_arr(data["cost"]).reshape(shape),
+            cost_lower=_list_to_arr(data["cost_lower"]).reshape(shape),
+            cost_upper=_list_to_arr(data["cost_upper"]).reshape(shape),
+            current=np.array(data["current"], dtype=np.int64).reshape(
+                len(data["workloads"]), len(data["locations"])
+            ),
+            confidence=np.array(data["confidence"], dtype="float64"),
+            quotas=tuple(Quota.from_dict(q) for q in data.get("quotas", ())),
+            budgets=tuple(Budget.from_dict(b) for b in data.get("budgets", ())),
+            commitments=tuple(Commitment.from_dict(c) for c in data.get("commitments", ())),
+            currency=str(data.get("currency", "USD")),
+            kind=kind.reshape(shape) if kind.size else kind,
+            forecast_price=priced_by_fc.reshape(shape) if priced_by_fc.size else priced_by_fc,
+        )
+
+    def digest(self) -> str:
+        """Content digest of the problem (the plan id is its prefix)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs -> problem
+
+
+def demand_replicas(
+    forecast: pd.DataFrame, quantile: float, demand_per_replica: float = 1.0
+) -> np.ndarray:
+    """Replicas needed per forecast row at ``quantile``.
+
+    ``yhat`` is the median (quantile 0.5). The row's interval ``[yhat_lower, yhat_upper]`` is
+    the central ``interval`` mass, so ``yhat_upper`` is the quantile ``(1 + interval) / 2``. A
+    quantile ``q`` above 0.5 is read on a normal scale between the two:
+    ``yhat + (yhat_upper - yhat) * z(q) / z((1 + interval) / 2)`` (and symmetrically towards
+    ``yhat_lower`` below 0.5), so it equals the bound at the bound's quantile and extrapolates
+    beyond it. Values are divided by ``demand_per_replica`` and rounded up (a partial replica
+    is a replica); negative values become zero.
+    """
+    if not 0.0 < quantile < 1.0:
+        raise PlanError(f"quantile must be in (0, 1), got {quantile}")
+    yhat = forecast["yhat"].to_numpy(dtype="float64")
+    interval = forecast["interval"].to_numpy(dtype="float64")
+    z_bound = norm.ppf((1.0 + interval) / 2.0)
+    ratio = norm.ppf(quantile) / z_bound
+    if quantile >= 0.5:
+        spread = forecast["yhat_upper"].to_numpy(dtype="float64") - yhat
+    else:
+        spread = yhat - forecast["yhat_lower"].to_numpy(dtype="float64")
+    value = yhat + spread * ratio
+    return np.asarray(np.maximum(np.ceil(value / demand_per_replica - 1e-9), 0.0))
+
+
+def _infer_period(ds: pd.DatetimeIndex) -> str:
+    if len(ds) < 2:
+        return "1D"
+    steps = pd.Series(np.diff(ds.to_numpy())).value_counts()
+    step = pd.Timedelta(steps.index[0])
+    hours = step / pd.Timedelta(hours=1)
+    if hours % 24 == 0:
+        return f"{int(hours // 24)}D"
+    if hours == int(hours):
+        return f"{int(hours)}h"
+    return f"{int(step / pd.Timedelta(minutes=1))}min"
+
+
+def _confidence(
+    names: Sequence[str], forecast: pd.DataFrame, accuracy: pd.DataFrame | None
+) -> tuple[np.ndarray, list[str]]:
+    notes: list[str] = []
+    by_name: dict[str, float] = {}
+    if accuracy is not None:
+        acc = ACCURACY.validate(accuracy)
+        bad = acc[(acc["confidence"] < 0) | (acc["confidence"] > 1)]
+        if not bad.empty:
+            raise SchemaError(
+                "accuracy",
+                [
+                    Issue("must be in [0, 1]", column="confidence", row=int(i) + 1)
+                    for i in bad.index
+                ],
+            )
+        means = acc.groupby("unique_id")["confidence"].mean()
+        by_name = {str(k): float(v) for k, v in means.items()}
+    out = np.zeros(len(names))
+    derived: list[str] = []
+    for i, name in enumerate(names):
+        if name in by_name:
+            out[i] = float(by_name[name])
+            continue
+        rows = forecast[forecast["unique_id"] == name]
+        if rows.empty:
+            out[i] = 0.0
+            continue
+        half = (rows["yhat_upper"] - rows["yhat_lower"]).to_numpy() / 2.0
+        level = np.maximum(np.abs(rows["yhat"].to_numpy()), 1e-9)
+        out[i] = float(np.clip(1.0 - np.mean(half / level), 0.0, 1.0))
+        derived.append(name)
+    if derived:
+        shown = ", ".join(derived[:5]) + (" ..." if len(derived) > 5 else "")
+        notes.append(
+            f"no backtest accuracy for {len(derived)} workload(s) ({shown}): confidence "
+            "derived from the width of their forecast interval"
+        )
+    return out, notes
+
+
+def build_problem(
+    demand: pd.DataFrame,
+    catalog: Catalog,
+    workloads: Sequence[Workload],
+    current: Sequence[Placement] = (),
+    *,
+    quantile: float = 0.8,
+    accuracy: pd.DataFrame | None = None,
+    quotas: Sequence[Quota] = (),
+    budgets: Sequence[Budget] = (),
+    commitments: Sequence[Commitment] = (),
+    horizon: int | None = None,
+    start: datetime | None = None,
+    period: str | None = None,
+) -> tuple[Problem, list[str]]:
+    """Turn frames and specs into a :class:`Problem` (and notes about what was assumed)."""
+    notes: list[str] = []
+    if not workloads:
+        raise PlanError("no workloads to plan")
+    names = [w.name for w in workloads]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise PlanError(f"workload names must be unique: {', '.join(dup)}", workload=dup[0])
+    for w in workloads:
+        _check_workload(w)
+    fc = validate_forecast(demand)
+    unknown = sorted(set(fc["unique_id"]) - set(names))
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        notes.append(f"forecast series without a workload spec ignored: {shown}")
+        fc = fc[fc["unique_id"].isin(names)]
+    if start is not None:
+        fc = fc[fc["ds"] >= pd.Timestamp(start)]
+    if fc.empty:
+        raise PlanError("the demand forecast has no rows for the workloads to plan")
+    all_ds = pd.DatetimeIndex(sorted(fc["ds"].unique()))
+    period = period or _infer_period(all_ds)
+    step = pd.Timedelta(hours=period_hours(period))
+    first = all_ds[0]
+    n_t = round((all_ds[-1] - first) / step) + 1
+    if horizon is not None:
+        if horizon < 1:
+            raise PlanError(f"horizon must be at least 1 period, got {horizon}")
+        n_t = min(n_t, horizon)
+    periods = [first + i * step for i in range(n_t)]
+    fc = fc[fc["ds"] < periods[-1] + step]
+
+    locations = set(catalog.locations)
+    for p in current:
+        locations.add(p.location)
+    for w in workloads:
+        locations.update(w.allowed)
+    locs = tuple(sorted(locations))
+    col = {loc: j for j, loc in enumerate(locs)}
+    n_w, n_l = len(workloads), len(locs)
+
+    d = np.zeros((n_w, n_t), dtype=np.int64)
+    cur = np.zeros((n_w, n_l), dtype=np.int64)
+    w_index = {name: i for i, name in enumerate(names)}
+    for p in current:
+        if p.workload not in w_index:
+            raise PlanError(
+                f"current placement names workload {p.workload!r}, which has no spec",
+                workload=p.workload,
+            )
+        if p.replicas < 0:
+            raise PlanError(
+                f"current placement of {p.workload!r} at {p.location} is negative",
+                workload=p.workload,
+            )
+        cur[w_index[p.workload], col[p.location]] += p.replicas
+
+    issues: list[Issue] = []
+    slot = ((fc["ds"] - first) / step).to_numpy(dtype="float64")
+    for i, w in enumerate(workloads):
+        mask = (fc["unique_id"] == w.name).to_numpy()
+        if not mask.any():
+            d[i] = cur[i].sum()
+            notes.append(
+                f"{w.name}: no demand forecast; its current {int(cur[i].sum())} replica(s) "
+                "are kept as demand"
+            )
+            continue
+        rows = fc[mask]
+        reps = demand_replicas(rows, quantile, w.demand_per_replica)
+        seen = np.zeros(n_t, dtype=bool)
+        for s, r in zip(slot[mask], reps, strict=True):
+            k = round(float(s))
+            if abs(s - k) > 1e-6:
+                issues.append(
+                    Issue(
+                        f"is not on the {period} period grid starting {first}",
+                        column="ds",
+                        value=f"{w.name}",
+                    )
+                )
+                break
+            if seen[k]:
+                issues.append(
+                    Issue("duplicated (unique_id, ds)", column="ds", value=f"{w.name} @ {k}")
+                )
+                break
+            seen[k] = True
+            d[i, k] = int(r)
+        missing = np.flatnonzero(~seen)
+        if len(missing):
+            issues.append(
+                Issue(
+                    f"no forecast for period(s) starting {periods[int(missing[0])]}"
+                    + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""),
+                    column="ds",
+                    value=w.name,
+                )
+            )
+    if issues:
+        raise SchemaError("forecast", issues)
+
+    shape = (n_w, n_l, n_t)
+    cost = np.full(shape, np.nan)
+    lower = np.full(shape, np.nan)
+    upper = np.full(shape, np.nan)
+    kind = np.full(shape, "", dtype=object)
+    from_fc = np.zeros(shape, dtype=bool)
+    for i, w in enumerate(workloads):
+        rc = catalog.replica_cost(
+            vcpus=w.vcpus,
+            memory_gib=w.memory_gib,
+            spot=w.spot,
+            periods=periods,
+            period=period,
+            locations=locs,
+        )
+        cost[i], lower[i], upper[i] = rc.cost, rc.lower, rc.upper
+        kind[i], from_fc[i] = rc.kind, rc.forecast
+    confidence, conf_notes = _confidence(names, fc, accuracy)
+    notes.extend(conf_notes)
+    age = catalog.age(periods[0].to_pydatetime())
+    if age > timedelta(hours=2 * period_hours(period)):
+        notes.append(f"prices are {_human_age(age)} old at the start of the plan")
+    for q in quotas:
+        if q.location not in col:
+            notes.append(f"quota at {q.location} applies to no priced or current location")
+    problem = Problem(
+        workloads=tuple(workloads),
+        locations=locs,
+        period_start=periods[0].to_pydatetime(),
+        period=period,
+        demand=d,
+        cost=cost,
+        cost_lower=lower,
+        cost_upper=upper,
+        current=cur,
+        confidence=confidence,
+        quotas=tuple(quotas),
+        budgets=tuple(budgets),
+        commitments=tuple(commitments),
+        currency=catalog.currency,
+        kind=kind,
+        forecast_price=from_fc,
+    )
+    return problem, notes
+
+
+def _check_workload(w: Workload) -> None:
+    problems = []
+    if w.vcpus <= 0 or w.memory_gib <= 0:
+        problems.append("vcpus and memory_gib must be positive")
+    if not 0 < w.max_share <= 1:
+        problems.append(f"max_share must be in (0, 1], got {w.max_share}")
+    if w.min_locations < 1:
+        problems.append(f"min_locations must be at least 1, got {w.min_locations}")
+    if w.max_change is not None and w.max_change < 0:
+        problems.append(f"max_change must not be negative, got {w.max_change}")
+    if w.move_cost < 0:
+        problems.append(f"move_cost must not be negative, got {w.move_cost}")
+    if w.demand_per_replica <= 0:
+        problems.append(f"demand_per_replica must be positive, got {w.demand_per_replica}")
+    if problems:
+        raise PlanError(f"workload {w.name!r}: " + "; ".join(problems), workload=w.name)
+
+
+def _human_age(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.0f} hours"
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation (the same cost for plan and baseline)
+
+
+def evaluate(problem: Problem, x: np.ndarray) -> np.ndarray:
+    """Cost per workload of a schedule ``[W, L, T]``: replicas, moves, minus commitments.
+
+    Regional vCPU commitments cover the dearest vCPUs first (optimal for a fixed schedule);
+    savings-plan spend is shared in proportion to each workload's spend in scope.
+    """
+    T = x.shape[2]
+    cost = np.nan_to_num(problem.cost[:, :, :T], nan=0.0)
+    mv = np.array([w.move_cost for w in problem.workloads])
+    vc = np.array([w.vcpus for w in problem.workloads])
+    prev = np.concatenate([problem.current[:, :, None].astype("float64"), x[:, :, :-1]], axis=2)
+    added = np.maximum(0.0, x - prev)
+    spend = cost * x  # [W, L, T]
+    starts = problem.period_starts()[:T]
+    for j, loc in enumerate(problem.locations):
+        for t in range(T):
+            cap = sum(
+                cm.vcpus
+                for cm in problem.commitments
+                if cm.vcpus > 0 and cm.covers(loc) and cm.active(starts[t])
+            )
+            if cap <= 0:
+                continue
+            rate = cost[:, j, t] / vc
+            for i in np.argsort(-rate, kind="stable"):
+                if cap <= 0:
+                    break
+                used = min(cap, vc[i] * x[i, j, t])
+                spend[i, j, t] -= used * rate[i]
+                cap -= used
+    sps = sorted(
+        (cm for cm in problem.commitments if cm.amount > 0), key=lambda c: c.region is None
+    )
+    for t in range(T):
+        for cm in sps:
+            if not cm.active(starts[t]):
+                continue
+            scope = np.array([cm.covers(loc) for loc in problem.locations], dtype=bool)
+            in_scope = spend[:, scope, t]
+            total = float(in_scope.sum())
+            if total <= 0:
+                continue
+            covered = min(cm.amount, total)
+            spend[:, scope, t] = in_scope * (1.0 - covered / total)
+    result: np.ndarray = spend.sum(axis=(1, 2)) + (added.sum(axis=(1, 2)) * mv)
+    return result
+
+
+def baseline(problem: Problem, plan_x: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Never move: current locations, scaled in proportion to the demand of each period.
+
+    Workloads without a (priced) current placement have no such alternative: their baseline is
+    the plan itself (returned as the second value).
+    """
+    W, T = plan_x.shape[0], plan_x.shape[2]
+    out = plan_x.copy()
+    own: list[int] = []
+    for i in range(W):
+        cur = problem.current[i].astype("float64")
+        total = cur.sum()
+        priced = ~np.isnan(problem.cost[i, :, :T]).any(axis=1)
+        if total <= 0 or not np.all(priced[cur > 0]):
+            own.append(i)
+            continue
+        share = cur / total
+        for t in range(T):
+            want = problem.demand[i, t]
+            raw = share * want
+            base = np.floor(raw)
+            rest = int(want - base.sum())
+            if rest > 0:
+                order = np.argsort(-(raw - base), kind="stable")
+                base[order[:rest]] += 1
+            out[i, :, t] = base
+    return out, own
+
+
+def evaluate_cloud(problem: Problem, x: np.ndarray, cloud: str) -> float:
+    """Net spend of ``x`` at one cloud's locations over the horizon (budgets)."""
+    mask = np.array([loc.cloud == cloud for loc in problem.locations])
+    sub = x.copy()
+    sub[:, ~mask, :] = 0
+    return float(evaluate(problem, sub).sum())

@@ -556,18 +556,8 @@ def apply(
             if chosen_mode != "dry-run":
                 raise GitOpsError(f"changes are frozen today ({when:%Y-%m-%d}): {frozen}")
             notes.append(f"freeze window in force: {frozen}; only a dry run is possible")
-        small = rails.too_small(plan)
-        if small is not None and chosen_mode != "dry-run":
-            subject, body = render(plan, diff.changes, files=diff.paths, warnings=[small])
-            return ApplyResult(
-                plan.plan_id,
-                "skipped",
-                diff,
-                f"{subject}\n\n{body}",
-                notes=(*notes, f"nothing written: {small}"),
-            )
-        if small is not None:
-            notes.append(f"would change nothing outside a dry run: {small}")
+        # The minimum saving is the planner's guardrail (one home, cloudbalance.plan.solve): a
+        # plan below it relocates nothing, and its in-place scale-ups are written as they are.
         subject, body = render(
             plan,
             diff.changes,

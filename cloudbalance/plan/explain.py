@@ -16,7 +16,7 @@ __all__ = ["explain_moves", "money", "span", "trend"]
 
 def money(value: float, currency: str) -> str:
     """An amount with its currency symbol; ``-0.00`` and other near-zero values print unsigned."""
-    sign = "-" if value < 0 else ""
+    sign = "-" if value <= -0.005 else ""  # what rounds to zero is shown as zero, unsigned
     symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency)
     amount = f"{abs(value):,.0f}" if abs(value) >= 100 else f"{abs(value):,.2f}"
     return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency}"
@@ -55,12 +55,31 @@ def explain_moves(
     base: np.ndarray,
     saving: np.ndarray,
     quantile: float,
+    *,
+    required: np.ndarray | None = None,
+    total_saving: float = 0.0,
 ) -> dict[tuple[int, int], str]:
-    """A reason for every (workload, location) that changes in the first period."""
+    """A reason for every (workload, location) that changes in the first period.
+
+    Args:
+        problem: The problem.
+        x: The schedule ``[W, L, T]``.
+        base: The baseline schedule.
+        saving: ``[W]`` saving of each workload over the horizon (net of every move cost).
+        quantile: The demand quantile served.
+        required: ``[W]`` whether staying breaks the workload's own constraints.
+        total_saving: The whole plan's saving (a move that costs more on its own is made for
+            the plan as a whole).
+    """
     out: dict[tuple[int, int], str] = {}
     cur = problem.current
-    mv = [w.move_cost for w in problem.workloads]
+    mv = np.array([w.move_cost for w in problem.workloads])
     allowed = problem.allowed()
+    T = x.shape[2]
+    prev = np.concatenate([cur[:, :, None].astype("float64"), x[:, :, :-1]], axis=2)
+    moved_in = np.maximum(0.0, x - prev).sum(axis=(1, 2)) * mv  # [W] over the horizon
+    extra = (problem.gravity() + problem.preference_cost())[:, :, :T]
+    ongoing = ((x - base) * extra).sum(axis=(1, 2))  # [W] plan minus baseline
     for i, w in enumerate(problem.workloads):
         first = x[i, :, 0]
         delta = first - cur[i]
@@ -85,16 +104,29 @@ def explain_moves(
             rising = trend(problem, i, j)
             if rising:
                 parts.append(rising)
-        move_paid = float(np.maximum(0, delta).sum() * mv[i])
+        move_paid = float(moved_in[i])
         dest = [problem.locations[j].key for j in added] or ["the remaining locations"]
-        gain = money(float(saving[i]), problem.currency)
-        after = f" after a {money(move_paid, problem.currency)} move cost" if move_paid else ""
+        c = problem.currency
+        gain = money(float(saving[i]), c)
+        after = f" after {money(move_paid, c)} of move costs over the horizon" if move_paid else ""
+        if abs(ongoing[i]) >= 0.005:
+            more = "more" if ongoing[i] > 0 else "less"
+            after += (
+                f"; ongoing costs (data egress, location preference) "
+                f"{money(abs(float(ongoing[i])), c)} {more}"
+            )
         if saving[i] > 0:
             parts.append(f"{', '.join(dest)} cheaper by {gain} over {span(problem)}{after}")
+        elif required is not None and required[i]:
+            parts.append(
+                f"required by the constraints (costs {money(-float(saving[i]), c)}"
+                f" more over {span(problem)}{after})"
+            )
         else:
             parts.append(
-                f"required by the constraints (costs {money(-float(saving[i]), problem.currency)}"
-                f" more over {span(problem)}{after})"
+                f"costs {money(-float(saving[i]), c)} more on its own over {span(problem)}"
+                f"{after}, and frees capacity or commitments the rest of the plan uses (the "
+                f"whole plan saves {money(total_saving, c)})"
             )
         text = "; ".join(parts)
         for k in changed:

@@ -155,6 +155,7 @@ def build(
     cost = problem.cost[pw, pl, :T]  # [P, T]
     avail = ~np.isnan(cost)
     cost = np.nan_to_num(cost, nan=0.0)
+    ongoing = (problem.gravity() + problem.preference_cost())[pw, pl, :T]  # [P, T]
     vc = np.array([w.vcpus for w in problem.workloads])
     mv = np.array([w.move_cost for w in problem.workloads])
     cur = problem.current
@@ -189,7 +190,7 @@ def build(
     n_var = s0 + n_s
 
     c = np.zeros(n_var)
-    c[x0:u0] = cost.ravel()
+    c[x0:u0] = (cost + ongoing).ravel()
     c[u0 : u0 + n_x] = np.repeat(mv[pw], T)
     ri_rate = np.zeros((len(ri_pairs), T))
     if n_r:
@@ -236,11 +237,6 @@ def build(
             rhs = throttle_limit(theta, float(cur[i].sum()), d[i])
             cols = (u0 + mine[:, None] * T + np.arange(T)).ravel()
             rows.add(T, np.tile(np.arange(T), len(mine)), cols, 1.0, -np.inf, rhs)
-        if w.max_share < 1 and ("share", w.name) not in disabled:
-            most = share_cap(w.max_share, d[i])
-            for p in mine:
-                block = slice(x0 + p * T, x0 + (p + 1) * T)
-                ub[block] = np.minimum(ub[block], most)
     if pinned:
         for i, reps in pinned.items():
             for p in np.flatnonzero(pw == i):
@@ -249,6 +245,14 @@ def build(
                 else:  # every period
                     block = slice(x0 + p * T, x0 + (p + 1) * T)
                     lb[block] = ub[block] = reps[pl[p], :T]
+    # The share cap holds for held placements too: it is applied after the pins, so a pin that
+    # breaks it leaves lb > ub, which solve() reports as infeasible (never a silent drop).
+    for i, w in enumerate(problem.workloads):
+        if w.max_share < 1 and ("share", w.name) not in disabled:
+            most = share_cap(w.max_share, d[i])
+            for p in np.flatnonzero(pw == i):
+                block = slice(x0 + p * T, x0 + (p + 1) * T)
+                ub[block] = np.minimum(ub[block], most)
     # HA: x - y >= 0 ; sum_l y >= k.
     if n_y:
         hp = np.repeat(ha_pairs, T)
@@ -328,15 +332,27 @@ def build(
         return np.concatenate(cols), np.concatenate(vals), np.concatenate(ts)
 
     clouds = np.array([loc.cloud for loc in problem.locations], dtype=object)
-    # Savings plans: s[j,t] <= spend in scope(j); sum over a cloud's plans <= the cloud's spend.
-    for j, cm in enumerate(sps):
-        scope = np.array([cm.covers(problem.locations[k]) for k in pl], dtype=bool)
+    # Savings plans: the plans of one region together cover at most that region's spend, and
+    # all of a cloud's plans (regional and cloud-wide) at most the cloud's spend. Scopes are
+    # regions nested in clouds, so these rows are exactly "no spend is covered twice".
+    regional = sorted({(cm.cloud, cm.region) for cm in sps if cm.region is not None})
+    for cloud, region in regional:
+        scope = np.array(
+            [
+                problem.locations[k].cloud == cloud and problem.locations[k].region == region
+                for k in pl
+            ],
+            dtype=bool,
+        )
         cols, vals, ts = spend_terms(scope)
+        mine_sp = [j for j, cm in enumerate(sps) if (cm.cloud, cm.region) == (cloud, region)]
+        s_cols = np.concatenate([s0 + j * T + np.arange(T) for j in mine_sp])
+        s_t = np.tile(np.arange(T), len(mine_sp))
         rows.add(
             T,
-            np.concatenate([np.arange(T), ts]),
-            np.concatenate([s0 + j * T + np.arange(T), cols]),
-            np.concatenate([np.ones(T), -vals]),
+            np.concatenate([s_t, ts]),
+            np.concatenate([s_cols, cols]),
+            np.concatenate([np.ones(len(s_cols)), -vals]),
             -np.inf,
             0.0,
         )
@@ -424,6 +440,8 @@ def solve(
     if len(model.c) == 0:
         ok = not np.any(problem.demand[:, : model.n_t] > 0)
         return Solution(0 if ok else 2, np.zeros((W, L, model.n_t)) if ok else None, 0.0, 0.0)
+    if np.any(model.lb > model.ub + 1e-9):  # a pin that breaks a bound (e.g. the share cap)
+        return Solution(2, None, math.inf, math.inf)
     h = _Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit))

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from cloudbalance.exceptions import Issue, PlanError, SchemaError
-from cloudbalance.models import Location, Placement, Workload
+from cloudbalance.models import Location, Placement, Plan, Workload, proportional
 from cloudbalance.plan.catalog import Catalog, period_hours
 from cloudbalance.schema import ACCURACY, validate_forecast
 
@@ -29,6 +29,7 @@ __all__ = [
     "PLANNER_VERSION",
     "Budget",
     "Commitment",
+    "Egress",
     "Problem",
     "Quota",
     "baseline",
@@ -148,6 +149,66 @@ class Commitment:
         )
 
 
+@dataclass(frozen=True)
+class Egress:
+    """Price per GB of data leaving a cloud: to another region of it, or out to the internet.
+
+    Data gravity (:attr:`~cloudbalance.models.Workload.data_location`) is priced with these: the
+    GB a workload exchanges with its data are charged at the rate of the data's cloud, as data
+    leaving it: ``inter_region`` when the replica runs in another region of that cloud,
+    ``internet`` when it runs on another cloud, nothing in the data's own region. The defaults
+    are the clouds' first-tier list prices in North America and Europe (2025); set your own in
+    ``plan.egress`` of ``cloudbalance.yaml`` when your contract differs.
+
+    Attributes:
+        inter_region: Cloud id -> price per GB to another region of the same cloud.
+        internet: Cloud id -> price per GB out of the cloud.
+    """
+
+    inter_region: Mapping[str, float] = field(
+        default_factory=lambda: {"aws": 0.02, "azure": 0.02, "gcp": 0.02}
+    )
+    internet: Mapping[str, float] = field(
+        default_factory=lambda: {"aws": 0.09, "azure": 0.087, "gcp": 0.12}
+    )
+
+    def rate(self, source: Location, destination: Location) -> float:
+        """Price per GB from ``source`` (where the data lives) to ``destination``.
+
+        Raises:
+            PlanError: When the source's cloud has no rate of the kind needed.
+        """
+        if source == destination:
+            return 0.0
+        table, kind = (
+            (self.inter_region, "inter_region")
+            if source.cloud == destination.cloud
+            else (self.internet, "internet")
+        )
+        if source.cloud not in table:
+            raise PlanError(f"no {kind} egress rate for cloud {source.cloud!r} (plan.egress)")
+        return float(table[source.cloud])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"inter_region": dict(self.inter_region), "internet": dict(self.internet)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Egress:
+        """Inverse of :meth:`to_dict` (missing tables keep the defaults)."""
+        default = cls()
+        return cls(
+            inter_region={
+                str(k).lower(): float(v)
+                for k, v in (data.get("inter_region") or default.inter_region).items()
+            },
+            internet={
+                str(k).lower(): float(v)
+                for k, v in (data.get("internet") or default.internet).items()
+            },
+        )
+
+
 def _arr_to_list(values: np.ndarray) -> Any:
     if values.dtype.kind == "f":
         return [None if math.isnan(v) else v for v in values.ravel().tolist()]
@@ -179,6 +240,12 @@ class Problem:
         currency: Currency of every amount.
         kind: ``[W, L, T]`` price kind of ``cost`` (explanations only).
         forecast_price: ``[W, L, T]`` whether ``cost`` comes from a price forecast.
+        confidence_source: ``[W]`` where each confidence comes from: ``backtest`` (the
+            accuracy frame), ``interval`` (the forecast interval's width) or ``none``.
+        egress: Egress rates that price data gravity.
+
+    Readers of a stored plan go through :meth:`of` and the methods below (stacks, demand,
+    costs of a placement): the stored dict's layout is this class's business alone.
     """
 
     workloads: tuple[Workload, ...]
@@ -197,6 +264,108 @@ class Problem:
     currency: str = "USD"
     kind: np.ndarray = field(default_factory=lambda: np.empty((0, 0, 0), dtype=object))
     forecast_price: np.ndarray = field(default_factory=lambda: np.empty((0, 0, 0), dtype=bool))
+    confidence_source: tuple[str, ...] = ()
+    egress: Egress = field(default_factory=Egress)
+
+    @classmethod
+    def of(cls, plan: Plan) -> Problem | None:
+        """The problem a plan was solved from, or ``None`` when it does not carry a readable one.
+
+        Plans made outside the planner (hand-written, older versions) carry none; their readers
+        fall back to what the plan itself says.
+        """
+        data = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None
+
+    def index(self, workload: str) -> int | None:
+        """Row of a workload (``None`` when the problem does not have it)."""
+        for i, w in enumerate(self.workloads):
+            if w.name == workload:
+                return i
+        return None
+
+    def stacks(self) -> dict[str, str]:
+        """Workload -> ``project/stack`` for the workloads that name one."""
+        return {w.name: w.stack for w in self.workloads if w.stack}
+
+    def demand_of(self, workload: str) -> list[int] | None:
+        """Replicas per period the planner served for a workload."""
+        i = self.index(workload)
+        return None if i is None else [int(v) for v in self.demand[i]]
+
+    def placement_cost(
+        self, workload: str, placement: Mapping[Location, int], periods: int
+    ) -> float:
+        """Compute cost of ``placement`` over the first ``periods`` periods (NaN: unknown).
+
+        Priced with the plan's own replica costs, before commitments and ongoing costs: the
+        figure a bill at those prices shows for the replicas alone.
+        """
+        i = self.index(workload)
+        if i is None or periods > self.horizon:
+            return math.nan
+        total = 0.0
+        for location, replicas in placement.items():
+            if replicas <= 0:
+                continue
+            if location not in self.locations:
+                return math.nan
+            row = self.cost[i, self.locations.index(location), :periods]
+            if np.isnan(row).any():
+                return math.nan
+            total += replicas * float(row.sum())
+        return total
+
+    def unit_costs(self) -> dict[str, float]:
+        """First-period cost of one replica per ``workload@cloud:region`` (priced ones only)."""
+        out: dict[str, float] = {}
+        for i, w in enumerate(self.workloads):
+            for j, loc in enumerate(self.locations):
+                value = self.cost[i, j, 0] if self.horizon else math.nan
+                if not math.isnan(value):
+                    out[f"{w.name}@{loc.key}"] = float(value)
+        return out
+
+    def gravity(self) -> np.ndarray:
+        """``[W, L, T]`` egress to reach the workload's data, per replica-period.
+
+        The workload's ``data_gb`` per period, priced from its data's location to each location
+        (:class:`Egress`), shared by the replicas that serve the period's demand: a replica at
+        ``l`` carries ``1 / d[w, t]`` of the traffic.
+        """
+        W, L, T = len(self.workloads), len(self.locations), self.horizon
+        out = np.zeros((W, L, T))
+        for i, w in enumerate(self.workloads):
+            if w.data_location is None or w.data_gb <= 0:
+                continue
+            rates = np.array([self.egress.rate(w.data_location, loc) for loc in self.locations])
+            per_replica = w.data_gb / np.maximum(1.0, self.demand[i].astype("float64"))
+            out[i] = rates[:, None] * per_replica[None, :]
+        return out
+
+    def preference_cost(self) -> np.ndarray:
+        """``[W, L, T]`` the soft preference cost per replica-period (``Workload.preference``)."""
+        W, L, T = len(self.workloads), len(self.locations), self.horizon
+        out = np.zeros((W, L, T))
+        col = {loc: j for j, loc in enumerate(self.locations)}
+        for i, w in enumerate(self.workloads):
+            for loc, value in w.preference:
+                if loc in col:
+                    out[i, col[loc], :] = value
+        return out
+
+    def unit_cost(self) -> np.ndarray:
+        """``[W, L, T]`` what the objective charges per replica-period: compute + ongoing.
+
+        ``NaN`` where the location is unavailable. Commitments cover the compute part only.
+        """
+        out: np.ndarray = self.cost + self.gravity() + self.preference_cost()
+        return out
 
     @property
     def horizon(self) -> int:
@@ -241,6 +410,8 @@ class Problem:
             "currency": self.currency,
             "kind": self.kind.ravel().tolist(),
             "forecast_price": self.forecast_price.ravel().tolist(),
+            "confidence_source": list(self.confidence_source),
+            "egress": self.egress.to_dict(),
         }
 
     @classmethod
@@ -268,6 +439,8 @@ class Problem:
             currency=str(data.get("currency", "USD")),
             kind=kind.reshape(shape) if kind.size else kind,
             forecast_price=priced_by_fc.reshape(shape) if priced_by_fc.size else priced_by_fc,
+            confidence_source=tuple(str(v) for v in data.get("confidence_source", ())),
+            egress=Egress.from_dict(data.get("egress") or {}),
         )
 
     def digest(self) -> str:
@@ -280,9 +453,7 @@ class Problem:
 # Inputs -> problem
 
 
-def demand_replicas(
-    forecast: pd.DataFrame, quantile: float, demand_per_replica: float = 1.0
-) -> np.ndarray:
+def demand_replicas(forecast: pd.DataFrame, quantile: float) -> np.ndarray:
     """Replicas needed per forecast row at ``quantile``.
 
     ``yhat`` is the median (quantile 0.5). The row's interval ``[yhat_lower, yhat_upper]`` is
@@ -290,8 +461,9 @@ def demand_replicas(
     quantile ``q`` above 0.5 is read on a normal scale between the two:
     ``yhat + (yhat_upper - yhat) * z(q) / z((1 + interval) / 2)`` (and symmetrically towards
     ``yhat_lower`` below 0.5), so it equals the bound at the bound's quantile and extrapolates
-    beyond it. Values are divided by ``demand_per_replica`` and rounded up (a partial replica
-    is a replica); negative values become zero.
+    beyond it. The forecast is in replicas already (``series.demand_series`` counts instance-hours
+    per period), so values are only rounded up (a partial replica is a replica); negative
+    values become zero.
     """
     if not 0.0 < quantile < 1.0:
         raise PlanError(f"quantile must be in (0, 1), got {quantile}")
@@ -304,7 +476,7 @@ def demand_replicas(
     else:
         spread = yhat - forecast["yhat_lower"].to_numpy(dtype="float64")
     value = yhat + spread * ratio
-    return np.asarray(np.maximum(np.ceil(value / demand_per_replica - 1e-9), 0.0))
+    return np.asarray(np.maximum(np.ceil(value - 1e-9), 0.0))
 
 
 def _infer_period(ds: pd.DatetimeIndex) -> str:
@@ -322,7 +494,7 @@ def _infer_period(ds: pd.DatetimeIndex) -> str:
 
 def _confidence(
     names: Sequence[str], forecast: pd.DataFrame, accuracy: pd.DataFrame | None
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[np.ndarray, tuple[str, ...], list[str]]:
     notes: list[str] = []
     by_name: dict[str, float] = {}
     if accuracy is not None:
@@ -358,7 +530,10 @@ def _confidence(
             f"no backtest accuracy for {len(derived)} workload(s) ({shown}): confidence "
             "derived from the width of their forecast interval"
         )
-    return out, notes
+    source = tuple(
+        "backtest" if n in by_name else ("interval" if n in derived else "none") for n in names
+    )
+    return out, source, notes
 
 
 def build_problem(
@@ -375,8 +550,13 @@ def build_problem(
     horizon: int | None = None,
     start: datetime | None = None,
     period: str | None = None,
+    egress: Egress | None = None,
 ) -> tuple[Problem, list[str]]:
-    """Turn frames and specs into a :class:`Problem` (and notes about what was assumed)."""
+    """Turn frames and specs into a :class:`Problem` (and notes about what was assumed).
+
+    The demand forecast is in replicas (what the loop's demand series count); ``egress``
+    prices data gravity (default: :class:`Egress` list prices).
+    """
     notes: list[str] = []
     if not workloads:
         raise PlanError("no workloads to plan")
@@ -445,7 +625,7 @@ def build_problem(
             )
             continue
         rows = fc[mask]
-        reps = demand_replicas(rows, quantile, w.demand_per_replica)
+        reps = demand_replicas(rows, quantile)
         seen = np.zeros(n_t, dtype=bool)
         for s, r in zip(slot[mask], reps, strict=True):
             k = round(float(s))
@@ -495,8 +675,17 @@ def build_problem(
         )
         cost[i], lower[i], upper[i] = rc.cost, rc.lower, rc.upper
         kind[i], from_fc[i] = rc.kind, rc.forecast
-    confidence, conf_notes = _confidence(names, fc, accuracy)
+    confidence, source, conf_notes = _confidence(names, fc, accuracy)
     notes.extend(conf_notes)
+    priced = ~np.isnan(cost)
+    for j, loc in enumerate(locs):
+        late = ~priced[:, j, 0] & priced[:, j, :].any(axis=1)
+        if late.any():
+            t = int(np.argmax(priced[:, j, :].any(axis=0)))
+            notes.append(
+                f"{loc.key} has no price before {periods[t]:%Y-%m-%d %H:%M}: it is unavailable "
+                "until then (prices are never back-filled)"
+            )
     age = catalog.age(periods[0].to_pydatetime())
     if age > timedelta(hours=2 * period_hours(period)):
         notes.append(f"prices are {_human_age(age)} old at the start of the plan")
@@ -520,6 +709,8 @@ def build_problem(
         currency=catalog.currency,
         kind=kind,
         forecast_price=from_fc,
+        confidence_source=source,
+        egress=egress or Egress(),
     )
     return problem, notes
 
@@ -536,8 +727,13 @@ def _check_workload(w: Workload) -> None:
         problems.append(f"max_change must not be negative, got {w.max_change}")
     if w.move_cost < 0:
         problems.append(f"move_cost must not be negative, got {w.move_cost}")
-    if w.demand_per_replica <= 0:
-        problems.append(f"demand_per_replica must be positive, got {w.demand_per_replica}")
+    if not (math.isfinite(w.data_gb) and w.data_gb >= 0):
+        problems.append(f"data_gb must be a finite amount >= 0, got {w.data_gb}")
+    if w.data_gb > 0 and w.data_location is None:
+        problems.append("data_gb needs a data_location")
+    for loc, value in w.preference:
+        if not math.isfinite(value):
+            problems.append(f"preference at {loc} must be a finite amount, got {value}")
     if problems:
         raise PlanError(f"workload {w.name!r}: " + "; ".join(problems), workload=w.name)
 
@@ -551,8 +747,11 @@ def _human_age(age: timedelta) -> str:
 # Evaluation (the same cost for plan and baseline)
 
 
-def evaluate(problem: Problem, x: np.ndarray) -> np.ndarray:
+def evaluate(problem: Problem, x: np.ndarray, *, ongoing: bool = True) -> np.ndarray:
     """Cost per workload of a schedule ``[W, L, T]``: replicas, moves, minus commitments.
+
+    With ``ongoing`` the ongoing costs (data gravity, preference) are added; commitments never
+    cover them, and budgets count without them (they are not the budgeted cloud's compute).
 
     Regional vCPU commitments cover the dearest vCPUs first (optimal for a fixed schedule);
     savings-plan spend is shared in proportion to each workload's spend in scope.
@@ -596,6 +795,9 @@ def evaluate(problem: Problem, x: np.ndarray) -> np.ndarray:
             covered = min(cm.amount, total)
             spend[:, scope, t] = in_scope * (1.0 - covered / total)
     result: np.ndarray = spend.sum(axis=(1, 2)) + (added.sum(axis=(1, 2)) * mv)
+    if ongoing:
+        extra = (problem.gravity() + problem.preference_cost())[:, :, :T]
+        result = result + (extra * x).sum(axis=(1, 2))
     return result
 
 
@@ -615,16 +817,9 @@ def baseline(problem: Problem, plan_x: np.ndarray) -> tuple[np.ndarray, list[int
         if total <= 0 or not np.all(priced[cur > 0]):
             own.append(i)
             continue
-        share = cur / total
+        counts = [int(v) for v in problem.current[i]]
         for t in range(T):
-            want = problem.demand[i, t]
-            raw = share * want
-            base = np.floor(raw)
-            rest = int(want - base.sum())
-            if rest > 0:
-                order = np.argsort(-(raw - base), kind="stable")
-                base[order[:rest]] += 1
-            out[i, :, t] = base
+            out[i, :, t] = proportional(counts, int(problem.demand[i, t]))
     return out, own
 
 
@@ -633,4 +828,4 @@ def evaluate_cloud(problem: Problem, x: np.ndarray, cloud: str) -> float:
     mask = np.array([loc.cloud == cloud for loc in problem.locations])
     sub = x.copy()
     sub[:, ~mask, :] = 0
-    return float(evaluate(problem, sub).sum())
+    return float(evaluate(problem, sub, ongoing=False).sum())

@@ -915,26 +915,10 @@ def _problem_unit_costs(plan: Plan) -> dict[str, float] | None:
     The planner stores its cost matrix (``inputs["problem"]["cost"]``, workloads x locations x
     periods, flattened); its first period prices the placement the plan writes.
     """
-    problem = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
-    if not isinstance(problem, Mapping):
-        return None
-    try:
-        names = [str(w["name"]) for w in problem["workloads"]]
-        locations = [str(loc) for loc in problem["locations"]]
-        cost = list(problem["cost"])
-    except (KeyError, TypeError):
-        return None
-    cells = len(names) * len(locations)
-    if not cells or len(cost) % cells:
-        return None
-    periods = len(cost) // cells
-    result: dict[str, float] = {}
-    for w, name in enumerate(names):
-        for k, location in enumerate(locations):
-            value = cost[(w * len(locations) + k) * periods]
-            if value is not None:
-                result[f"{name}@{location}"] = float(value)
-    return result
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    return None if problem is None else problem.unit_costs()
 
 
 def plan_input(

@@ -100,12 +100,10 @@ def _targets(plan: Plan) -> dict[str, dict[Location, int]]:
 
 def _stack_hints(plan: Plan, workloads: Iterable[Workload] | Mapping[str, str]) -> dict[str, str]:
     """Workload -> ``project/stack``: from the caller, else from the planner's stored problem."""
-    hints: dict[str, str] = {}
-    problem = plan.inputs.get("problem")
-    if isinstance(problem, Mapping):
-        for item in problem.get("workloads", []):
-            if isinstance(item, Mapping) and item.get("name") and item.get("stack"):
-                hints[str(item["name"])] = str(item["stack"])
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    hints: dict[str, str] = problem.stacks() if problem is not None else {}
     if isinstance(workloads, Mapping):
         hints.update({str(k): str(v) for k, v in workloads.items()})
     else:

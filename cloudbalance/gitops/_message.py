@@ -61,15 +61,10 @@ def _cell(text: str) -> str:
 
 def _planner_demand(plan: Plan, workload: str) -> list[int] | None:
     """The forecast demand (replicas per period) the planner solved for, when it stored it."""
-    problem = plan.inputs.get("problem")
-    if not isinstance(problem, Mapping):
-        return None
-    names = [w.get("name") for w in problem.get("workloads", []) if isinstance(w, Mapping)]
-    demand = problem.get("demand")
-    if workload not in names or not isinstance(demand, list):
-        return None
-    row = demand[names.index(workload)]
-    return [int(v) for v in row] if isinstance(row, list) else None
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    return None if problem is None else problem.demand_of(workload)
 
 
 def _forecast(plan: Plan, workload: str) -> str:

@@ -649,15 +649,24 @@ def test_planner_inputs_give_the_forecast_column_and_the_workloads_stack(
     other = infra.root / "shop" / "Pulumi.dr.yaml"
     other.write_text(infra.prod.read_text())
     infra.commit_all("disaster-recovery stack")
-    plan = dataclasses.replace(
-        shift_plan(plan_factory),
-        inputs={
-            "problem": {
-                "workloads": [{"name": "checkout", "stack": "shop/dr"}],
-                "demand": [[8, 11, 15]],
-            }
-        },
+    import numpy as np
+
+    from cloudbalance.plan import Problem
+
+    cost = np.ones((1, 2, 3))
+    problem = Problem(
+        workloads=(Workload("checkout", stack="shop/dr"),),
+        locations=(AWS, GCP),
+        period_start=datetime(2026, 11, 24),
+        period="1D",
+        demand=np.array([[8, 11, 15]]),
+        cost=cost,
+        cost_lower=cost,
+        cost_upper=cost,
+        current=np.array([[6, 2]]),
+        confidence=np.array([0.9]),
     )
+    plan = dataclasses.replace(shift_plan(plan_factory), inputs={"problem": problem.to_dict()})
     result = apply(plan, infra.root)
     assert result.diff.paths == ("shop/Pulumi.dr.yaml",)
     assert "| checkout | aws:us-east-1 | 6 | 3 | 8 → 11 → 15 |" in result.message

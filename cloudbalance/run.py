@@ -228,7 +228,7 @@ class _Runner:
         return StepResult("forecast", "ok", detail)
 
     def step_plan(self, out: dict[str, Any]) -> StepResult:
-        from cloudbalance.plan import Budget, Quota, plan
+        from cloudbalance.plan import Budget, Egress, Quota, plan
 
         if self.result.forecast is None:
             return StepResult("plan", "skipped", "no forecast")
@@ -253,6 +253,8 @@ class _Runner:
             budgets=[Budget(b.cloud, b.amount) for b in ps.budgets],
             min_saving=self.settings.guardrails.min_saving,
             min_saving_pct=self.settings.guardrails.min_saving_pct,
+            hold=ps.hold,
+            egress=Egress.from_dict(ps.egress),
             max_gap=ps.max_gap,
             now=self.now,
         )

@@ -26,17 +26,20 @@ from cloudbalance.plan.catalog import Catalog, ReplicaCost, load_catalog, period
 from cloudbalance.plan.problem import (
     Budget,
     Commitment,
+    Egress,
     Problem,
     Quota,
     build_problem,
     demand_replicas,
 )
-from cloudbalance.plan.solve import plan, reproduce_plan, solve_problem
+from cloudbalance.plan.solve import Hold, plan, reproduce_plan, solve_problem
 
 __all__ = [
     "Budget",
     "Catalog",
     "Commitment",
+    "Egress",
+    "Hold",
     "Problem",
     "Quota",
     "ReplicaCost",

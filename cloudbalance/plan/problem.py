@@ -195,18 +195,25 @@ class Egress:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Egress:
-        """Inverse of :meth:`to_dict` (missing tables keep the defaults)."""
+        """Inverse of :meth:`to_dict`; clouds not given keep the default rates.
+
+        Raises:
+            PlanError: An unknown table or a negative rate.
+        """
+        unknown = sorted(set(data) - {"inter_region", "internet"})
+        if unknown:
+            raise PlanError(
+                f"egress: unknown key(s) {', '.join(unknown)} (use inter_region and internet)"
+            )
         default = cls()
-        return cls(
-            inter_region={
-                str(k).lower(): float(v)
-                for k, v in (data.get("inter_region") or default.inter_region).items()
-            },
-            internet={
-                str(k).lower(): float(v)
-                for k, v in (data.get("internet") or default.internet).items()
-            },
-        )
+        tables: list[dict[str, float]] = []
+        for name, base in (("inter_region", default.inter_region), ("internet", default.internet)):
+            given = {str(k).lower(): float(v) for k, v in (data.get(name) or {}).items()}
+            bad = sorted(k for k, v in given.items() if not v >= 0)
+            if bad:
+                raise PlanError(f"egress.{name}: rates must be >= 0 ({', '.join(bad)})")
+            tables.append({**base, **given})
+        return cls(inter_region=tables[0], internet=tables[1])
 
 
 def _arr_to_list(values: np.ndarray) -> Any:

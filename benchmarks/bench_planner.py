@@ -19,17 +19,10 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from cloudbalance.plan.catalog import Catalog
 from cloudbalance.models import Location, Placement, Workload
-from cloudbalance.plan import (
-    Budget,
-    PlanProblem,
-    Quota,
-    _build,
-    _solve,
-    build_problem,
-    solve_problem,
-)
+from cloudbalance.plan import Budget, Problem, Quota, build_problem, solve_problem
+from cloudbalance.plan.catalog import Catalog
+from cloudbalance.plan.milp import build, solve
 
 START = datetime(2026, 11, 23)
 LOCATIONS = [
@@ -127,10 +120,10 @@ def make_instance(
     return demand, catalog, workloads, current, quotas, budgets
 
 
-def lp_relaxation_seconds(problem: PlanProblem) -> float:
-    model = _build(problem)
+def lp_relaxation_seconds(problem: Problem) -> float:
+    model = build(problem)
     t0 = time.perf_counter()
-    _solve(problem, model, gap=0.0, time_limit=600, relax=True)
+    solve(problem, model, gap=0.0, time_limit=600, relax=True)
     return time.perf_counter() - t0
 
 
@@ -151,7 +144,7 @@ def run(n: int, *, detail: bool) -> dict[str, float]:
         "plan": p.expected_cost,
         "baseline": p.baseline_cost,
         "moves": len(p.moves),
-        "vars": len(_build(problem).c) if detail else 0,
+        "vars": len(build(problem).c) if detail else 0,
     }
     if detail:
         out["lp_s"] = lp_relaxation_seconds(problem)

@@ -74,6 +74,25 @@ class Model:
     pw: np.ndarray  # workload of each pair
     pl: np.ndarray  # location of each pair
     n_t: int
+    ha_pairs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def start(self, problem: Problem, x: np.ndarray) -> np.ndarray:
+        """A full column vector from replicas ``x`` ``[W, L, T]`` (a MIP start).
+
+        Moves and HA indicators follow from ``x``; commitment columns start at zero (feasible,
+        not optimal: the solver improves them at once).
+        """
+        T = self.n_t
+        P = len(self.pw)
+        xs = x[self.pw, self.pl, :T]
+        prev = np.concatenate([problem.current[self.pw, self.pl][:, None], xs[:, :-1]], axis=1)
+        out = np.zeros(len(self.c))
+        out[: P * T] = xs.ravel()
+        out[P * T : 2 * P * T] = np.maximum(0.0, xs - prev).ravel()
+        if len(self.ha_pairs):
+            n_y = len(self.ha_pairs) * T
+            out[2 * P * T : 2 * P * T + n_y] = (xs[self.ha_pairs] > 0).astype(float).ravel()
+        return out
 
 
 @dataclass
@@ -397,7 +416,7 @@ def build(
         row_lb, row_ub = np.concatenate(rows.lb), np.concatenate(rows.ub)
     else:  # pragma: no cover - demand rows always exist
         a, row_lb, row_ub = None, np.zeros(0), np.zeros(0)
-    return Model(c, integrality, lb, ub, a, row_lb, row_ub, pw, pl, T)
+    return Model(c, integrality, lb, ub, a, row_lb, row_ub, pw, pl, T, ha_pairs)
 
 
 def throttle_limit(theta: float, current: float, demand: np.ndarray) -> np.ndarray:
@@ -430,9 +449,20 @@ class Solution:
 
 
 def solve(
-    problem: Problem, model: Model, *, gap: float, time_limit: float, relax: bool = False
+    problem: Problem,
+    model: Model,
+    *,
+    gap: float,
+    time_limit: float,
+    relax: bool = False,
+    start: np.ndarray | None = None,
 ) -> Solution:
-    """Solve with HiGHS (``highspy``); status 0 optimal, 1 stopped early, 2 infeasible."""
+    """Solve with HiGHS (``highspy``); status 0 optimal, 1 stopped early, 2 infeasible.
+
+    ``start`` (replicas ``[W, L, T]``) is offered as a MIP start: HiGHS keeps it as the first
+    incumbent when it is feasible (a previous round's plan usually is), which prunes the search
+    from the first node. With ``relax`` the LP relaxation's values are returned unrounded.
+    """
     import highspy
     from highspy._core import _Highs  # the bare solver: no console banner, no callback threads
 
@@ -464,6 +494,11 @@ def solve(
         integer, continuous = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
         lp.integrality_ = [integer if k else continuous for k in model.integrality.tolist()]
     h.passModel(lp)
+    if start is not None and not relax:
+        offered = highspy.HighsSolution()
+        offered.col_value = model.start(problem, start).tolist()
+        offered.value_valid = True
+        h.setSolution(offered)
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()
@@ -480,7 +515,9 @@ def solve(
         return Solution(code, None, math.inf, math.inf)
     values = np.asarray(h.getSolution().col_value)
     T = model.n_t
-    xs = np.rint(values[: len(model.pw) * T]).reshape(len(model.pw), T)
+    xs = values[: len(model.pw) * T].reshape(len(model.pw), T)
+    if not relax:
+        xs = np.rint(xs)
     out = np.zeros((W, L, T))
     out[model.pw, model.pl, :] = xs
     mip_gap = 0.0 if relax else float(info.mip_gap)
@@ -501,35 +538,152 @@ def violated(problem: Problem, x: np.ndarray, group: Group) -> bool:
     return evaluate_cloud(problem, x, subject) > amount + 1e-6
 
 
+#: Independent workloads are solved in blocks of at most this many (one MILP each).
+BLOCK = 150
+
+
+def _tight(problem: Problem, x: np.ndarray, group: Group, margin: float = 0.02) -> bool:
+    """Whether a quota or budget is (nearly) used up by ``x`` (an LP relaxation's values)."""
+    kind, subject = group
+    if kind == "quota":
+        loc = Location.parse(subject)
+        if loc not in problem.locations:
+            return False
+        j = problem.locations.index(loc)
+        limit = min(q.vcpus for q in problem.quotas if q.location == loc)
+        vc = np.array([w.vcpus for w in problem.workloads])
+        return bool((x[:, j, :] * vc[:, None]).sum(axis=0).max() >= (1 - margin) * limit)
+    amount = min(b.amount for b in problem.budgets if b.cloud == subject)
+    return evaluate_cloud(problem, x, subject) >= (1 - margin) * amount
+
+
+def _scope(problem: Problem, rows: set[Group]) -> np.ndarray:
+    """``[L]``: the locations some quota or budget of ``rows`` limits."""
+    out = np.zeros(len(problem.locations), dtype=bool)
+    for kind, subject in rows:
+        for j, loc in enumerate(problem.locations):
+            if (kind == "quota" and loc.key == subject) or (
+                kind == "budget" and loc.cloud == subject
+            ):
+                out[j] = True
+    return out
+
+
+def _blocks(problem: Problem, active: set[Group]) -> list[list[int]]:
+    """Workloads that share an active constraint or a commitment, packed into blocks.
+
+    Two workloads are coupled when both may run at a location of one active quota, one active
+    budget's cloud or one commitment's scope. Coupled workloads are solved together; the
+    others, in blocks of at most :data:`BLOCK` (one MILP each, so the gap of every block, and
+    hence of their sum, is within the target).
+    """
+    W = len(problem.workloads)
+    parent = list(range(W))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    allowed = problem.allowed()
+    scopes = [_scope(problem, {g}) for g in active]
+    for cm in problem.commitments:
+        scopes.append(np.array([cm.covers(loc) for loc in problem.locations]))
+    for scope in scopes:
+        members = np.flatnonzero(allowed[:, scope].any(axis=1))
+        for k in members[1:]:
+            a, b = find(int(members[0])), find(int(k))
+            if a != b:
+                parent[b] = a
+    comps: dict[int, list[int]] = {}
+    for i in range(W):
+        comps.setdefault(find(i), []).append(i)
+    blocks: list[list[int]] = []
+    small: dict[int, list[int]] = {}
+    for comp in comps.values():
+        if len(comp) > 1:
+            blocks.append(comp)
+        else:  # by index range, so a block keeps its members when others merge
+            small.setdefault(comp[0] // BLOCK, []).extend(comp)
+    return blocks + [small[k] for k in sorted(small)]
+
+
 def solve_lazy(
     problem: Problem,
     *,
     gap: float,
     time_limit: float,
     pinned: Mapping[int, np.ndarray] | None = None,
+    start: np.ndarray | None = None,
 ) -> Solution:
-    """Solve with quotas and budgets added only once a solution breaks them.
+    """Solve with only the quotas and budgets that bind, in independent blocks, warm-started.
 
-    Dense budget rows and quota rows slow HiGHS down even when they do not bind. A solution of
-    the problem without some of them that happens to satisfy them is optimal (within the gap)
-    for the whole problem, since dropping constraints only lowers the optimum; so they are
-    added, group by group, only when the current solution violates them. Exact, not a
-    heuristic: the loop ends with every constraint satisfied or with a proof of infeasibility.
+    Dense budget and quota rows slow HiGHS down even when they do not bind, and they couple
+    workloads that are otherwise independent. So:
+
+    1. The LP relaxation of the whole model predicts which quotas and budgets bind (those it
+       uses up to within 2%); only those are added up front.
+    2. Workloads that share no active row or commitment are solved apart, in blocks.
+    3. A solution that breaks a row left out adds it (and merges the blocks it couples), and
+       the blocks it touches are solved again from the previous solution as a MIP start;
+       untouched blocks keep their solution.
+
+    Exact, not a heuristic: dropping rows only lowers the optimum, so a solution of the rows
+    kept that satisfies every other row is optimal (within the gap) for the whole problem; the
+    loop ends with every constraint satisfied or with a proof of infeasibility.
     """
     import time
 
     deadline = time.monotonic() + time_limit
+    W, L, T = problem.demand.shape[0], len(problem.locations), problem.horizon
     off = {g for g in groups(problem) if g[0] in ("quota", "budget")}
+    if off:
+        lp = solve(
+            problem, build(problem, pinned=pinned), gap=gap, time_limit=time_limit, relax=True
+        )
+        if lp.status == 2:
+            return Solution(2, None, math.inf, math.inf)
+        if lp.x is not None:
+            off -= {g for g in off if _tight(problem, lp.x, g)}
+    x = np.zeros((W, L, T)) if start is None else start.copy()
+    done: dict[tuple[int, ...], Solution] = {}
     while True:
-        left = max(1.0, deadline - time.monotonic())
-        model = build(problem, disabled=frozenset(off), pinned=pinned)
-        sol = solve(problem, model, gap=gap, time_limit=left)
-        if sol.x is None or not off:
-            return sol
-        broken = {g for g in off if violated(problem, sol.x, g)}
+        active = {g for g in groups(problem) if g[0] in ("quota", "budget")} - off
+        blocks = _blocks(problem, active)
+        status, worst, objective = 0, 0.0, 0.0
+        for rows in blocks:
+            key = tuple(rows)
+            sol = done.get(key)
+            if sol is None:
+                sub = problem.subset(rows)
+                sub_pins = (
+                    {k: pinned[i] for k, i in enumerate(rows) if i in pinned} if pinned else None
+                )
+                left = max(1.0, deadline - time.monotonic())
+                warm = x[rows] if start is not None or done else None
+                sol = solve(
+                    sub,
+                    build(sub, disabled=frozenset(off), pinned=sub_pins),
+                    gap=gap,
+                    time_limit=left,
+                    start=warm,
+                )
+                if sol.x is None:
+                    return sol
+                done[key] = sol
+            assert sol.x is not None
+            x[rows] = sol.x
+            status = max(status, sol.status)
+            worst = max(worst, sol.gap)
+            objective += sol.objective
+        broken = {g for g in off if violated(problem, x, g)}
         if not broken:
-            return sol
+            return Solution(status, x, worst, objective)
         off -= broken
+        # Blocks with a workload the new rows reach are solved again (from x); others are kept.
+        reach = np.asarray(np.any(problem.allowed()[:, _scope(problem, broken)], axis=1))
+        done = {key: sol for key, sol in done.items() if not reach[list(key)].any()}
 
 
 def feasible(problem: Problem, **kwargs: Any) -> Solution:

@@ -8,6 +8,7 @@ commit message, policies, verification): they call its methods, never index the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -288,6 +289,27 @@ class Problem:
             return cls.from_dict(data)
         except (KeyError, TypeError, ValueError, IndexError):
             return None
+
+    def subset(self, rows: Sequence[int]) -> Problem:
+        """The same problem for the workloads at ``rows`` only (shared limits unchanged)."""
+        idx = np.asarray(rows, dtype=np.int64)
+        return dataclasses.replace(
+            self,
+            workloads=tuple(self.workloads[i] for i in idx),
+            demand=self.demand[idx],
+            cost=self.cost[idx],
+            cost_lower=self.cost_lower[idx],
+            cost_upper=self.cost_upper[idx],
+            current=self.current[idx],
+            confidence=self.confidence[idx],
+            kind=self.kind[idx] if self.kind.size else self.kind,
+            forecast_price=self.forecast_price[idx]
+            if self.forecast_price.size
+            else self.forecast_price,
+            confidence_source=tuple(self.confidence_source[i] for i in idx)
+            if self.confidence_source
+            else (),
+        )
 
     def index(self, workload: str) -> int | None:
         """Row of a workload (``None`` when the problem does not have it)."""

@@ -102,8 +102,10 @@ class Workload:
         move_cost: Cost of adding one replica at a location (data transfer, warm-up), in the
             billing currency.
         spot: Whether the workload tolerates spot/preemptible capacity.
-        demand_per_replica: How much of the demand series one replica serves (e.g. requests/s
-            or cost units); the forecast divided by this is replicas.
+        demand_per_replica: How much of a demand series in the workload's own units one
+            replica serves. The loop's demand series and the planner's demand forecast are in
+            replicas already, so the planner never divides by it (divide a forecast in other
+            units before planning).
         match: How its cost lines are recognised.
         stack: ``project/stack`` whose ``Pulumi.<stack>.yaml`` holds its placement, if managed.
         data_location: Where the workload's data lives (data gravity); replicas elsewhere pay

@@ -477,6 +477,10 @@ def solve(
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("mip_rel_gap", float(gap))
     h.setOptionValue("random_seed", 0)
+    # HiGHS's MIP presolve turns the replica columns into a form whose root LP its dual simplex
+    # solves 5-10x slower here (benchmarks/bench_planner.py: 50 s -> 6 s on one coupled block);
+    # the model is already tight (plain bounds, cardinality rows), so presolve gains nothing.
+    h.setOptionValue("presolve", "off")
     lp = highspy.HighsLp()
     a = model.a.tocsc()
     lp.num_col_ = len(model.c)
@@ -647,6 +651,7 @@ def solve_lazy(
         if lp.x is not None:
             off -= {g for g in off if _tight(problem, lp.x, g)}
     x = np.zeros((W, L, T)) if start is None else start.copy()
+    known = np.full(W, start is not None)  # rows of x that hold a solution (a MIP start)
     done: dict[tuple[int, ...], Solution] = {}
     while True:
         active = {g for g in groups(problem) if g[0] in ("quota", "budget")} - off
@@ -661,7 +666,7 @@ def solve_lazy(
                     {k: pinned[i] for k, i in enumerate(rows) if i in pinned} if pinned else None
                 )
                 left = max(1.0, deadline - time.monotonic())
-                warm = x[rows] if start is not None or done else None
+                warm = x[rows] if known[rows].all() else None
                 sol = solve(
                     sub,
                     build(sub, disabled=frozenset(off), pinned=sub_pins),
@@ -674,6 +679,7 @@ def solve_lazy(
                 done[key] = sol
             assert sol.x is not None
             x[rows] = sol.x
+            known[rows] = True
             status = max(status, sol.status)
             worst = max(worst, sol.gap)
             objective += sol.objective

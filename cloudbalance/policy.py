@@ -59,7 +59,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import PolicyDeniedError, PolicyError
-from cloudbalance.models import Location, Move, Plan
+from cloudbalance.models import MODES, Location, Move, Plan
+from cloudbalance.models import Mode as WriteMode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,8 +100,10 @@ STARTER_POLICIES: dict[str, str] = {
     "confidence": "a direct commit needs a plan confidence of guardrails.min_confidence_commit",
 }
 
-Mode = Literal["commit", "pr", "branch", "check", "dry-run"]
-_MODES: tuple[Mode, ...] = ("commit", "pr", "branch", "check", "dry-run")
+#: The write mode the input document describes: a :data:`cloudbalance.models.Mode` once ``auto``
+#: has chosen, or ``check`` (a pull request evaluated in CI, written by someone else).
+Mode = Literal[WriteMode, "check"]
+_MODES: tuple[Mode, ...] = (*(m for m in MODES if m != "auto"), "check")
 
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _RULE = re.compile(r"^(deny|warn|violation)(_\w+)?\b(?=\s*(contains|if|:=|=|\{|\[))", re.MULTILINE)
@@ -912,8 +915,7 @@ def _today(now: date | datetime | None) -> str:
 def _problem_unit_costs(plan: Plan) -> dict[str, float] | None:
     """First-period cost of one replica per ``workload@cloud:region`` from the planner's problem.
 
-    The planner stores its cost matrix (``inputs["problem"]["cost"]``, workloads x locations x
-    periods, flattened); its first period prices the placement the plan writes.
+    Read from the problem the plan carries (:meth:`cloudbalance.plan.Problem.unit_costs`).
     """
     from cloudbalance.plan.problem import Problem
 
@@ -941,7 +943,7 @@ def plan_input(
         forecast: A forecast frame to summarise per series (default: none).
         unit_costs: Cost of one replica for one period per ``workload@cloud:region`` or
             ``cloud:region``; default ``plan.inputs["unit_costs"]``, else the first period of
-            the cost matrix the planner stored (``plan.inputs["problem"]``).
+            the cost matrix of the problem the plan carries (``Problem.of(plan)``).
         diff: The :class:`~cloudbalance.gitops.StackDiff` gitops computed for the plan; when
             given, the changes are read from it (what the stack files would really get) rather
             than from the plan's moves.

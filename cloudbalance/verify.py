@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import CloudBalanceError, ConflictError, GitOpsError, PlanError
-from cloudbalance.models import Location, Plan, RunRecord, Workload
+from cloudbalance.models import Location, Mode, Plan, RunRecord, Workload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -651,7 +651,7 @@ def propose_reverts(
     verifications: Iterable[Verification],
     repo: str | Path,
     *,
-    mode: Literal["dry-run", "commit", "branch", "pr"] = "pr",
+    mode: Mode = "pr",
     store: Store | None = None,
     forge: Forge | None = None,
     push: bool = True,

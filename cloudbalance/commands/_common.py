@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cloudbalance.config import Settings, find_config, load_config
+from cloudbalance.models import MODES, Mode
 from cloudbalance.store import Store
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "console",
     "emit_frame",
     "open_store",
+    "parse_day",
+    "parse_mode_option",
     "progress",
     "settings_for",
 ]
@@ -52,6 +56,42 @@ StoreOption = Annotated[
 ]
 Format = Literal["table", "csv", "json"]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")]
+
+
+def parse_day(value: str | None, option: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` option as naive UTC midnight (``None`` stays ``None``).
+
+    Raises:
+        ConfigError: Not a date, naming the option.
+    """
+    from cloudbalance.exceptions import ConfigError
+
+    if value is None:
+        return None
+    try:
+        day = datetime.fromisoformat(value.strip())
+    except ValueError as err:
+        raise ConfigError(f"{option}: expected a date like 2025-01-31, got {value!r}") from err
+    if day.tzinfo is not None:
+        from datetime import UTC
+
+        day = day.astimezone(UTC).replace(tzinfo=None)
+    return day
+
+
+def parse_mode_option(value: str, allowed: tuple[Mode, ...] = MODES) -> Mode:
+    """A ``--mode`` value as the one :data:`~cloudbalance.models.Mode` type.
+
+    Raises:
+        ConfigError: Not one of ``allowed``, listing them.
+    """
+    from cloudbalance.exceptions import ConfigError
+    from cloudbalance.models import parse_mode
+
+    try:
+        return parse_mode(value, allowed)
+    except ValueError as err:
+        raise ConfigError(f"--mode: {err}") from err
 
 
 def settings_for(config: Path | None, *, required: bool = False) -> Settings:

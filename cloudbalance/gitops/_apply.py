@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from cloudbalance.exceptions import (
     ConflictError,
@@ -26,7 +25,7 @@ from cloudbalance.exceptions import (
 from cloudbalance.gitops._diff import FileChange, StackDiff
 from cloudbalance.gitops._forge import BRANCH_PREFIX, Forge, PullRequest, repository_from_url
 from cloudbalance.gitops._git import Git, repository_lock
-from cloudbalance.gitops._guardrails import MODES, Guardrails, Mode, PolicyCheck
+from cloudbalance.gitops._guardrails import Guardrails, PolicyCheck
 from cloudbalance.gitops._message import (
     PLAN_TRAILER,
     REVERT_TRAILER,
@@ -41,7 +40,7 @@ from cloudbalance.gitops._stackfile import (
     edit_placements,
     read_placements,
 )
-from cloudbalance.models import Location, Plan, Workload
+from cloudbalance.models import MODES, REVERT_MODES, Location, Mode, Plan, Workload
 
 __all__ = ["ApplyResult", "apply", "revert"]
 
@@ -473,8 +472,8 @@ def apply(
         mode: See above.
         guardrails: Confidence threshold, limits and freeze windows.
         workloads: Which stack holds each workload (``Workload.stack`` or a mapping of name
-            to ``project/stack``), over the ``stack`` of the workloads the planner stored in
-            ``plan.inputs["problem"]``; others are found by the stack file that lists them.
+            to ``project/stack``), over the ``stack`` of the workloads in the problem the plan
+            carries (``Problem.of(plan)``); others are found by the stack file that lists them.
         remote: The remote branches are pushed to.
         forge: Where pull requests are opened (``pr`` mode; default GitHub).
         policy_check: Called with the plan and the diff before anything is written; its
@@ -711,7 +710,7 @@ def revert(
     plan_id: str,
     repo: str | Path = ".",
     *,
-    mode: Literal["dry-run", "commit", "branch", "pr"] = "commit",
+    mode: Mode = "commit",
     remote: str = "origin",
     forge: Forge | None = None,
     push: bool = True,
@@ -733,8 +732,8 @@ def revert(
         GitOpsError: No commit of that plan, already reverted, dirty tree, detached head.
         ConflictError: A value the plan wrote was changed since; the revert would overwrite it.
     """
-    if mode not in ("dry-run", "commit", "branch", "pr"):
-        raise GitOpsError(f"unknown mode {mode!r} for revert; use dry-run, commit, branch or pr")
+    if mode not in REVERT_MODES:
+        raise GitOpsError(f"unknown mode {mode!r} for revert; use {', '.join(REVERT_MODES)}")
     _check_plan_id(plan_id)
     git = Git.open(repo)
     with repository_lock(git, timeout=lock_timeout):

@@ -71,7 +71,7 @@ def _forecast(plan: Plan, workload: str) -> str:
     """What the forecast asks of a workload, per period, for the reviewer to check.
 
     In order: ``plan.inputs["forecast"][workload]`` (text the caller chose), the demand the
-    planner solved for (``plan.inputs["problem"]["demand"]``), else the replicas the plan
+    planner solved for (``Problem.of(plan).demand_of``), else the replicas the plan
     schedules per period.
     """
     given = plan.inputs.get("forecast")

@@ -3,7 +3,7 @@
 Formulation
 -----------
 Workloads ``w``, locations ``l = (cloud, region)``, periods ``t = 1..T``. Given: demand ``d[w,t]``
-in replicas (forecast at a chosen quantile, divided by ``demand_per_replica``, rounded up); cost
+in replicas (forecast at a chosen quantile, rounded up); cost
 ``c[w,l,t]`` of one replica for one period (:mod:`cloudbalance.plan.catalog`); current placement
 ``x[w,l,0]``; move cost ``m_w`` per replica added; allowed locations ``A_w``; vCPUs ``v_w``.
 

@@ -20,8 +20,8 @@ the same run:
   under the same constraints.
 
 and the share of the oracle's saving (over never moving) each captures. ``--grid`` replays a
-small grid of horizon x quantile x hold and prints the captured share of each, so the defaults
-are chosen by the backtest, not by hand.
+small grid of horizon x minimum saving (and the per-workload hold) and prints the captured share
+of each, so the defaults are chosen by the backtest, not by hand.
 """
 
 from __future__ import annotations
@@ -227,6 +227,7 @@ def run_policy(
     horizon: int,
     quantile: float,
     hold: str,
+    min_saving_pct: float = 0.0,
 ) -> tuple[float, int]:
     """Replay one policy: ``never``, ``greedy``, ``planner`` or ``perfect``."""
     state = dict(r.start)
@@ -254,6 +255,7 @@ def run_policy(
                 price_forecast=future if future is not None and len(future) else None,
                 horizon=h,
                 hold="workload" if hold == "workload" else "plan",
+                min_saving_pct=min_saving_pct,
                 time_limit=60,
             )
             decided = r.as_arrays(result.first_period)
@@ -290,6 +292,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=7)
     parser.add_argument("--quantile", type=float, default=0.8)
     parser.add_argument("--hold", choices=("plan", "workload"), default="plan")
+    parser.add_argument("--min-saving-pct", type=float, default=0.0, help="fraction of cost")
     parser.add_argument("--grid", action="store_true", help="replay a grid of settings")
     args = parser.parse_args()
     r = Replay(args.days)
@@ -304,14 +307,18 @@ def main() -> None:
     rows: list[tuple[str, float, int]] = [
         ("never moving", never, never_moves),
     ]
-    settings = [(args.horizon, args.quantile, args.hold)]
+    settings = [(args.horizon, args.quantile, args.hold, args.min_saving_pct)]
     if args.grid:
-        settings = list(itertools.product((3, 7), (0.5, 0.8), ("plan", "workload")))
+        settings = list(itertools.product((3, 7, 14), (args.quantile,), ("plan",), (0.0, 0.01)))
+        settings += [(args.horizon, args.quantile, "workload", args.min_saving_pct)]
     greedy, greedy_moves = run_policy(r, "greedy", horizon=1, quantile=args.quantile, hold="plan")
     rows.append((f"greedy (horizon 1, quantile {args.quantile:g})", greedy, greedy_moves))
-    for h, q, hold in settings:
-        total, moved = run_policy(r, "planner", horizon=h, quantile=q, hold=hold)
-        rows.append((f"planner (horizon {h}, quantile {q:g}, hold {hold})", total, moved))
+    for h, q, hold, pct in settings:
+        total, moved = run_policy(
+            r, "planner", horizon=h, quantile=q, hold=hold, min_saving_pct=pct
+        )
+        label = f"planner (horizon {h}, q {q:g}, hold {hold}, min {pct:.0%})"
+        rows.append((label, total, moved))
     perfect, perfect_moves = run_policy(
         r, "perfect", horizon=args.horizon, quantile=0.5, hold=args.hold
     )

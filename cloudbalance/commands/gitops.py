@@ -145,7 +145,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
         base: Annotated[str | None, typer.Option(help="Branch pull requests target.")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
@@ -192,22 +195,17 @@ def register(app: typer.Typer) -> None:
         target = steps.git_target(
             settings,
             repo=repo,
+            mode=chosen,
             remote=remote,
             base=base,
             forge=forge,
             api_url=api_url,
             repository=repository,
             push=push,
-        )
-        step = steps.apply_plan(
-            settings,
-            plan,
-            target=target,
-            mode=chosen,
             hints=_parse_stacks(stack or []),
             policies=policies,
-            overwrite_edits=overwrite_edits,
         )
+        step = steps.apply_plan(settings, plan, target=target, overwrite_edits=overwrite_edits)
         if step.applied is None:  # not a working copy, or a plan that changes nothing
             if not target.repo.is_dir() or "Git working copy" in step.detail:
                 raise GitOpsError(f"{target.repo} is not a Git working copy")
@@ -224,7 +222,10 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="commit, branch, pr or dry-run.")] = "commit",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests.")
@@ -242,21 +243,22 @@ def register(app: typer.Typer) -> None:
         """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
         from cloudbalance import steps
         from cloudbalance.commands._common import parse_mode_option, settings_for
-        from cloudbalance.gitops import revert
         from cloudbalance.models import REVERT_MODES
 
         chosen = parse_mode_option("dry-run" if dry_run else mode, REVERT_MODES)
         settings = settings_for(config)
         target = steps.git_target(
-            settings, repo=repo, remote=remote, forge=forge, api_url=api_url, repository=repository
-        )
-        result = revert(
-            plan_id,
-            target.repo,
-            mode=chosen,
-            remote=target.remote,
-            forge=target.forge,
+            settings,
+            repo=repo,
+            remote=remote,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
+        )
+        result = target.revert(
+            plan_id,
+            mode=chosen,
             overwrite_edits=overwrite_edits,
         )
         _report(result, as_json=as_json)

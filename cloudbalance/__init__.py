@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from cloudbalance.forecast import backtest, detect_anomalies, forecast
     from cloudbalance.gitops import apply, revert
     from cloudbalance.models import Location, Move, Placement, Plan, RunRecord, Workload
-    from cloudbalance.planner import plan
+    from cloudbalance.plan import plan
     from cloudbalance.policy import PolicySet, check_policies
     from cloudbalance.provider import CostProvider, get_provider
     from cloudbalance.store import Store
@@ -80,7 +80,7 @@ _LAZY: dict[str, str] = {
     "forecast": "cloudbalance.forecast",
     "get_provider": "cloudbalance.provider",
     "load_config": "cloudbalance.config",
-    "plan": "cloudbalance.planner",
+    "plan": "cloudbalance.plan",
     "propose_reverts": "cloudbalance.verify",
     "revert": "cloudbalance.gitops",
     "verify_applied": "cloudbalance.verify",

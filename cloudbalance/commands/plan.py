@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cloudbalance.models import Plan
-    from cloudbalance.planner import Budget, Commitment, Quota
+    from cloudbalance.plan import Budget, Commitment, Quota
 
 __all__ = ["read_current", "read_forecast", "read_frame", "read_workloads", "register"]
 
@@ -44,6 +44,9 @@ _WORKLOAD_KEYS = {
     "spot",
     "demand_per_replica",
     "stack",
+    "data_location",
+    "data_gb",
+    "preference",
 }
 
 
@@ -157,6 +160,11 @@ def _workload(name: str, spec: Mapping[str, Any], file: str) -> Workload:
     values.setdefault("memory_gib", replica.get("memory_gib", 2.0))
     try:
         values["allowed"] = tuple(Location.parse(str(s)) for s in values.get("allowed", ()))
+        if values.get("data_location"):
+            values["data_location"] = Location.parse(str(values["data_location"]))
+        values["preference"] = tuple(
+            (Location.parse(str(k)), float(v)) for k, v in (values.get("preference") or {}).items()
+        )
         return Workload(name=name, **values)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err), file=file, key=f"workloads.{name}") from err
@@ -170,7 +178,7 @@ def read_workloads(
     Raises:
         ConfigError: The file is missing, malformed, or a spec is wrong (naming the key).
     """
-    from cloudbalance.planner import Budget, Commitment, Quota
+    from cloudbalance.plan import Budget, Commitment, Quota
 
     file = str(path)
     if not path.is_file():
@@ -302,7 +310,8 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option("--min-saving", help="Minimum saving (currency).")
         ] = None,
         min_saving_pct: Annotated[
-            float | None, typer.Option("--min-saving-pct", help="Minimum saving (% of cost).")
+            float | None,
+            typer.Option("--min-saving-pct", help="Minimum saving, fraction of cost (0.02 = 2%)."),
         ] = None,
         gap: Annotated[
             float | None, typer.Option("--gap", min=0.0, help="Optimality gap (0.005 = 0.5%).")
@@ -325,7 +334,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plan replicas per workload, location and period; write the plan JSON."""
         from cloudbalance.commands._common import open_store, settings_for
-        from cloudbalance.planner import plan as make_plan
+        from cloudbalance.plan import Egress
+        from cloudbalance.plan import plan as make_plan
 
         settings = settings_for(config)
         if workloads is not None:
@@ -336,7 +346,7 @@ def register(app: typer.Typer) -> None:
             budgets = []
             commitments = []
             from cloudbalance.budgets import planner_budgets
-            from cloudbalance.planner import Quota
+            from cloudbalance.plan import Quota
 
             quotas = [Quota(Location.parse(q.location), q.vcpus) for q in settings.plan.quotas]
             budgets = planner_budgets(settings)
@@ -366,6 +376,8 @@ def register(app: typer.Typer) -> None:
             min_saving_pct=(
                 min_saving_pct if min_saving_pct is not None else settings.guardrails.min_saving_pct
             ),
+            hold=settings.plan.hold,
+            egress=Egress.from_dict(settings.plan.egress),
             max_gap=gap if gap is not None else settings.plan.max_gap,
             time_limit=time_limit,
         )

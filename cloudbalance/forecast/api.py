@@ -412,7 +412,10 @@ def _anomaly_frame(
             ids[members] = aid
             labels[members] = label
             impact[members] = inc.impact
-            flag[members] = label is None or not Label(label).suppresses
+            # one alert per incident: its first run; runs the cool-down merged raise none
+            alert = members.copy()
+            alert[inc.alert_end + 1 :] = False
+            flag[alert] = label is None or not Label(label).suppresses
     ok = np.isfinite(prep.y)
     return pd.DataFrame(
         {

@@ -301,7 +301,8 @@ def _incidents(
     if budget and weeks > 0:
         allowed = max(1, math.ceil(ALERT_BUDGET * weeks))
         if len(out) > allowed:
-            keep = sorted(out, key=lambda inc: -inc.severity)[:allowed]
+            # the ones that cost most: the budget keeps what the ranking would show first
+            keep = sorted(out, key=lambda inc: -abs(inc.impact))[:allowed]
             out = sorted(keep, key=lambda inc: inc.start)
     return out
 

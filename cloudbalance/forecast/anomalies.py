@@ -5,8 +5,9 @@ and only the ones that stand out against what the series usually does:
 
 1. **Expected value.** A robust seasonal baseline: a centred rolling median level (two seasons
    wide, so a level shift moves the baseline within a season instead of flagging everything
-   after it) plus the median profile per season slot (hour of day for sub-daily data, day of
-   week for daily data). Daily data also learns **calendar peaks**: when the last days of the
+   after it) plus the median profile per season slot (hour of day for sub-daily data, with
+   separate weekday and weekend profiles once three weeks are observed; day of week for daily
+   data). Daily data also learns **calendar peaks**: when the last days of the
    month (or the first) are high in most months of the history, that bump is part of the
    expectation, so a month-end batch that recurs every month is expected, not an anomaly.
    Non-negative series are scored on their square root, which steadies the noise of counts and
@@ -18,9 +19,13 @@ and only the ones that stand out against what the series usually does:
 3. **Incidents.** A point whose ``|score|`` exceeds ``threshold`` triggers an incident; the
    incident spans the run of neighbouring points beyond ``low`` (the same sign) around it.
    Incidents that start within ``cooldown`` periods of the previous one merge into it: one
-   incident, one alert. At most :data:`ALERT_BUDGET` incidents per week of history survive,
-   the most severe (area of ``|score|``): a series that bumps more often than that has made
-   those bumps its normal behaviour, and one noisy series cannot flood the alerts.
+   incident, one alert. The alert is the incident's *first* run (its onset, when someone can
+   still act); runs merged later belong to the incident (its id, its impact) but are not
+   alerted again. Nothing is alerted in the first season of history (the warm-up: a day of
+   sub-daily data, a week of daily data), before the series has shown what it usually does.
+   At most :data:`ALERT_BUDGET` incidents per week of history survive, those with the largest
+   ``|impact|`` (the order they are reported in): a series that bumps more often than that
+   has made those bumps its normal behaviour, and one noisy series cannot flood the alerts.
 4. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 
@@ -68,7 +73,7 @@ DEFAULT_COOLDOWN = 0.25
 ALERT_BUDGET = 1.0
 #: Share of months whose calendar slot must be high for the bump to be learned as expected.
 CALENDAR_SHARE = 0.6
-#: Sub-daily data with this many observed weeks gets an hour-of-week profile (else hour-of-day).
+#: Sub-daily data with this many observed weeks gets separate weekday and weekend profiles.
 WEEKLY_MIN_WEEKS = 3
 _MAD = 1.4826
 
@@ -193,9 +198,10 @@ def _baseline(
 
     The level is a centred rolling median two seasons wide. The profile is the median per slot
     of the season (hour of day, day of week); with ``weekly``, sub-daily data with at least
-    :data:`WEEKLY_MIN_WEEKS` observed weeks gets a profile per slot of the *week* instead
-    (weekends and Monday mornings of demand-like series differ from weekdays, and a daily
-    profile reports every such difference as an anomaly). The calendar profile (offsets per
+    :data:`WEEKLY_MIN_WEEKS` observed weeks gets one hour-of-day profile for weekdays and one
+    for weekends: office-hours demand is quiet on Saturdays, and a single daily profile reports
+    every weekend as an incident. (A profile per hour of the *week* has a handful of samples
+    per slot and its noise becomes false alarms.) The calendar profile (offsets per
     month-start/month-end slot) is empty unless the data is daily, long enough (45 observed
     days) and the bumps recur.
     """
@@ -206,10 +212,12 @@ def _baseline(
     seasonal: FloatArray = np.zeros(n)
     period = season
     sub_daily = season > 1 and prep.step_ns < 86_400 * 10**9
+    phase = np.arange(n) % max(period, 1)
     if weekly and sub_daily and prep.observed >= WEEKLY_MIN_WEEKS * 7 * season:
-        period = 7 * season
+        period = 2 * season
+        weekend = pd.DatetimeIndex(prep.ds).day_of_week.to_numpy() >= 5
+        phase = phase + season * weekend
     if period > 1:
-        phase = np.arange(n) % period
         detrended = x - level
         # the edges' half-windows see a lopsided season: keep them out of the profile
         half = window // 2

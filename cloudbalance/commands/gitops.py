@@ -197,14 +197,9 @@ def register(app: typer.Typer) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
         from cloudbalance.exceptions import GitOpsError
         from cloudbalance.gitops import apply
-        from cloudbalance.models import Plan
+        from cloudbalance.planfile import load_plan_file
 
-        try:
-            plan = Plan.from_json(plan_file.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise GitOpsError(f"{plan_file}: cannot read the plan: {err.strerror}") from err
-        except (ValueError, KeyError, TypeError) as err:
-            raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
+        plan = load_plan_file(plan_file)
         settings = _settings(config)
         chosen = "dry-run" if dry_run else mode
         if chosen is not None and chosen not in _MODES:

@@ -118,7 +118,7 @@ def _document(
 ) -> dict[str, Any]:
     """The input document for a plan file, an input-document file, or two stack files."""
     from cloudbalance.exceptions import PolicyError
-    from cloudbalance.models import Plan
+    from cloudbalance.planfile import plan_from_document, read_json_file
     from cloudbalance.policy import as_mode, diff_input, plan_input
 
     if before is not None or after is not None:
@@ -142,17 +142,9 @@ def _document(
         )
     if target is None:
         raise PolicyError("give a plan JSON file, or --before and --after stack files")
-    try:
-        loaded = json.loads(target.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise PolicyError(f"cannot read: {err.strerror}", file=target) from err
-    except json.JSONDecodeError as err:
-        raise PolicyError(f"not JSON: {err.msg}", file=target, line=err.lineno) from err
+    loaded = read_json_file(target)
     if isinstance(loaded, dict) and "plan_id" in loaded:
-        try:
-            plan = Plan.from_dict(loaded)
-        except (KeyError, TypeError, ValueError) as err:
-            raise PolicyError(f"not a valid plan ({err})", file=target) from err
+        plan = plan_from_document(loaded, file=target)
         return plan_input(plan, settings=settings, mode=as_mode(mode), now=today)
     if isinstance(loaded, dict) and "version" in loaded and "kind" in loaded:
         return loaded  # an input document written by `--format json` of another tool

@@ -122,7 +122,7 @@ def _validator() -> Any:
     checker = base.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
     )
-    strict = jsonschema.validators.extend(base, type_checker=checker)
+    strict = jsonschema.validators.extend(base, type_checker=checker)  # type: ignore[no-untyped-call]
     base.check_schema(schema)
     return strict(schema)
 
@@ -172,11 +172,11 @@ def _schema_issues(document: Any, file: str | None) -> list[Issue]:
 def _rule_issues(document: Mapping[str, Any], file: str | None) -> list[Issue]:
     """What the schema cannot say: real timestamps and no location twice in one period."""
     issues = []
-    for key in ("created_at", "period_start"):
+    for name in ("created_at", "period_start"):
         try:
-            datetime.fromisoformat(document[key])
+            datetime.fromisoformat(document[name])
         except ValueError as err:
-            issues.append(Issue(f"is not a real date/time ({err})", column=key, file=file))
+            issues.append(Issue(f"is not a real date/time ({err})", column=name, file=file))
     lists: list[tuple[str, list[Mapping[str, Any]]]] = [
         ("current", document["current"]),
         ("moves", document["moves"]),
@@ -185,7 +185,7 @@ def _rule_issues(document: Mapping[str, Any], file: str | None) -> list[Issue]:
     for where, items in lists:
         seen: set[tuple[str, str]] = set()
         for i, item in enumerate(items):
-            key = (item["workload"], item["location"])
+            key: tuple[str, str] = (item["workload"], item["location"])
             if key in seen:
                 issues.append(
                     Issue(

@@ -51,7 +51,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-err_console = Console(stderr=True, soft_wrap=True)
+#: Errors are printed as given: a path like ``cloudbalance.yaml:100:`` is no emoji code.
+err_console = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def _version_callback(value: bool) -> None:

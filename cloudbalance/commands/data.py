@@ -19,7 +19,7 @@ from cloudbalance.commands._common import (
     progress,
     settings_for,
 )
-from cloudbalance.config import CONFIG_FILENAME, example_config, load_config
+from cloudbalance.config import CONFIG_FILENAME, example_config
 from cloudbalance.exceptions import CloudBalanceError, ConfigError
 
 config_app = typer.Typer(help="Check or create cloudbalance.yaml.", no_args_is_help=True)
@@ -149,10 +149,21 @@ def sync(
 def config_check(
     path: Annotated[Path | None, typer.Argument(help="The file (default: nearest).")] = None,
 ) -> None:
-    """Validate cloudbalance.yaml: unknown keys and wrong types are reported with their line."""
-    settings = load_config(path)
-    console.print(
-        f"[green]ok[/] {settings.path}: {len(settings.providers)} provider(s), "
+    """Validate cloudbalance.yaml completely and list every problem at once.
+
+    One `file:line: key: message` line per problem: types, ranges, cross-field rules, and each
+    provider's options through its plugin.
+    """
+    from cloudbalance.config import check_config
+
+    try:
+        settings = check_config(path)
+    except ConfigError as err:
+        for problem in err.problems:  # printed literally: no markup, no emoji codes
+            typer.echo(problem.location, err=True)
+        raise typer.Exit(1) from err
+    typer.echo(
+        f"ok {settings.path}: {len(settings.providers)} provider(s), "
         f"{len(settings.workloads)} workload(s), store {settings.store_path}"
     )
 

@@ -59,8 +59,6 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
     """The settings with the command line's guardrails, so policies see the same limits."""
     import dataclasses
 
-    from cloudbalance.config import FreezeWindow
-
     return dataclasses.replace(
         settings,
         guardrails=dataclasses.replace(
@@ -68,7 +66,7 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
             min_confidence_commit=rails.min_confidence,
             max_moves=rails.max_moves,
             max_share_moved=rails.max_share_moved,
-            freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
+            freeze=rails.freeze,
         ),
     )
 

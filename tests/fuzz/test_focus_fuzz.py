@@ -93,11 +93,19 @@ def _cell_variants() -> Iterator[Variant]:
             )  # fmt: skip
     for value in BAD_TAGS:
         yield Variant(
-            f"Tags={value}", "tags.csv", _csv(_cell("Tags", value)), "refuse", (f"row {ROW}", "Tags")
+            f"Tags={value}",
+            "tags.csv",
+            _csv(_cell("Tags", value)),
+            "refuse",
+            (f"row {ROW}", "Tags"),
         )
     for column in REQUIRED_TEXT:
         yield Variant(
-            f"{column}=empty", "empty.csv", _csv(_cell(column, "")), "refuse", (f"row {ROW}", column)
+            f"{column}=empty",
+            "empty.csv",
+            _csv(_cell(column, "")),
+            "refuse",
+            (f"row {ROW}", column),
         )
     frame = _base()
     frame.loc[ROW - 1, "ChargePeriodEnd"] = frame.loc[ROW - 1, "ChargePeriodStart"]
@@ -150,21 +158,43 @@ def _structure_variants() -> Iterator[Variant]:
     yield Variant("crlf", "crlf.csv", valid.replace(b"\n", b"\r\n"), "accept")
     yield Variant("nul-bytes", "nul.csv", valid.replace(b"Compute", b"Com\x00pute"), "either")
     lines = valid.splitlines(keepends=True)
-    yield Variant("extra-field", "extra.csv", b"".join([*lines[:3], lines[3][:-1] + b',x\n', *lines[4:]]), "either")  # fmt: skip
-    yield Variant("missing-field", "few.csv", b"".join([*lines[:3], lines[3].rsplit(b",", 1)[0] + b"\n", *lines[4:]]), "either")  # fmt: skip
+    yield Variant(
+        "extra-field",
+        "extra.csv",
+        b"".join([*lines[:3], lines[3][:-1] + b",x\n", *lines[4:]]),
+        "either",
+    )
+    yield Variant(
+        "missing-field",
+        "few.csv",
+        b"".join([*lines[:3], lines[3].rsplit(b",", 1)[0] + b"\n", *lines[4:]]),
+        "either",
+    )
     yield Variant("blank-lines", "blank.csv", valid.replace(b"\n", b"\n\n", 2), "either")
-    yield Variant("unbalanced-quote", "uq.csv", valid.replace(b'"{', b'{', 1), "either")
+    yield Variant("unbalanced-quote", "uq.csv", valid.replace(b'"{', b"{", 1), "either")
     yield Variant("stray-quote", "sq.csv", valid.replace(b"Compute", b'Com"pute', 1), "either")
     for column in REQUIRED:
-        yield Variant(f"no-{column}", "nocol.csv", _csv(_base().drop(columns=[column])), "refuse", (column,))  # fmt: skip
+        yield Variant(
+            f"no-{column}", "nocol.csv", _csv(_base().drop(columns=[column])), "refuse", (column,)
+        )
     dup = _base()
     header = ",".join([*dup.columns, "BilledCost"])
     body = "\n".join(",".join([*map(_quote, row), "9"]) for row in dup.astype(str).to_numpy())
-    yield Variant("duplicated-column", "dup.csv", f"{header}\n{body}\n".encode(), "refuse", ("BilledCost",))  # fmt: skip
+    yield Variant(
+        "duplicated-column", "dup.csv", f"{header}\n{body}\n".encode(), "refuse", ("BilledCost",)
+    )
     header = ",".join([*dup.columns, "billedcost"])
-    yield Variant("duplicated-column-case", "dupc.csv", f"{header}\n{body}\n".encode(), "refuse", ("BilledCost",))  # fmt: skip
+    yield Variant(
+        "duplicated-column-case",
+        "dupc.csv",
+        f"{header}\n{body}\n".encode(),
+        "refuse",
+        ("BilledCost",),
+    )
     yield Variant("header-twice", "h2.csv", valid + lines[0], "refuse")
-    yield Variant("lowercase-header", "lower.csv", valid.replace(lines[0], lines[0].lower(), 1), "accept")  # fmt: skip
+    yield Variant(
+        "lowercase-header", "lower.csv", valid.replace(lines[0], lines[0].lower(), 1), "accept"
+    )
     yield Variant("huge-field", "huge.csv", valid.replace(b"Compute", b"C" * 200_000, 1), "either")
 
 
@@ -189,7 +219,9 @@ def _parquet_variants() -> Iterator[Variant]:
         frame["ChargePeriodEnd"] = pd.to_datetime(frame["ChargePeriodEnd"], utc=True)
         frame["ChargePeriodStart"] = frame["ChargePeriodStart"].astype("datetime64[us, UTC]")
         frame.loc[ROW - 1, "ChargePeriodStart"] = pd.Timestamp(stamp, tz="UTC")
-        yield Variant(f"parquet-start={stamp}", "ts.parquet", _parquet(frame), "refuse", (f"row {ROW}",))  # fmt: skip
+        yield Variant(
+            f"parquet-start={stamp}", "ts.parquet", _parquet(frame), "refuse", (f"row {ROW}",)
+        )
     frame = _base()
     frame["Tags"] = [[1, 2]] * len(frame)
     yield Variant("parquet-tags-list", "tl.parquet", _parquet(frame), "refuse", ("Tags",))
@@ -198,7 +230,9 @@ def _parquet_variants() -> Iterator[Variant]:
     yield Variant("parquet-bool-cost", "bc.parquet", _parquet(frame), "either")
     frame = _base()
     frame["ProviderName"] = None
-    yield Variant("parquet-null-provider", "np.parquet", _parquet(frame), "refuse", ("ProviderName",))  # fmt: skip
+    yield Variant(
+        "parquet-null-provider", "np.parquet", _parquet(frame), "refuse", ("ProviderName",)
+    )
 
 
 def variants() -> list[Variant]:
@@ -227,8 +261,16 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[obje
     """A store holding one valid export (other days than the variants, so nothing overlaps)."""
     folder = tmp_path_factory.mktemp("baseline")
     frame = focus_rows(3)
-    frame["ChargePeriodStart"] = ["2024-06-01T00:00:00Z", "2024-06-02T00:00:00Z", "2024-06-03T00:00:00Z"]  # fmt: skip
-    frame["ChargePeriodEnd"] = ["2024-06-02T00:00:00Z", "2024-06-03T00:00:00Z", "2024-06-04T00:00:00Z"]  # fmt: skip
+    frame["ChargePeriodStart"] = [
+        "2024-06-01T00:00:00Z",
+        "2024-06-02T00:00:00Z",
+        "2024-06-03T00:00:00Z",
+    ]
+    frame["ChargePeriodEnd"] = [
+        "2024-06-02T00:00:00Z",
+        "2024-06-03T00:00:00Z",
+        "2024-06-04T00:00:00Z",
+    ]
     export = folder / "valid.csv"
     frame.to_csv(export, index=False)
     path = folder / "store.duckdb"
@@ -275,4 +317,5 @@ def test_tags_that_are_json_but_not_objects_are_named(cli: Cli, tmp_path: Path) 
     path.write_bytes(_csv(frame))
     outcome = cli("ingest", path, "--store", tmp_path / "s.duckdb")
     outcome.assert_refused("row 1", "row 2", "row 3", "is not a JSON object")
-    assert "row 4" not in outcome.err and "row 5" not in outcome.err
+    assert "row 4" not in outcome.err
+    assert "row 5" not in outcome.err

@@ -209,6 +209,20 @@ class Settings:
         """The DuckDB file of the store."""
         return self.resolve(self.store.path)
 
+    def provider_options(self, name: str) -> dict[str, Any]:
+        """The options ``providers.<name>`` gives its plugin, with file paths made absolute.
+
+        The built-in ``focus`` provider's ``paths`` are files of the user's, so they follow the
+        rule of every path in the file: relative to the file's folder, whatever the working
+        directory of a scheduled run.
+        """
+        options = dict(self.providers.get(name) or {})
+        paths = options.get("paths")
+        if name == "focus" and isinstance(paths, str | list):
+            listed = [paths] if isinstance(paths, str) else paths
+            options["paths"] = [str(self.resolve(p)) if isinstance(p, str) else p for p in listed]
+        return options
+
     def workload_models(self) -> list[Workload]:
         """The configured workloads, in file order."""
         return list(self.workloads.values())
@@ -558,15 +572,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: More values than this is not a configuration (YAML aliases can multiply a small file).
+MAX_NODES = 100_000
+
+
 def _depth(node: Any, limit: int) -> int:
-    """How deep ``node`` nests, counting no further than ``limit`` (iteratively: no recursion)."""
+    """How deep ``node`` nests, counting no further than ``limit`` (iteratively: no recursion).
+
+    Returns ``limit + 1`` as well when the tree holds more than :data:`MAX_NODES` values.
+    """
     deepest = 0
+    seen = 0
     stack: list[tuple[Any, int]] = [(node, 0)]
     while stack:
         current, level = stack.pop()
         deepest = max(deepest, level)
-        if deepest > limit:
-            break
+        seen += 1
+        if deepest > limit or seen > MAX_NODES:
+            return limit + 1
         if isinstance(current, Mapping):
             stack.extend((v, level + 1) for v in current.values())
         elif isinstance(current, list):
@@ -670,7 +693,9 @@ def _load(path: str | Path | None) -> tuple[Settings | None, _Loader, Path]:
     if not isinstance(root, Mapping):
         raise loader.error(f"expected a mapping of settings, got {_kind(root)}", "", 1)
     if _depth(root, MAX_DEPTH) > MAX_DEPTH:
-        raise loader.error(f"nests deeper than {MAX_DEPTH} levels", "", 1)
+        raise loader.error(
+            f"nests deeper than {MAX_DEPTH} levels or holds more than {MAX_NODES:,} values", "", 1
+        )
     built = loader.build(Settings, root, "", "", 1)
     if built is _INVALID:  # pragma: no cover - Settings accepts any subset of its keys
         return None, loader, file
@@ -741,8 +766,8 @@ def _check_deep(settings: Settings, loader: _Loader) -> None:
             node = node[k]
         return found
 
-    for name, options in settings.providers.items():
-        for key, message in validate_provider_options(name, options or {}):
+    for name in settings.providers:
+        for key, message in validate_provider_options(name, settings.provider_options(name)):
             full = f"providers.{name}.{key}" if key else f"providers.{name}"
             parts = key.split(".") if key else []
             loader.report(message, full, line("providers", name, *parts))

@@ -103,7 +103,7 @@ def sync(
     wanted = list(names) if names else list(settings.providers)
     results: list[ProviderSync] = []
     for name in wanted:
-        options = settings.providers.get(name, {}) if name in settings.providers else None
+        options = settings.provider_options(name) if name in settings.providers else None
         if options is None:
             results.append(
                 ProviderSync(name, ok=False, error=f"provider {name!r} is not configured")

@@ -179,7 +179,11 @@ def config_init(
         raise ConfigError(f"{target} exists; pass --force to overwrite it")
     folder.mkdir(parents=True, exist_ok=True)
     target.write_text(example_config(), encoding="utf-8")
-    console.print(f"wrote {target}; edit it, then run `cloudbalance config check`")
+    # the folder the example's focus provider reads, so `providers check` passes as written
+    (folder / "exports").mkdir(exist_ok=True)
+    typer.echo(
+        f"wrote {target} and {folder / 'exports'}/; edit it, then run `cloudbalance config check`"
+    )
 
 
 @providers_app.command("list")
@@ -202,9 +206,9 @@ def providers_check(config: ConfigOption = None) -> None:
 
     settings = settings_for(config, required=True)
     bad = 0
-    for name, options in settings.providers.items():
+    for name in settings.providers:
         try:
-            result = get_provider(name, options).check()
+            result = get_provider(name, settings.provider_options(name)).check()
         except CloudBalanceError as err:
             result = ProviderCheck(name, ok=False, detail=str(err))
         bad += not result.ok

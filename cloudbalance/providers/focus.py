@@ -553,10 +553,15 @@ class FocusProvider:
         return PRICES.validate(pd.DataFrame({name: [] for name in PRICES.names}))
 
     def check(self) -> ProviderCheck:
-        """Whether the configured paths hold FOCUS files."""
+        """Whether the configured paths exist; an existing folder may still await its exports."""
         try:
             files = discover_files(self.paths)
         except ConfigError as err:
+            waiting = [p for p in self.paths if Path(p).expanduser().is_dir()]
+            if len(waiting) == len(self.paths):
+                return ProviderCheck(
+                    self.name, ok=True, detail=f"{', '.join(waiting)}: no FOCUS file yet"
+                )
             return ProviderCheck(self.name, ok=False, detail=str(err), missing="FOCUS files")
         return ProviderCheck(self.name, ok=True, detail=f"{len(files)} file(s)")
 

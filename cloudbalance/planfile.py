@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import cache
@@ -156,16 +157,19 @@ def _schema_issues(document: Any, file: str | None) -> list[Issue]:
     )
     issues = []
     for error in errors:
+        where = list(error.absolute_path)
         template = _MESSAGES.get(str(error.validator))
         message = template.format(error.validator_value) if template else error.message
-        issues.append(
-            Issue(
-                message,
-                column=_path(error.absolute_path),
-                file=file,
-                value=None if error.validator == "required" else _short(error.instance),
-            )
-        )
+        value: str | None = _short(error.instance)
+        if error.validator == "required":  # name the missing key itself
+            missing = re.match(r"'(.+)' is a required property", error.message)
+            where.append(missing.group(1) if missing else "?")
+            message, value = "is missing", None
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+            where.append(sorted(k for k in error.instance if k not in known)[0])
+            message, value = "is not a key of a plan", None
+        issues.append(Issue(message, column=_path(where), file=file, value=value))
     return issues
 
 

@@ -185,8 +185,9 @@ def register(app: typer.Typer) -> None:
         """Evaluate the policies on a plan file or a stack-config change; exit 1 on a deny."""
         _check_format(fmt)
         settings = settings_for(config)
-        policies = _policies(settings, policy, starter=not no_starter, data=data)
+        # the input first: a refused plan file costs no policy compilation
         document = _document(target, before, after, settings=settings, mode=mode, today=_day(today))
+        policies = _policies(settings, policy, starter=not no_starter, data=data)
         report = policies.evaluate(document)
         _print_report(report, fmt)
         if report.denied:

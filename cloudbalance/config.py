@@ -676,7 +676,8 @@ def _parse(file: Path) -> Any:
     except RecursionError as err:
         raise ConfigError(f"nests deeper than {MAX_DEPTH} levels", file=file) from err
     except ValueError as err:  # e.g. an integer with more digits than Python converts
-        raise ConfigError(f"not valid YAML: {err}", file=file) from err
+        reason = "a number has thousands of digits" if "digits" in str(err) else str(err)
+        raise ConfigError(f"not valid YAML: {reason}", file=file) from err
 
 
 def _load(path: str | Path | None) -> tuple[Settings | None, _Loader, Path]:

@@ -110,7 +110,8 @@ def read_json_file(path: Path, *, what: str = "plan") -> Any:
     except RecursionError as err:
         raise refuse("not valid JSON: nested too deeply") from err
     except ValueError as err:  # e.g. an integer with more digits than Python converts
-        raise refuse(f"not valid JSON: {err}") from err
+        reason = "a number has thousands of digits" if "digits" in str(err) else str(err)
+        raise refuse(f"not valid JSON: {reason}") from err
 
 
 @cache
@@ -160,6 +161,9 @@ def _schema_issues(document: Any, file: str | None) -> list[Issue]:
         where = list(error.absolute_path)
         template = _MESSAGES.get(str(error.validator))
         message = template.format(error.validator_value) if template else error.message
+        described = error.schema.get("description") if isinstance(error.schema, dict) else None
+        if error.validator == "pattern" and described:
+            message = f"is not {described}"
         value: str | None = _short(error.instance)
         if error.validator == "required":  # name the missing key itself
             missing = re.match(r"'(.+)' is a required property", error.message)

@@ -301,7 +301,6 @@ class AWSClients:
         ``operation`` names the IAM action in a refusal (see :data:`IAM_ACTIONS`).
         """
         from botocore import exceptions as bce
-
         from botocore.parsers import ResponseParserError
 
         def once() -> T:

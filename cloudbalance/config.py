@@ -772,15 +772,9 @@ def _check_deep(settings: Settings, loader: _Loader) -> None:
             full = f"providers.{name}.{key}" if key else f"providers.{name}"
             parts = key.split(".") if key else []
             loader.report(message, full, line("providers", name, *parts))
-    from cloudbalance.forecast.core import ENSEMBLE, MODELS
-
-    models = sorted([*MODELS, "auto", ENSEMBLE])
-    if settings.forecast.model not in models:
-        loader.report(
-            f"unknown model {settings.forecast.model!r} (known: {', '.join(models)})",
-            "forecast.model",
-            line("forecast", "model"),
-        )
+    model = settings.forecast.model
+    if model != "auto":  # the default needs no look at the registry (whose import is slow)
+        _check_model(model, loader, line("forecast", "model"))
     for i, policy in enumerate(settings.guardrails.policies):
         if not settings.resolve(policy).exists():
             loader.report(
@@ -788,6 +782,16 @@ def _check_deep(settings: Settings, loader: _Loader) -> None:
                 f"guardrails.policies[{i}]",
                 line("guardrails", "policies"),
             )
+
+
+def _check_model(model: str, loader: _Loader, line: int | None) -> None:
+    from cloudbalance.forecast.core import ENSEMBLE, MODELS
+
+    models = sorted([*MODELS, "auto", ENSEMBLE])
+    if model not in models:
+        loader.report(
+            f"unknown model {model!r} (known: {', '.join(models)})", "forecast.model", line
+        )
 
 
 def find_config(start: str | Path | None = None) -> Path | None:

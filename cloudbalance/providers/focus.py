@@ -263,16 +263,17 @@ def _checks(plan: _Plan) -> list[_Check]:
         source_type = plan.types.get(source, "")
         typed = _already_typed(col, source_type)
         if col.kind == "float":
-            value = raw if typed else parsed
+            value = f"CAST({raw if typed else parsed} AS DOUBLE)"
             unparsed = "" if typed else f"{parsed} IS NULL OR "
             checks.append(
                 _Check(
                     col.name,
-                    "is not a finite number",
-                    f"{raw} IS NOT NULL AND ({unparsed}NOT isfinite(CAST({value} AS DOUBLE)))",
+                    "is not a number",
+                    f"{raw} IS NOT NULL AND ({unparsed}isnan({value}))",
                     raw,
                 )
             )
+            checks.append(_Check(col.name, "is infinite", f"isinf({value})", raw))
         elif col.kind == "timestamp":
             if not typed:
                 checks.append(

@@ -168,16 +168,27 @@ def test_the_corpus_is_large_enough() -> None:
     assert len({v.id for v in VARIANTS}) == len(VARIANTS)
 
 
-@pytest.fixture
-def infra(tmp_path: Path, git_identity: Path) -> Path:
-    root = tmp_path / "infra"
+def _make_infra(root: Path) -> Path:
     (root / "shop").mkdir(parents=True)
     (root / "shop" / "Pulumi.yaml").write_text("name: shop\nruntime: python\n", encoding="utf-8")
     (root / "shop" / "Pulumi.prod.yaml").write_text(STACK, encoding="utf-8")
-    git(root, "init", "-q")
+    git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "initial")
+    identity = ("-c", "user.name=Operator", "-c", "user.email=ops@example.com")
+    git(root, *identity, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "initial")
     return root
+
+
+@pytest.fixture
+def infra(tmp_path: Path, git_identity: Path) -> Path:
+    """A repository of one's own, for a plan that is applied."""
+    return _make_infra(tmp_path / "infra")
+
+
+@pytest.fixture(scope="module")
+def shared_infra(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One repository for every refused plan: none of them may change it."""
+    return _make_infra(tmp_path_factory.mktemp("shared") / "infra")
 
 
 def _state(root: Path) -> tuple[str, str, str]:
@@ -203,8 +214,9 @@ def test_the_valid_plan_is_applied(cli: Cli, infra: Path, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.id for v in VARIANTS])
 def test_a_mangled_plan_is_refused_before_anything_reads_it(
-    variant: Variant, cli: Cli, infra: Path, tmp_path: Path
+    variant: Variant, cli: Cli, shared_infra: Path, tmp_path: Path
 ) -> None:
+    infra = shared_infra
     path = tmp_path / "plan.json"
     path.write_bytes(variant.data)
     before = _state(infra)

@@ -298,7 +298,6 @@ PATTERNS: dict[str, tuple[str, str]] = {
     "currency.report": (r"[A-Z]{3}", "an ISO 4217 code such as USD"),
     "currency.rates.*": (r"[A-Z]{3}", "an ISO 4217 code such as EUR"),
     "workload_tag": (r"\S.*", "a tag key"),
-    "workloads.*": (r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", "letters, digits, '.', '_', '-'"),
     "workloads.*.stack": (r"[^/\s]+/[^/\s]+", "project/stack"),
     "store.path": (r"\S.*", "a file path"),
     "forecast.freq": (r"([1-9][0-9]{0,3})?(min|h|D|W|MS|M)", "a pandas period such as D or 1h"),

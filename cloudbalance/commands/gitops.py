@@ -16,22 +16,13 @@ import typer
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
-    from cloudbalance.gitops import ApplyResult, Forge, Guardrails
+    from cloudbalance.gitops import ApplyResult, Guardrails
 
 _MODES = ("dry-run", "commit", "branch", "pr", "auto")
 
 
-def _settings(config: Path | None) -> Settings | None:
-    from cloudbalance.config import find_config, load_config
-
-    if config is not None:
-        return load_config(config)
-    found = find_config()
-    return load_config(found) if found is not None else None
-
-
 def _guardrails(
-    settings: Settings | None,
+    settings: Settings,
     *,
     min_confidence: float | None,
     max_moves: int | None,
@@ -43,7 +34,7 @@ def _guardrails(
 
     from cloudbalance.gitops import FreezeWindow, Guardrails
 
-    rails = Guardrails.from_settings(settings) if settings is not None else Guardrails()
+    rails = Guardrails.from_settings(settings)
     values: dict[str, Any] = {}
     if min_confidence is not None:
         values["min_confidence"] = min_confidence
@@ -68,22 +59,6 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
             max_share_moved=rails.max_share_moved,
             freeze=rails.freeze,
         ),
-    )
-
-
-def _forge(
-    settings: Settings | None, *, kind: str, api_url: str | None, repository: str | None
-) -> Forge:
-    from cloudbalance.exceptions import GitOpsError
-    from cloudbalance.gitops import Forge
-
-    if kind not in ("github", "gitlab"):
-        raise GitOpsError(f"unknown forge {kind!r}; use github or gitlab")
-    git = settings.git if settings is not None else None
-    return Forge(
-        kind="github" if kind == "github" else "gitlab",
-        repository=repository or (git.github_repo if git else None),
-        api_url=api_url or (git.api_url if git else None),
     )
 
 
@@ -193,19 +168,16 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
+        from cloudbalance import steps
+        from cloudbalance.commands._common import settings_for
         from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import apply
         from cloudbalance.planfile import load_plan_file
 
         plan = load_plan_file(plan_file)
-        settings = _settings(config)
+        settings = settings_for(config)
         chosen = "dry-run" if dry_run else mode
         if chosen is not None and chosen not in _MODES:
             raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
-        hints: dict[str, str] = {}
-        if settings is not None:
-            hints.update({w.name: w.stack for w in settings.workload_models() if w.stack})
-        hints.update(_parse_stacks(stack or []))
         rails = _guardrails(
             settings,
             min_confidence=min_confidence,
@@ -213,30 +185,32 @@ def register(app: typer.Typer) -> None:
             max_share=max_share,
             freeze=freeze or [],
         )
-        policy_check = None
-        if policies:  # every apply is checked; without a config, by the starter policies
-            from cloudbalance.policy import policy_gate
-
-            policy_check = policy_gate(
-                _with_guardrails(settings, rails) if settings is not None else None,
-                mode=chosen or (settings.git.mode if settings is not None else "dry-run"),
-            )
-        result = apply(
-            plan,
-            repo
-            if repo is not None
-            else (settings.resolve(settings.git.repo) if settings else "."),
-            mode=chosen,  # type: ignore[arg-type]
-            guardrails=rails,
-            workloads=hints,
-            remote=remote or (settings.git.remote if settings else "origin"),
-            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+        settings = _with_guardrails(settings, rails)
+        target = steps.git_target(
+            settings,
+            repo=repo,
+            remote=remote,
+            base=base,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
-            base=base or (settings.git.base if settings else None),
-            policy_check=policy_check,
+        )
+        step = steps.apply_plan(
+            settings,
+            plan,
+            target=target,
+            mode=chosen or settings.git.mode,
+            hints=_parse_stacks(stack or []),
+            policies=policies,
             overwrite_edits=overwrite_edits,
         )
-        _report(result, as_json=as_json)
+        if step.applied is None:  # not a working copy, or a plan that changes nothing
+            if not target.repo.is_dir() or "Git working copy" in step.detail:
+                raise GitOpsError(f"{target.repo} is not a Git working copy")
+            typer.echo(f"nothing to apply: {step.detail}")
+            return
+        _report(step.applied, as_json=as_json)
 
     @app.command("revert")
     def revert_command(
@@ -271,15 +245,19 @@ def register(app: typer.Typer) -> None:
             raise GitOpsError(
                 f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
             )
-        settings = _settings(config)
+        from cloudbalance import steps
+        from cloudbalance.commands._common import settings_for
+
+        settings = settings_for(config)
+        target = steps.git_target(
+            settings, repo=repo, remote=remote, forge=forge, api_url=api_url, repository=repository
+        )
         result = revert(
             plan_id,
-            repo
-            if repo is not None
-            else (settings.resolve(settings.git.repo) if settings else "."),
+            target.repo,
             mode=chosen,  # type: ignore[arg-type]
-            remote=remote or (settings.git.remote if settings else "origin"),
-            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+            remote=target.remote,
+            forge=target.forge,
             push=push,
             overwrite_edits=overwrite_edits,
         )

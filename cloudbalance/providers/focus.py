@@ -402,7 +402,11 @@ class FocusReader:
         assert row is not None  # an aggregate always yields one row
         bad = [check for check, n in zip(checks, row, strict=False) if n]
         if bad:
-            raise SchemaError("costs", self._diagnose(plan, bad))
+            try:
+                issues = self._diagnose(plan, bad)
+            except duckdb.Error as err:  # a file that reads in a batch but not alone
+                issues = self._unreadable(files, err)
+            raise SchemaError("costs", issues)
         return [str(name) for name in row[-1] or () if name is not None]
 
     def _unreadable(self, files: Sequence[Path], err: duckdb.Error) -> list[Issue]:

@@ -255,6 +255,8 @@ def test_a_line_number_is_printed_literally(cli: Cli, folder: Path) -> None:
     path.write_text("version: 1\n" + "# padding\n" * 98 + "bogus: 1\n", encoding="utf-8")
     outcome = cli("config", "check", path)
     outcome.assert_refused(f"{NAME}:100: bogus: unknown key")
+    outcome = cli("costs", "--config", path)  # every command prints errors as given
+    outcome.assert_refused(f"{NAME}:100: bogus: unknown key")
 
 
 def test_other_commands_name_the_first_problem_and_count_the_rest(cli: Cli, folder: Path) -> None:

@@ -325,7 +325,7 @@ def _to_json_text(values: pd.Series, missing: np.ndarray) -> tuple[pd.Series, li
         else:
             try:
                 obj = json.loads(str(value))
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
                 obj = None
         if not isinstance(obj, dict):
             bad.append(pos)

@@ -56,15 +56,11 @@ def _day(value: str | None, *, option: str = "--today") -> date | None:
 
 def _data(files: list[Path] | None) -> dict[str, Any]:
     from cloudbalance.exceptions import PolicyError
+    from cloudbalance.planfile import read_json_file
 
     merged: dict[str, Any] = {}
     for file in files or []:
-        try:
-            loaded = json.loads(file.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise PolicyError(f"cannot read data file: {err.strerror}", file=file) from err
-        except json.JSONDecodeError as err:
-            raise PolicyError(f"not JSON: {err.msg}", file=file, line=err.lineno) from err
+        loaded = read_json_file(file, what="policy data")  # the one strict JSON reader
         if not isinstance(loaded, dict):
             raise PolicyError("a data file must hold a JSON object", file=file)
         merged.update(loaded)

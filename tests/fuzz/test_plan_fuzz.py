@@ -230,3 +230,16 @@ def test_a_mangled_plan_is_refused_before_anything_reads_it(
         if variant.path is not None:
             assert variant.path in outcome.err, outcome.err
     assert _state(infra) == before
+
+
+@pytest.mark.parametrize(
+    "data", [b"\xff\xfe\x00\x01junk", "{}".encode("utf-16"), b"[1]", b'{"a": NaN}', b"{" * 5000]
+)
+def test_a_mangled_policy_data_file_is_refused_naming_it(
+    data: bytes, cli: Cli, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(_valid()), encoding="utf-8")
+    extra = tmp_path / "extra.json"
+    extra.write_bytes(data)
+    cli("policy", "check", plan, "--no-starter", "--data", extra).assert_refused("extra.json")

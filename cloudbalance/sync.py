@@ -21,6 +21,7 @@ from cloudbalance.config import Settings
 from cloudbalance.exceptions import CloudBalanceError
 from cloudbalance.models import Location
 from cloudbalance.provider import get_provider
+from cloudbalance.redaction import redact
 from cloudbalance.store import Store
 
 __all__ = ["DEFAULT_LOOKBACK_DAYS", "ProviderSync", "sync"]
@@ -144,15 +145,15 @@ def _sync_one(
         prices = provider.prices(locations or None)
         n_prices = store.ingest_prices(prices, source=f"{name}:prices") if len(prices) else 0
         store.set_sync_state(name, end)
-    except CloudBalanceError as err:
-        return ProviderSync(name, ok=False, start=start, end=end, error=str(err))
+    except CloudBalanceError as err:  # stored in the audit log and shown in reports: redacted
+        return ProviderSync(name, ok=False, start=start, end=end, error=redact(str(err)))
     except Exception as err:  # a third-party plugin's bug must not lose the other providers
         return ProviderSync(
             name,
             ok=False,
             start=start,
             end=end,
-            error=f"internal error in the {name!r} plugin: {type(err).__name__}: {err}",
+            error=redact(f"internal error in the {name!r} plugin: {type(err).__name__}: {err}"),
         )
     return ProviderSync(
         name,

@@ -45,3 +45,38 @@ def test_aws_access_key_ids_are_never_shown() -> None:
     assert "AKIA" not in shown
     assert "ASIA" not in shown
     assert "/20250101/us-east-1/ce/aws4_request" in shown
+
+
+class _Leaky:
+    """A provider whose SDK puts the access key id in its error (a proxy's page, say)."""
+
+    name = "leaky"
+    revision_days = 0
+
+    def costs(self, start: object, end: object) -> object:
+        raise RuntimeError("403 from proxy: Credential=AKIAIOSFODNN7EXAMPLE/20250101/us-east-1")
+
+    def prices(self, locations: object = None) -> object:
+        raise AssertionError("not reached")
+
+    def check(self) -> object:
+        raise AssertionError("not reached")
+
+
+def test_sync_errors_never_carry_an_access_key_id(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from cloudbalance.config import Settings
+    from cloudbalance.provider import register_provider, unregister_provider
+    from cloudbalance.store import Store
+    from cloudbalance.sync import sync
+
+    register_provider("leaky", lambda **_options: _Leaky())  # type: ignore[arg-type,return-value]
+    try:
+        with Store(Path(str(tmp_path)) / "s.duckdb") as store:
+            (result,) = sync(Settings(providers={"leaky": {}}), store)
+    finally:
+        unregister_provider("leaky")
+    assert not result.ok
+    assert "AKIA" not in (result.error or "")
+    assert "Credential=***" in (result.error or "")

@@ -41,7 +41,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from cloudbalance.exceptions import CloudBalanceError, ConfigError
-from cloudbalance.models import CLOUDS, FreezeWindow, Location, Workload, WorkloadMatch
+from cloudbalance.models import CLOUDS, FreezeWindow, Location, Mode, Workload, WorkloadMatch
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -166,7 +166,7 @@ class GitSettings:
     """
 
     repo: str = "."
-    mode: Literal["dry-run", "commit", "branch", "pr", "auto"] = "dry-run"
+    mode: Mode = "dry-run"
     remote: str = "origin"
     base: str = "main"
     github_repo: str | None = None

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from cloudbalance.exceptions import GitOpsError
 
@@ -128,6 +128,27 @@ class WorkloadMatch:
     tag_values: tuple[str, ...] = ()
     resource_patterns: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
+
+
+#: How a change reaches Git, the one type every layer uses: ``dry-run`` (compute the diff and
+#: the message, change nothing), ``commit`` on the checked-out branch, a new ``branch``, a
+#: ``pr`` (branch + pull request), or ``auto`` (commit or pull request by the plan's confidence).
+Mode = Literal["dry-run", "commit", "branch", "pr", "auto"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+#: What a revert may be written as (a revert returns to a known state: no ``auto``).
+REVERT_MODES: tuple[Mode, ...] = ("dry-run", "commit", "branch", "pr")
+
+
+def parse_mode(text: object, allowed: tuple[Mode, ...] = MODES) -> Mode:
+    """``text`` as a :data:`Mode` among ``allowed``.
+
+    Raises:
+        ValueError: Anything else, listing what is allowed.
+    """
+    for mode in allowed:
+        if text == mode:
+            return mode
+    raise ValueError(f"unknown mode {text!r}; use one of {', '.join(allowed)}")
 
 
 #: The one rule for workload names, shared with the stacks' contract (``stacks/common``'s

@@ -151,9 +151,11 @@ def test_git_target_is_built_once_from_the_settings(synced: Path) -> None:
     assert target.base == "release"
     assert target.forge.repository == "acme/infra"
     assert target.forge.api_url == "https://ghe.example.com/api/v3"
-    assert target.push is False  # no such repository, so no remote to push to
+    assert target.mode == "pr"
+    assert target.pushes() is False  # no such repository, so no remote to push to
     other = steps.git_target(settings, remote="origin", api_url="https://gitlab.example.com")
     assert (other.remote, other.forge.api_url) == ("origin", "https://gitlab.example.com")
+    assert other.forge.kind == "gitlab"
 
 
 def test_the_report_command_and_the_run_share_one_step(

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from cloudbalance.config import Settings
     from cloudbalance.gitops import ApplyResult, Guardrails
 
-_MODES = ("dry-run", "commit", "branch", "pr", "auto")
-
 
 def _guardrails(
     settings: Settings,
@@ -145,7 +143,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
         base: Annotated[str | None, typer.Option(help="Branch pull requests target.")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
@@ -169,15 +170,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
         from cloudbalance import steps
-        from cloudbalance.commands._common import settings_for
+        from cloudbalance.commands._common import parse_mode_option, settings_for
         from cloudbalance.exceptions import GitOpsError
         from cloudbalance.planfile import load_plan_file
 
         plan = load_plan_file(plan_file)
         settings = settings_for(config)
-        chosen = "dry-run" if dry_run else mode
-        if chosen is not None and chosen not in _MODES:
-            raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
+        chosen = parse_mode_option("dry-run" if dry_run else mode or settings.git.mode)
         rails = _guardrails(
             settings,
             min_confidence=min_confidence,
@@ -189,22 +188,17 @@ def register(app: typer.Typer) -> None:
         target = steps.git_target(
             settings,
             repo=repo,
+            mode=chosen,
             remote=remote,
             base=base,
             forge=forge,
             api_url=api_url,
             repository=repository,
             push=push,
-        )
-        step = steps.apply_plan(
-            settings,
-            plan,
-            target=target,
-            mode=chosen or settings.git.mode,
             hints=_parse_stacks(stack or []),
             policies=policies,
-            overwrite_edits=overwrite_edits,
         )
+        step = steps.apply_plan(settings, plan, target=target, overwrite_edits=overwrite_edits)
         if step.applied is None:  # not a working copy, or a plan that changes nothing
             if not target.repo.is_dir() or "Git working copy" in step.detail:
                 raise GitOpsError(f"{target.repo} is not a Git working copy")
@@ -221,7 +215,10 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="commit, branch, pr or dry-run.")] = "commit",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests.")
@@ -237,28 +234,24 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
-        from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import revert
-
-        chosen = "dry-run" if dry_run else mode
-        if chosen not in ("dry-run", "commit", "branch", "pr"):
-            raise GitOpsError(
-                f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
-            )
         from cloudbalance import steps
-        from cloudbalance.commands._common import settings_for
+        from cloudbalance.commands._common import parse_mode_option, settings_for
+        from cloudbalance.models import REVERT_MODES
 
+        chosen = parse_mode_option("dry-run" if dry_run else mode, REVERT_MODES)
         settings = settings_for(config)
         target = steps.git_target(
-            settings, repo=repo, remote=remote, forge=forge, api_url=api_url, repository=repository
-        )
-        result = revert(
-            plan_id,
-            target.repo,
-            mode=chosen,  # type: ignore[arg-type]
-            remote=target.remote,
-            forge=target.forge,
+            settings,
+            repo=repo,
+            remote=remote,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
+        )
+        result = target.revert(
+            plan_id,
+            mode=chosen,
             overwrite_edits=overwrite_edits,
         )
         _report(result, as_json=as_json)

@@ -322,11 +322,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare each applied plan with what it expected and with not moving; revert if worse."""
         from cloudbalance import steps
-        from cloudbalance.commands._common import open_store
+        from cloudbalance.commands._common import open_store, parse_mode_option
         from cloudbalance.exceptions import GitOpsError
+        from cloudbalance.models import REVERT_MODES
 
-        if mode not in ("pr", "commit", "branch", "dry-run"):
-            raise GitOpsError(f"unknown mode {mode!r}; use pr, commit, branch or dry-run")
+        chosen = parse_mode_option(mode, REVERT_MODES)
         settings = settings_for(config)
         day = _day(as_of, option="--as-of")
         when = datetime(day.year, day.month, day.day) if day is not None else steps.now()
@@ -338,7 +338,7 @@ def register(app: typer.Typer) -> None:
                 steps.Context(settings, opened, when),
                 target=target,
                 revert=revert,
-                mode=mode,
+                mode=chosen,
                 threshold=threshold,
                 health_check=health_check,
             )

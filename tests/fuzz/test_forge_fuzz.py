@@ -81,7 +81,7 @@ def test_an_unexpected_answer_to_opening_a_pull_request_is_a_clear_error(
 ) -> None:
     monkeypatch.setenv("GITHUB_TOKEN" if kind == "github" else "GITLAB_TOKEN", TOKEN)
     server.status, server.body = status, body
-    forge = Forge(kind, api_url=server.url, timeout=5)  # type: ignore[arg-type]
+    forge = Forge(kind, api_url=server.url, read_timeout=5)  # type: ignore[arg-type]
     with pytest.raises(GitOpsError) as caught:
         forge.open("acme/infra", branch="cloudbalance/p1", base="main", title="t", body="b")
     text = str(caught.value)
@@ -97,7 +97,7 @@ def test_a_list_answer_that_is_not_a_list_is_a_clear_error(
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     server.status, server.body = 200, body
     with pytest.raises(GitOpsError, match="GET"):
-        Forge("github", api_url=server.url, timeout=5).find_open("acme/infra", "main")
+        Forge("github", api_url=server.url, read_timeout=5).find_open("acme/infra", "main")
 
 
 def test_items_of_a_list_that_are_not_objects_are_skipped(
@@ -105,7 +105,9 @@ def test_items_of_a_list_that_are_not_objects_are_skipped(
 ) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     server.status, server.body = 200, b'[1, "x", null, {"head": null}]'
-    assert Forge("github", api_url=server.url, timeout=5).find_open("acme/infra", "main") is None
+    assert (
+        Forge("github", api_url=server.url, read_timeout=5).find_open("acme/infra", "main") is None
+    )
 
 
 def test_a_well_formed_answer_still_gives_the_pull_request(
@@ -113,7 +115,7 @@ def test_a_well_formed_answer_still_gives_the_pull_request(
 ) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     server.status, server.body = 201, b'{"number": 7, "html_url": "https://x/7"}'
-    pull = Forge("github", api_url=server.url, timeout=5).open(
+    pull = Forge("github", api_url=server.url, read_timeout=5).open(
         "acme/infra", branch="cloudbalance/p1", base="main", title="t", body="b"
     )
     assert pull == PullRequest(7, "https://x/7", "cloudbalance/p1", True)

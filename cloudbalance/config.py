@@ -40,13 +40,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from cloudbalance.budgets import SpendBudget
 from cloudbalance.exceptions import CloudBalanceError, ConfigError
 from cloudbalance.models import CLOUDS, FreezeWindow, Location, Mode, Workload, WorkloadMatch
+from cloudbalance.notify.settings import NotificationSettings
 
 __all__ = [
     "CONFIG_FILENAME",
     "RANGES",
-    "BudgetSettings",
     "CurrencySettings",
     "ForecastSettings",
     "FreezeWindow",
@@ -56,6 +57,7 @@ __all__ = [
     "QuotaSettings",
     "Settings",
     "StoreSettings",
+    "SyncSettings",
     "check_config",
     "example_config",
     "find_config",
@@ -76,6 +78,29 @@ class StoreSettings:
 
     path: str = ".cloudbalance/store.duckdb"
     lock_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How ``cloudbalance sync`` pulls the providers (see docs/providers.md).
+
+    Attributes:
+        lookback_days: History pulled on a provider's first sync.
+        deadline: Seconds one provider may take in all (costs and prices, retries included);
+            a provider still busy then is reported failed and the others' data is kept.
+        deadlines: Per provider name, a deadline other than ``deadline``.
+        stale_after_days: A run warns when a cloud's latest complete day is older than this
+            many days.
+    """
+
+    lookback_days: int = 90
+    deadline: float = 900.0
+    deadlines: dict[str, float] = field(default_factory=dict)
+    stale_after_days: int = 3
+
+    def deadline_for(self, provider: str) -> float:
+        """The deadline of ``provider`` in seconds."""
+        return self.deadlines.get(provider, self.deadline)
 
 
 @dataclass(frozen=True)
@@ -112,21 +137,12 @@ class QuotaSettings:
 
 
 @dataclass(frozen=True)
-class BudgetSettings:
-    """A spending cap for one cloud over the planning horizon."""
-
-    cloud: str
-    amount: float
-
-
-@dataclass(frozen=True)
 class PlanSettings:
     """Planner defaults (see docs/planning.md)."""
 
     quantile: float = 0.8
     max_gap: float = 0.005
     quotas: tuple[QuotaSettings, ...] = ()
-    budgets: tuple[BudgetSettings, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,18 +196,24 @@ class Settings:
     Attributes:
         path: The file the settings came from (``None`` when built in code).
         workload_tag: The tag key whose value names a cost line's workload.
+        budgets: Spending caps per cloud, workload, account or tag (docs/budgets.md); the
+            per-cloud ones are also the planner's budgets.
+        notifications: Channels and rules for alerts (docs/notifications.md).
     """
 
     version: int = 1
     store: StoreSettings = field(default_factory=StoreSettings)
     currency: CurrencySettings = field(default_factory=CurrencySettings)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sync: SyncSettings = field(default_factory=SyncSettings)
     workload_tag: str = "workload"
     workloads: dict[str, Workload] = field(default_factory=dict)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     git: GitSettings = field(default_factory=GitSettings)
+    budgets: tuple[SpendBudget, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     path: Path | None = None
 
     @property
@@ -267,6 +289,10 @@ _SHARE = Range(0, 1)
 RANGES: dict[str, Range] = {
     "version": Range(1, 1),
     "store.lock_timeout": Range(0, 86_400),
+    "sync.lookback_days": Range(1, 36_500),
+    "sync.deadline": Range(0, 7 * 86_400, low_open=True),
+    "sync.deadlines.*": Range(0, 7 * 86_400, low_open=True),
+    "sync.stale_after_days": Range(0, 3650),
     "currency.rates.*": Range(0, 1e6, low_open=True),
     "workloads.*.vcpus": Range(0, 1024, low_open=True),
     "workloads.*.memory_gib": Range(0, 65_536),
@@ -283,7 +309,7 @@ RANGES: dict[str, Range] = {
     "plan.quantile": Range(0, 1, low_open=True, high_open=True),
     "plan.max_gap": Range(0, 1, high_open=True),
     "plan.quotas[].vcpus": Range(0, 1e9),
-    "plan.budgets[].amount": _MONEY,
+    "budgets[].amount": _MONEY,
     "guardrails.min_confidence_commit": _SHARE,
     "guardrails.max_moves": Range(0, 1e6),
     "guardrails.max_share_moved": _SHARE,
@@ -302,7 +328,6 @@ PATTERNS: dict[str, tuple[str, str]] = {
     "store.path": (r"\S.*", "a file path"),
     "forecast.freq": (r"([1-9][0-9]{0,3})?(min|h|D|W|MS|M)", "a pandas period such as D or 1h"),
     "forecast.country_holidays[]": (r"[A-Z]{2}", "an ISO 3166 country code such as US"),
-    "plan.budgets[].cloud": ("|".join(CLOUDS), f"one of {', '.join(CLOUDS)}"),
     "guardrails.max_monthly_cost.*": ("|".join(CLOUDS), f"one of {', '.join(CLOUDS)}"),
     "guardrails.health_check": (r"\S.*", "a command"),
     "git.remote": (r"[^\s]+", "a remote name"),
@@ -629,16 +654,26 @@ def _check(settings: Settings, loader: _Loader, root: Mapping[str, Any]) -> None
             "currency.rates",
             line("currency", "rates"),
         )
-    for kind, items, attr in (
-        ("location", settings.plan.quotas, "location"),
-        ("cloud", settings.plan.budgets, "cloud"),
-    ):
-        names = [getattr(item, attr) for item in items]
-        section = "quotas" if kind == "location" else "budgets"
-        for dup in sorted({n for n in names if names.count(n) > 1}):
-            loader.report(f"{kind} {dup} is listed twice", f"plan.{section}", line("plan", section))
+    names = [quota.location for quota in settings.plan.quotas]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        loader.report(f"location {dup} is listed twice", "plan.quotas", line("plan", "quotas"))
     for i, quota in enumerate(settings.plan.quotas):
         loader.location(quota.location, f"plan.quotas[{i}].location", line("plan", "quotas"))
+    _check_budgets_and_notifications(settings, loader, root)
+
+
+def _check_budgets_and_notifications(
+    settings: Settings, loader: _Loader, root: Mapping[str, Any]
+) -> None:
+    """The ``budgets`` and ``notifications`` sections (see docs/budgets.md, notifications.md)."""
+    budgets = root.get("budgets")
+    for i, budget in enumerate(settings.budgets):
+        for problem in budget.problems():
+            at = loader.line_of(budgets, i) if budgets is not None else None
+            loader.report(problem, f"budgets[{i}]", at or loader.line_of(root, "budgets"))
+    section = root.get("notifications")
+    for key, problem in settings.notifications.problems():
+        loader.report(problem, key, loader.line_of(section, key.split(".")[1].split("[")[0]))
 
 
 def _parse(file: Path) -> Any:
@@ -695,6 +730,14 @@ def _load(path: str | Path | None) -> tuple[Settings | None, _Loader, Path]:
     if _depth(root, MAX_DEPTH) > MAX_DEPTH:
         raise loader.error(
             f"nests deeper than {MAX_DEPTH} levels or holds more than {MAX_NODES:,} values", "", 1
+        )
+    plan_node = root.get("plan")
+    if isinstance(plan_node, Mapping) and "budgets" in plan_node:
+        raise loader.error(
+            "budgets moved to the top-level `budgets:` section, one list for people and the "
+            "planner: write `budgets: [{cloud: aws, amount: 12000}]` (monthly; docs/budgets.md)",
+            "plan.budgets",
+            loader.line_of(plan_node, "budgets"),
         )
     built = loader.build(Settings, root, "", "", 1)
     if built is _INVALID:  # pragma: no cover - Settings accepts any subset of its keys

@@ -28,12 +28,13 @@ from cloudbalance.exceptions import CloudBalanceError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cloudbalance.budgets import BudgetStatus
     from cloudbalance.config import Settings
     from cloudbalance.gitops import ApplyResult, GitTarget
     from cloudbalance.models import Mode, Plan, Workload
     from cloudbalance.series import Forecasts
     from cloudbalance.store import Store
-    from cloudbalance.sync import ProviderSync
+    from cloudbalance.sync import Freshness, ProviderSync
     from cloudbalance.verify import RevertOutcome, Verification
 
 __all__ = [
@@ -59,9 +60,6 @@ __all__ = [
 
 Status = Literal["ok", "failed", "skipped"]
 STEPS: tuple[str, ...] = ("sync", "forecast", "plan", "apply", "verify", "report")
-
-#: A cloud whose newest cost day is older than this, before the run's day, is warned about.
-STALE_AFTER_DAYS = 3
 
 
 def _noop(_message: str) -> None:
@@ -123,9 +121,10 @@ class StepResult:
 
 @dataclass(frozen=True)
 class SyncStep(StepResult):
-    """What each provider loaded."""
+    """What each provider loaded, and what data each cloud stands on after it."""
 
     providers: tuple[ProviderSync, ...] = ()
+    freshness: tuple[Freshness, ...] = ()
 
 
 def sync(
@@ -135,32 +134,41 @@ def sync(
 
     One provider failing does not lose the others: the step is ``failed`` and says which.
     """
-    if not ctx.settings.providers:
-        return SyncStep("sync", "skipped", "no provider configured (using the store as is)")
+    from cloudbalance.sync import freshness
     from cloudbalance.sync import sync as run_sync
 
-    results = tuple(run_sync(ctx.settings, ctx.store, names=names, since=since, progress=ctx.tell))
+    fresh = freshness(ctx.store, stale_after_days=ctx.settings.sync.stale_after_days, now=ctx.now)
+    if not ctx.settings.providers:  # a store filled by `ingest` goes stale too: still said
+        return SyncStep(
+            "sync",
+            "skipped",
+            "no provider configured (using the store as is)",
+            warnings=_stale(fresh),
+            freshness=fresh,
+        )
+
+    results = tuple(
+        run_sync(ctx.settings, ctx.store, names=names, since=since, progress=ctx.tell, now=ctx.now)
+    )
     failed = [r for r in results if not r.ok]
     detail = "; ".join(
         f"{r.provider}: {r.rows:,} rows" if r.ok else f"{r.provider} failed: {r.error}"
         for r in results
     )
+    fresh = freshness(ctx.store, stale_after_days=ctx.settings.sync.stale_after_days, now=ctx.now)
     return SyncStep(
-        "sync", "failed" if failed else "ok", detail, warnings=_stale(ctx), providers=results
+        "sync",
+        "failed" if failed else "ok",
+        detail,
+        warnings=_stale(fresh),
+        providers=results,
+        freshness=fresh,
     )
 
 
-def _stale(ctx: Context) -> tuple[str, ...]:
-    """A warning per cloud whose newest cost day is older than ``sync.stale_after_days``."""
-    limit = STALE_AFTER_DAYS
-    out = []
-    for cloud, day in sorted(ctx.store.data_as_of().items()):
-        if ctx.now - day > timedelta(days=limit):
-            out.append(
-                f"{cloud}: data ends {day:%Y-%m-%d}, older than {limit} day(s) before "
-                f"{ctx.now:%Y-%m-%d}; is its export still delivered?"
-            )
-    return tuple(out)
+def _stale(fresh: Sequence[Freshness]) -> tuple[str, ...]:
+    """A warning per cloud whose data ends more than ``sync.stale_after_days`` before the run."""
+    return tuple(f.warning for f in fresh if f.warning)
 
 
 # -- forecast ----------------------------------------------------------------------------------
@@ -224,7 +232,7 @@ def forecast(ctx: Context) -> ForecastStep:
             "the store holds no cost lines; run `cloudbalance ingest` or configure providers"
         )
     fs = ctx.settings.forecast
-    edge, ragged = complete_until(costs, freq=fs.freq)
+    edge, ragged = complete_until(costs, freq=fs.freq, now=ctx.now)
     warnings = list(ragged)
     costs = costs[costs["ChargePeriodStart"] < edge].reset_index(drop=True)
     history: dict[str, pd.DataFrame] = {
@@ -249,9 +257,10 @@ def forecast(ctx: Context) -> ForecastStep:
             return_accuracy=True,
         )
     forecasts = Forecasts.combine(results)
+    labels = ctx.store.anomaly_feedback()  # people's YES/NO/PLANNED_ACTIVITY labels apply
     anomalies = pd.concat(
         [
-            detect_anomalies(history[kind]).assign(kind=kind)
+            detect_anomalies(history[kind], feedback=labels).assign(kind=kind)
             for kind in ("cost", "cloud_cost")
             if not history[kind].empty
         ]
@@ -321,7 +330,8 @@ def plan(
         return PlanStep(
             "plan", "skipped", "no prices in the store (sync a provider that has prices)"
         )
-    from cloudbalance.planner import Budget, Quota
+    from cloudbalance.budgets import planner_budgets
+    from cloudbalance.planner import Quota
     from cloudbalance.planner import plan as make_plan
 
     ps = ctx.settings.plan
@@ -336,7 +346,7 @@ def plan(
         price_forecast=forecasts.of("price"),
         accuracy=forecasts.accuracy_of("demand"),
         quotas=[Quota(_location(q.location), q.vcpus) for q in ps.quotas],
-        budgets=[Budget(b.cloud, b.amount) for b in ps.budgets],
+        budgets=planner_budgets(ctx.settings, now=ctx.now),
         min_saving=ctx.settings.guardrails.min_saving,
         min_saving_pct=ctx.settings.guardrails.min_saving_pct,
         max_gap=ps.max_gap,
@@ -567,8 +577,10 @@ def report(
     forecasted: ForecastStep | None = None,
     made: Plan | None = None,
     steps: Sequence[StepResult] = (),
+    verified: VerifyStep | None = None,
+    budgets: Sequence[BudgetStatus] | None = None,
 ) -> ReportStep:
-    """Write the HTML, Markdown and JSON reports.
+    """Write the HTML, Markdown and JSON reports (assembled by ``report.build_report``).
 
     Args:
         ctx: The context.
@@ -577,59 +589,53 @@ def report(
             the history read from the store).
         made: This run's plan (default: the latest plan in the store).
         steps: This run's steps, for the run table.
+        verified: This run's verify step (default: what verify last recorded per plan).
+        budgets: Budget statuses (default: evaluated on the store).
     """
-    from cloudbalance.report import ChartGroup, ReportData, write_reports
-    from cloudbalance.series import Forecasts, cost_series
+    from cloudbalance.report import build_report, write_reports
 
-    if forecasted is None or forecasted.forecasts is None:
-        costs = ctx.store.costs()
-        freq = ctx.settings.forecast.freq
-        history = (
-            {
-                "cost": cost_series(costs, by="workload", freq=freq),
-                "cloud_cost": cost_series(costs, by="cloud", freq=freq),
-            }
-            if not costs.empty
-            else {}
-        )
-        forecasts = Forecasts.from_store(ctx.store)
-        anomalies = None
-        as_of = ctx.store.data_as_of()
-        data_as_of = max(as_of.values()) if as_of else None
-    else:
-        forecasts = forecasted.forecasts
-        history = dict(forecasted.history)
-        anomalies = forecasted.anomalies
-        data_as_of = forecasted.data_as_of
-    if made is None:
-        made = ctx.store.latest_plan()
-    titles = {
-        "cost": ("Cost per workload", "USD/day"),
-        "cloud_cost": ("Cost per cloud", "USD/day"),
-        "demand": ("Demand per workload", "replicas"),
-    }
-    groups = []
-    for kind, (title, unit) in titles.items():
-        past = history.get(kind)
-        if past is None or past.empty:
-            continue
-        found = None
-        if anomalies is not None and not anomalies.empty and "kind" in anomalies:
-            found = anomalies[anomalies["kind"] == kind].drop(columns="kind")
-        groups.append(ChartGroup(title, unit, past, forecasts.of(kind), found))
-    day = data_as_of or ctx.now
-    data = ReportData(
-        title=f"cloudbalance forecast, data as of {day:%Y-%m-%d}",
-        generated_at=ctx.now,
-        groups=groups,
-        accuracy=forecasts.accuracy,
-        spikes=forecasts.spikes,
-        plan=made,
+    ran = forecasted is not None and forecasted.forecasts is not None
+    data = build_report(
+        ctx.settings,
+        ctx.store,
+        now=ctx.now,
+        forecasts=forecasted.forecasts if forecasted is not None and ran else None,
+        history=forecasted.history if forecasted is not None and ran else None,
+        anomalies=forecasted.anomalies if forecasted is not None and ran else None,
+        data_as_of=forecasted.data_as_of if forecasted is not None and ran else None,
+        plan=made if made is not None else ctx.store.latest_plan(),
         steps=[s.to_dict() for s in steps],
-        currency=made.currency if made else "USD",
+        verified=[v.to_dict() for v in verified.verified] if verified is not None else None,
+        budgets=budgets,
     )
     paths = write_reports(data, folder or ctx.settings.resolve("reports"))
     return ReportStep("report", "ok", str(paths["html"]), paths=paths)
+
+
+# -- notify ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotifyStep(StepResult):
+    """What was told to whom (``cloudbalance.notify.NotifyResult``)."""
+
+    told: Any = None
+
+
+def notify(ctx: Context, steps: Sequence[StepResult]) -> NotifyStep:
+    """Tell the configured channels what a run found, after its other steps.
+
+    Events come from the steps' typed results (spikes, anomalies, the plan written, reverts,
+    failed steps) and the budgets; each is sent once, and a channel that fails makes this step
+    ``failed`` without touching the others (see docs/notifications.md).
+    """
+    if not ctx.settings.notifications.channels:
+        return NotifyStep("notify", "skipped", "no notification channel configured")
+    from cloudbalance.notify import events_from_steps, notify_run
+
+    events = events_from_steps(ctx.settings, ctx.store, ctx.run_id or "", steps)
+    told = notify_run(ctx.settings, ctx.store, events, now=ctx.now)
+    return NotifyStep("notify", "failed" if told.failed else "ok", told.summary(), told=told)
 
 
 # -- Git helpers -------------------------------------------------------------------------------

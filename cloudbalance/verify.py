@@ -239,12 +239,12 @@ def _periods(plan: Plan, now: datetime) -> tuple[list[datetime], timedelta]:
     """Starts of the plan's periods fully elapsed by ``now`` (at most its horizon); their length."""
     import pandas as pd
 
+    from cloudbalance.units import period_length
+
     try:
-        length = pd.Timedelta(plan.period if plan.period[:1].isdigit() else f"1{plan.period}")
+        length = period_length(plan.period)
     except ValueError as err:
-        raise PlanError(f"plan {plan.plan_id}: period {plan.period!r} is not a duration") from err
-    if length <= pd.Timedelta(0):
-        raise PlanError(f"plan {plan.plan_id}: period {plan.period!r} must be positive")
+        raise PlanError(f"plan {plan.plan_id}: {err}") from err
     starts = []
     for t in range(plan.horizon):
         start = pd.Timestamp(plan.period_start) + t * length

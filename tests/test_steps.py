@@ -113,6 +113,9 @@ def test_complete_until_is_the_earliest_clouds_last_period() -> None:
             "ChargePeriodStart": pd.to_datetime(
                 ["2026-10-30", "2026-10-31", "2026-10-30", "2026-10-31", "2026-10-30"]
             ),
+            "ChargePeriodEnd": pd.to_datetime(
+                ["2026-10-31", "2026-11-01", "2026-10-31", "2026-11-01", "2026-10-31"]
+            ),
             "x_Cloud": ["aws", "aws", "azure", "azure", "gcp"],
             "ProviderName": ["AWS", "AWS", "Microsoft", "Microsoft", "Google Cloud"],
         }
@@ -138,7 +141,7 @@ def test_a_plan_that_starts_long_before_the_run_says_so(synced: Path, tmp_path: 
     assert made.data_as_of is not None
     assert made.data_as_of < late
     # the demo provider's data ends four weeks before the run's day: the sync says so
-    assert "aws: data ends 2026-11-01, older than 3 day(s) before 2026-11-29" in "".join(
+    assert "aws: data ends 2026-10-31, older than 3 day(s) before 2026-11-29" in "".join(
         stale.warnings
     )
 

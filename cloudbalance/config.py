@@ -143,6 +143,8 @@ class PlanSettings:
     quantile: float = 0.8
     max_gap: float = 0.005
     quotas: tuple[QuotaSettings, ...] = ()
+    hold: Literal["plan", "workload"] = "plan"
+    egress: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,7 @@ RANGES: dict[str, Range] = {
     "workloads.*.max_share": Range(0, 1, low_open=True),
     "workloads.*.max_change": Range(0, 1000),
     "workloads.*.move_cost": _MONEY,
+    "workloads.*.data_gb": Range(0, 1e12),
     "forecast.horizon": Range(1, 10_000),
     "forecast.interval": Range(0, 1, low_open=True, high_open=True),
     "forecast.spike_threshold": Range(1, 1000, low_open=True),
@@ -354,6 +357,7 @@ def _workload_keys() -> dict[str, Any]:
     }
     keys["replica"] = _Replica
     keys["match"] = _Match
+    keys["preference"] = dict[str, float]  # written {cloud:region: amount}
     return keys
 
 
@@ -453,6 +457,14 @@ class _Loader:
             return _INVALID
         replica: _Replica = values.pop("replica", _Replica())
         match: _Match = values.pop("match", _Match())
+        if "preference" in values:
+            preference = [
+                (self.location(text, f"{key}.preference.{text}", line), amount)
+                for text, amount in values.pop("preference").items()
+            ]
+            if any(loc is _INVALID for loc, _ in preference):
+                return _INVALID
+            values["preference"] = tuple(preference)
         try:
             return Workload(
                 name=name,

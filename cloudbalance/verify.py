@@ -293,30 +293,10 @@ def _priced(
 
 def _planned(plan: Plan, workload: str, placement: Mapping[Location, int], periods: int) -> float:
     """The plan's own cost of ``placement`` over its first ``periods`` periods (NaN: unknown)."""
-    problem = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
-    if not isinstance(problem, Mapping):
-        return math.nan
-    try:
-        names = [w["name"] for w in problem["workloads"]]
-        locations = [Location.parse(s) for s in problem["locations"]]
-        cost = problem["cost"]
-        n_w, n_l = len(names), len(locations)
-        n_t = len(cost) // (n_w * n_l) if n_w and n_l else 0
-        w = names.index(workload)
-    except (KeyError, TypeError, ValueError):
-        return math.nan
-    total = 0.0
-    for location, replicas in placement.items():
-        if replicas <= 0:
-            continue
-        if location not in locations:
-            return math.nan
-        base = (w * n_l + locations.index(location)) * n_t
-        values = cost[base : base + min(periods, n_t)]
-        if len(values) < periods or any(v is None for v in values):
-            return math.nan
-        total += replicas * float(sum(values))
-    return total
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    return math.nan if problem is None else problem.placement_cost(workload, placement, periods)
 
 
 def _billed(
@@ -409,7 +389,7 @@ def verify_plan(
     """
     import pandas as pd
 
-    from cloudbalance.catalog import Catalog
+    from cloudbalance.plan.catalog import Catalog
 
     moved = sorted({m.workload for m in plan.moves if m.after != m.before})
     starts, length = _periods(plan, now)
@@ -426,15 +406,12 @@ def verify_plan(
             threshold=threshold,
             reasons=("no period of the plan has elapsed yet",),
         )
-    shapes: dict[str, Workload] = {}
-    problem = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
-    if isinstance(problem, Mapping):
-        for data in problem.get("workloads", []):
-            try:
-                stored = Workload.from_dict(data)
-            except (KeyError, TypeError, ValueError):
-                continue
-            shapes[stored.name] = stored
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    shapes: dict[str, Workload] = (
+        {w.name: w for w in problem.workloads} if problem is not None else {}
+    )
     shapes.update({given.name: given for given in workloads})
 
     observed = prices[pd.to_datetime(prices["observed_at"]) < pd.Timestamp(now)]

@@ -394,13 +394,23 @@ def test_freeze_window_text_is_parsed_and_checked() -> None:
         FreezeWindow.parse("next week")
 
 
-def test_plan_saving_too_little_writes_nothing(infra, plan_factory) -> None:
-    head = infra.head()
-    result = apply(
-        shift_plan(plan_factory), infra.root, mode="commit", guardrails=Guardrails(min_saving=500)
+def test_an_in_place_scale_up_without_saving_reaches_git(infra, plan_factory) -> None:
+    # The minimum saving is the planner's guardrail alone: gitops writes what the plan decided,
+    # so a scale-up in place (no relocation, no saving) is committed, not skipped.
+    from dataclasses import replace
+
+    from cloudbalance.config import GuardrailSettings, Settings
+
+    rails = Guardrails.from_settings(Settings(guardrails=GuardrailSettings(min_saving=500.0)))
+    scale = replace(
+        plan_factory({"checkout": {"aws:us-east-1": 8, "gcp:us-central1": 2}}, current=CURRENT),
+        expected_cost=1000.0,
     )
-    assert result.mode == "skipped"
-    assert infra.head() == head
+    assert scale.saving == 0.0
+    result = apply(scale, infra.root, mode="commit", guardrails=rails)
+    assert result.mode == "commit"
+    assert result.commit is not None
+    assert infra.head() == result.commit
 
 
 def test_policy_denies_stop_the_change_and_warnings_reach_the_message(infra, plan_factory) -> None:
@@ -654,15 +664,24 @@ def test_planner_inputs_give_the_forecast_column_and_the_workloads_stack(
     other = infra.root / "shop" / "Pulumi.dr.yaml"
     other.write_text(infra.prod.read_text())
     infra.commit_all("disaster-recovery stack")
-    plan = dataclasses.replace(
-        shift_plan(plan_factory),
-        inputs={
-            "problem": {
-                "workloads": [{"name": "checkout", "stack": "shop/dr"}],
-                "demand": [[8, 11, 15]],
-            }
-        },
+    import numpy as np
+
+    from cloudbalance.plan import Problem
+
+    cost = np.ones((1, 2, 3))
+    problem = Problem(
+        workloads=(Workload("checkout", stack="shop/dr"),),
+        locations=(AWS, GCP),
+        period_start=datetime(2026, 11, 24),
+        period="1D",
+        demand=np.array([[8, 11, 15]]),
+        cost=cost,
+        cost_lower=cost,
+        cost_upper=cost,
+        current=np.array([[6, 2]]),
+        confidence=np.array([0.9]),
     )
+    plan = dataclasses.replace(shift_plan(plan_factory), inputs={"problem": problem.to_dict()})
     result = apply(plan, infra.root)
     assert result.diff.paths == ("shop/Pulumi.dr.yaml",)
     assert "| checkout | aws:us-east-1 | 6 | 3 | 8 → 11 → 15 |" in result.message

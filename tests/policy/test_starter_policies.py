@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -225,16 +225,29 @@ def test_a_person_s_stack_diff_is_checked_by_the_same_policies() -> None:
 
 
 def test_max_monthly_cost_prices_a_planner_plan_from_its_stored_problem() -> None:
-    # workloads x locations x periods, flattened: etl at aws 2.0 then 2.1, at gcp 1.0 then 1.1
-    problem = {
-        "workloads": [{"name": "etl"}],
-        "locations": ["aws:us-east-1", "gcp:us-central1"],
-        "cost": [2.0, 2.1, 1.0, 1.1],
-    }
+    import numpy as np
+
+    from cloudbalance.models import Workload
+    from cloudbalance.plan import Problem
+
+    # etl at aws 2.0 then 2.1, at gcp 1.0 then 1.1: the first period prices the plan.
+    cost = np.array([[[2.0, 2.1], [1.0, 1.1]]])
+    problem = Problem(
+        workloads=(Workload("etl"),),
+        locations=(Location("aws", "us-east-1"), Location("gcp", "us-central1")),
+        period_start=datetime(2026, 11, 24),
+        period="1D",
+        demand=np.array([[10, 10]]),
+        cost=cost,
+        cost_lower=cost,
+        cost_upper=cost,
+        current=np.array([[10, 0]]),
+        confidence=np.array([0.9]),
+    )
     plan = make_plan(
         {"etl": {"aws:us-east-1": 4, "gcp:us-central1": 6}},
         before={"etl": {"aws:us-east-1": 10}},
-        inputs={"problem": problem},
+        inputs={"problem": problem.to_dict()},
     )
     settings = make_settings(max_monthly_cost={"aws": 200.0, "gcp": 200.0})
     document = plan_input(plan, settings=settings, now=TODAY)

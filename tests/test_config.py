@@ -132,3 +132,32 @@ def test_settings_built_in_code_need_no_file() -> None:
     settings = Settings()
     assert settings.path is None
     assert settings.workload_models() == []
+
+
+def test_data_gravity_keys_become_workload_fields_and_bad_locations_are_refused(
+    tmp_path: Path,
+) -> None:
+    settings = load_config(
+        write(
+            tmp_path,
+            "workloads:\n  web:\n    data_location: aws:us-east-1\n    data_gb: 5\n"
+            "    preference: {gcp:us-central1: 0.5}\n",
+        )
+    )
+    web = settings.workloads["web"]
+    assert web.data_location == Location("aws", "us-east-1")
+    assert web.preference == ((Location("gcp", "us-central1"), 0.5),)
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            write(
+                tmp_path,
+                "workloads:\n  web:\n    data_location: mars:x\n    data_gb: -1\n"
+                "    preference: {venus:y: .nan}\n",
+            )
+        )
+    keys = [p.key for p in caught.value.problems]
+    assert keys == [
+        "workloads.web.data_location",
+        "workloads.web.data_gb",
+        "workloads.web.preference.venus:y",
+    ]

@@ -379,17 +379,11 @@ class Plan:
             before.setdefault(p.workload, {})[p.location] = p.replicas
         for p in self.first_period:
             after.setdefault(p.workload, {})[p.location] = p.replicas
-        moved = []
-        for name in sorted(set(before) | set(after)):
-            cur, new = before.get(name, {}), after.get(name, {})
-            total, had = sum(new.values()), sum(cur.values())
-            if total <= 0 or had <= 0:
-                continue
-            locs = sorted(set(cur) | set(new))
-            kept = proportional([cur.get(loc, 0) for loc in locs], total)
-            if kept != [new.get(loc, 0) for loc in locs]:
-                moved.append(name)
-        return tuple(moved)
+        return tuple(
+            name
+            for name in sorted(set(before) | set(after))
+            if replicas_relocated(before.get(name, {}), after.get(name, {})) > 0
+        )
 
     @property
     def relocations(self) -> tuple[Move, ...]:
@@ -471,6 +465,23 @@ def proportional(current: list[int], total: int) -> list[int]:
     for k in order[:rest]:
         out[k] += 1
     return out
+
+
+def replicas_relocated(before: Mapping[Any, int], after: Mapping[Any, int]) -> int:
+    """Replicas one workload's change places somewhere else: the one measure of "moved".
+
+    What ``after`` holds beyond its replicas spread over ``before``'s locations in proportion
+    (:func:`proportional`): scaling up or down in place relocates nothing, and neither does the
+    first placement of a workload that ran nowhere. :meth:`Plan.moved_workloads`, the diff's
+    ``share_moved`` (``guardrails.max_share_moved``) and the policies' ``summary.replicas_moved``
+    all count with it.
+    """
+    total, had = sum(after.values()), sum(before.values())
+    if total <= 0 or had <= 0:
+        return 0
+    keys = sorted(set(before) | set(after), key=str)
+    kept = proportional([before.get(k, 0) for k in keys], total)
+    return sum(max(0, after.get(k, 0) - n) for k, n in zip(keys, kept, strict=True))
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import PolicyDeniedError, PolicyError
-from cloudbalance.models import MODES, Location, Move, Plan
+from cloudbalance.models import MODES, Location, Move, Plan, replicas_relocated
 from cloudbalance.models import Mode as WriteMode
 
 if TYPE_CHECKING:
@@ -784,14 +784,14 @@ def _changes_and_summary(
             changes.append(change)
     touched = sorted({c["workload"] for c in changes})
     replicas_before = sum(sum(before.get(w, {}).values()) for w in touched)
-    moved = sum(max(0, c["delta"]) for c in changes)
+    moved = sum(replicas_relocated(before.get(w, {}), after.get(w, {})) for w in touched)
     summary = {
         "workloads": len(touched),
         "moves": len(changes),
         "replicas_before": replicas_before,
         "replicas_after": sum(sum(after.get(w, {}).values()) for w in touched),
         "replicas_moved": moved,
-        "share_moved": (moved / replicas_before) if replicas_before else (1.0 if moved else 0.0),
+        "share_moved": moved / replicas_before if moved else 0.0,
     }
     return changes, summary, touched
 

@@ -620,18 +620,10 @@ def apply(
                     f"pull request for review: confidence {plan.confidence:.2f} < "
                     f"{rails.min_confidence:.2f}"
                 )
-        elif violations:
-            if chosen_mode == "commit":
-                raise GitOpsError(
-                    f"plan {plan.plan_id} exceeds the guardrails ("
-                    + "; ".join(violations)
-                    + "); use --mode pr so a person reviews it"
-                )
+        elif violations:  # a direct commit over them is denied by the max_share_moved policy
             notes.extend(f"guardrail exceeded: {v}" for v in violations)
-        if frozen is not None:
-            if chosen_mode != "dry-run":
-                raise GitOpsError(f"changes are frozen today ({when:%Y-%m-%d}): {frozen}")
-            notes.append(f"freeze window in force: {frozen}; only a dry run is possible")
+        if frozen is not None:  # refused by the freeze policy, the one place it is enforced
+            notes.append(f"freeze window in force: {frozen}")
         # The minimum saving is the planner's guardrail (one home, cloudbalance.plan.solve): a
         # plan below it relocates nothing, and its in-place scale-ups are written as they are.
         subject, body = render(

@@ -42,7 +42,15 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from cloudbalance.budgets import SpendBudget
 from cloudbalance.exceptions import CloudBalanceError, ConfigError
-from cloudbalance.models import CLOUDS, FreezeWindow, Location, Mode, Workload, WorkloadMatch
+from cloudbalance.models import (
+    CLOUDS,
+    FreezeWindow,
+    Location,
+    Mode,
+    Quota,
+    Workload,
+    WorkloadMatch,
+)
 from cloudbalance.notify.settings import NotificationSettings
 
 __all__ = [
@@ -54,7 +62,6 @@ __all__ = [
     "GitSettings",
     "GuardrailSettings",
     "PlanSettings",
-    "QuotaSettings",
     "Settings",
     "StoreSettings",
     "SyncSettings",
@@ -129,20 +136,12 @@ class ForecastSettings:
 
 
 @dataclass(frozen=True)
-class QuotaSettings:
-    """A vCPU quota at one location (``cloud:region``)."""
-
-    location: str
-    vcpus: float
-
-
-@dataclass(frozen=True)
 class PlanSettings:
     """Planner defaults (see docs/planning.md)."""
 
     quantile: float = 0.8
     max_gap: float = 0.005
-    quotas: tuple[QuotaSettings, ...] = ()
+    quotas: tuple[Quota, ...] = ()
     hold: Literal["plan", "workload"] = "plan"
     egress: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -666,11 +665,9 @@ def _check(settings: Settings, loader: _Loader, root: Mapping[str, Any]) -> None
             "currency.rates",
             line("currency", "rates"),
         )
-    names = [quota.location for quota in settings.plan.quotas]
+    names = [quota.location.key for quota in settings.plan.quotas]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         loader.report(f"location {dup} is listed twice", "plan.quotas", line("plan", "quotas"))
-    for i, quota in enumerate(settings.plan.quotas):
-        loader.location(quota.location, f"plan.quotas[{i}].location", line("plan", "quotas"))
     _check_budgets_and_notifications(settings, loader, root)
 
 

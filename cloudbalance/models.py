@@ -247,6 +247,26 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Quota:
+    """At most ``vcpus`` vCPUs of planned workloads at one location, in every period.
+
+    ``plan.quotas`` of ``cloudbalance.yaml`` builds these directly; the planner reads them.
+    """
+
+    location: Location
+    vcpus: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"location": self.location.key, "vcpus": self.vcpus}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Quota:
+        """Inverse of :meth:`to_dict`."""
+        return cls(Location.parse(str(data["location"])), float(data["vcpus"]))
+
+
+@dataclass(frozen=True)
 class Placement:
     """Replicas of one workload at one location."""
 

@@ -24,6 +24,7 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     assert checkout.match.tag_values == ("checkout", "checkout-api")
     assert settings.guardrails.freeze[0].start == date(2026, 12, 20)
     assert settings.plan.quotas[0].vcpus == 512.0
+    assert isinstance(settings.plan.quotas[0].location, Location)  # the planner's Quota, no twin
 
 
 def test_an_empty_file_is_refused_and_a_version_alone_gives_the_defaults(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime
 
-from cloudbalance.config import FreezeWindow, GuardrailSettings, Settings
-from cloudbalance.models import Location, Move, Placement, Plan, Workload
+from cloudbalance.config import Settings
+from cloudbalance.models import FreezeWindow, Guardrails, Location, Move, Placement, Plan, Workload
 from cloudbalance.policy import PolicySet, plan_input
 
 WORKLOADS = 1_000
@@ -53,7 +53,7 @@ def build() -> tuple[Plan, Settings]:
     }
     settings = Settings(
         workloads=workloads,
-        guardrails=GuardrailSettings(
+        guardrails=Guardrails(
             max_share_moved=0.5,
             max_moves=10_000,
             freeze=(FreezeWindow(date(2026, 12, 20), date(2027, 1, 2), "year end"),),

@@ -45,6 +45,7 @@ from cloudbalance.exceptions import CloudBalanceError, ConfigError
 from cloudbalance.models import (
     CLOUDS,
     FreezeWindow,
+    Guardrails,
     Location,
     Mode,
     Quota,
@@ -60,7 +61,6 @@ __all__ = [
     "ForecastSettings",
     "FreezeWindow",
     "GitSettings",
-    "GuardrailSettings",
     "PlanSettings",
     "Settings",
     "StoreSettings",
@@ -147,28 +147,6 @@ class PlanSettings:
 
 
 @dataclass(frozen=True)
-class GuardrailSettings:
-    """Limits on what an automated change may do.
-
-    ``policies`` are extra Rego files or folders (see docs/policies.md); ``max_monthly_cost``
-    caps the estimated monthly cost per cloud (``{aws: 12000}``); ``rollback_threshold`` is the
-    amount by which an applied plan may cost more than not moving before a revert is proposed,
-    and ``health_check`` a command run per moved workload (see docs/verification.md).
-    """
-
-    min_confidence_commit: float = 0.8
-    max_moves: int | None = None
-    max_share_moved: float | None = None
-    min_saving: float = 0.0
-    min_saving_pct: float = 0.0
-    freeze: tuple[FreezeWindow, ...] = ()
-    policies: tuple[str, ...] = ()
-    max_monthly_cost: dict[str, float] = field(default_factory=dict)
-    rollback_threshold: float | None = None
-    health_check: str | None = None
-
-
-@dataclass(frozen=True)
 class GitSettings:
     """Where and how plans are written.
 
@@ -211,7 +189,7 @@ class Settings:
     workloads: dict[str, Workload] = field(default_factory=dict)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
-    guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
+    guardrails: Guardrails = field(default_factory=Guardrails)
     git: GitSettings = field(default_factory=GitSettings)
     budgets: tuple[SpendBudget, ...] = ()
     notifications: NotificationSettings = field(default_factory=NotificationSettings)

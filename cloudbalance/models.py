@@ -247,6 +247,57 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Guardrails:
+    """What a change may do without a person: ``guardrails:`` of ``cloudbalance.yaml``, as is.
+
+    The one type for these settings (config builds it, gitops, the planner and the policies read
+    it); docs/guardrails.md says where each one is enforced and in which unit.
+
+    Attributes:
+        min_confidence_commit: 0..1; a direct commit needs at least this plan confidence (the
+            ``confidence`` policy); ``auto`` mode opens a pull request below it.
+        max_moves: Most placement values one change edits without review.
+        max_share_moved: Most replicas one change relocates without review, as a share (0..1)
+            of the touched workloads' replicas (:func:`replicas_relocated`).
+        min_saving: Least saving of a whole plan worth a relocation, in its currency (planner).
+        min_saving_pct: The same as a fraction of the plan's baseline cost (0.02 = 2%).
+        freeze: Windows during which nothing but a dry run acts (the ``freeze`` policy).
+        policies: Extra Rego files or folders (docs/policies.md).
+        max_monthly_cost: Estimated monthly cost cap per cloud (``{aws: 12000}``).
+        rollback_threshold: How much more than not moving an applied plan may cost before
+            ``verify`` proposes its revert (docs/verification.md).
+        health_check: A command run per moved workload by ``verify``.
+    """
+
+    min_confidence_commit: float = 0.8
+    max_moves: int | None = None
+    max_share_moved: float | None = None
+    min_saving: float = 0.0
+    min_saving_pct: float = 0.0
+    freeze: tuple[FreezeWindow, ...] = ()
+    policies: tuple[str, ...] = ()
+    max_monthly_cost: dict[str, float] = field(default_factory=dict)
+    rollback_threshold: float | None = None
+    health_check: str | None = None
+
+    def frozen(self, now: datetime) -> FreezeWindow | None:
+        """The freeze window ``now`` falls in, if any."""
+        return next((w for w in self.freeze if w.contains(now)), None)
+
+    def violations(self, edits: int, share_moved: float) -> list[str]:
+        """The review limits a change of ``edits`` values relocating ``share_moved`` exceeds."""
+        found = []
+        if self.max_moves is not None and edits > self.max_moves:
+            found.append(f"changes {edits} placements, more than max_moves={self.max_moves}")
+        if self.max_share_moved is not None and share_moved > self.max_share_moved:
+            found.append(
+                f"moves {share_moved:.0%} of replicas, more than "
+                f"max_share_moved={self.max_share_moved:.0%}"
+            )
+        return found
+
+
+@dataclass(frozen=True)
 class Quota:
     """At most ``vcpus`` vCPUs of planned workloads at one location, in every period.
 

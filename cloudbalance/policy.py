@@ -59,13 +59,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import PolicyDeniedError, PolicyError
-from cloudbalance.models import MODES, Location, Move, Plan, replicas_relocated
+from cloudbalance.models import MODES, Guardrails, Location, Move, Plan, replicas_relocated
 from cloudbalance.models import Mode as WriteMode
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cloudbalance.config import GuardrailSettings, Settings
+    from cloudbalance.config import Settings
 
 __all__ = [
     "POLICY_INPUT_VERSION",
@@ -738,11 +738,9 @@ def _settings_doc(settings: Settings | None) -> dict[str, Any]:
     }
 
 
-def _guardrails_doc(guardrails: GuardrailSettings | None) -> dict[str, Any]:
+def _guardrails_doc(guardrails: Guardrails | None) -> dict[str, Any]:
     if guardrails is None:
-        from cloudbalance.config import GuardrailSettings
-
-        guardrails = GuardrailSettings()
+        guardrails = Guardrails()
     return {
         "max_share_moved": guardrails.max_share_moved,
         "max_moves": guardrails.max_moves,

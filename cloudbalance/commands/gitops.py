@@ -18,7 +18,7 @@ from cloudbalance.commands._common import ConfigOption, OutputFormat, comma_list
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
-    from cloudbalance.gitops import ApplyResult, Guardrails
+    from cloudbalance.gitops import ApplyResult
 
 ForgeOption = Annotated[
     Literal["github", "gitlab"] | None,
@@ -32,44 +32,30 @@ JsonFlag = Annotated[
 ]
 
 
-def _guardrails(
+def _with_guardrails(
     settings: Settings,
     *,
     min_confidence: float | None,
     max_moves: int | None,
     max_share: float | None,
     freeze: list[str],
-) -> Guardrails:
-    """The configured guardrails, with the command line's options on top."""
+) -> Settings:
+    """The settings with the command line's guardrails on top (gitops and policies read them)."""
     import dataclasses
 
-    from cloudbalance.gitops import FreezeWindow, Guardrails
+    from cloudbalance.models import FreezeWindow
 
-    rails = Guardrails.from_settings(settings)
+    rails = settings.guardrails
     values: dict[str, Any] = {}
     if min_confidence is not None:
-        values["min_confidence"] = min_confidence
+        values["min_confidence_commit"] = min_confidence
     if max_moves is not None:
         values["max_moves"] = max_moves
     if max_share is not None:
         values["max_share_moved"] = max_share
     windows = (*rails.freeze, *(FreezeWindow.parse(text) for text in freeze))
-    return dataclasses.replace(rails, freeze=windows, **values)
-
-
-def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
-    """The settings with the command line's guardrails, so policies see the same limits."""
-    import dataclasses
-
     return dataclasses.replace(
-        settings,
-        guardrails=dataclasses.replace(
-            settings.guardrails,
-            min_confidence_commit=rails.min_confidence,
-            max_moves=rails.max_moves,
-            max_share_moved=rails.max_share_moved,
-            freeze=rails.freeze,
-        ),
+        settings, guardrails=dataclasses.replace(rails, freeze=windows, **values)
     )
 
 
@@ -221,14 +207,13 @@ def register(app: typer.Typer) -> None:
         chosen = parse_mode_option("dry-run" if dry_run else mode or settings.git.mode)
         if mode is None and not dry_run and chosen != "dry-run":
             _announce(settings, repo=repo, push=push)
-        rails = _guardrails(
+        settings = _with_guardrails(
             settings,
             min_confidence=min_confidence,
             max_moves=max_moves,
             max_share=max_share,
             freeze=freeze or [],
         )
-        settings = _with_guardrails(settings, rails)
         target = steps.git_target(
             settings,
             repo=repo,

@@ -575,7 +575,7 @@ def apply(
         PolicyDeniedError: The policy check denied the change.
     """
     rails = guardrails or Guardrails()
-    chosen_mode: str = mode or rails.default_mode
+    chosen_mode: str = mode or "dry-run"
     if chosen_mode not in MODES:
         raise GitOpsError(f"unknown mode {chosen_mode!r}; use one of {', '.join(MODES)}")
     _check_plan_id(plan.plan_id)
@@ -604,21 +604,22 @@ def apply(
                 raise PolicyDeniedError(list(outcome.denies))
             warnings.extend(f"policy: {w}" for w in outcome.warnings)
         frozen = rails.frozen(when)
-        violations = rails.violations(diff)
+        violations = rails.violations(len(diff.changes), diff.share_moved)
         if chosen_mode == "auto":
             if violations:
                 chosen_mode = "pr"
                 notes.append("pull request for review: " + "; ".join(violations))
-            elif plan.confidence >= rails.min_confidence:
+            elif plan.confidence >= rails.min_confidence_commit:
                 chosen_mode = "commit"
                 notes.append(
-                    f"committed: confidence {plan.confidence:.2f} >= {rails.min_confidence:.2f}"
+                    f"committed: confidence {plan.confidence:.2f} >= "
+                    f"{rails.min_confidence_commit:.2f}"
                 )
             else:
                 chosen_mode = "pr"
                 notes.append(
                     f"pull request for review: confidence {plan.confidence:.2f} < "
-                    f"{rails.min_confidence:.2f}"
+                    f"{rails.min_confidence_commit:.2f}"
                 )
         elif violations:  # a direct commit over them is denied by the max_share_moved policy
             notes.extend(f"guardrail exceeded: {v}" for v in violations)

@@ -222,7 +222,7 @@ def target_from_settings(
         forge=forge,
         push=push,
         mode=chosen_mode,
-        guardrails=guardrails or Guardrails.from_settings(settings),
+        guardrails=guardrails or settings.guardrails,
         workloads=hints,
         policy_check=gate,
     )

@@ -342,14 +342,14 @@ def test_revert_refuses_to_overwrite_a_later_human_edit(infra, plan_factory) -> 
 
 
 def test_auto_mode_commits_at_or_above_the_confidence_threshold(infra, plan_factory) -> None:
-    rails = Guardrails(min_confidence=0.87)
+    rails = Guardrails(min_confidence_commit=0.87)
     result = apply(shift_plan(plan_factory), infra.root, mode="auto", guardrails=rails)
     assert result.mode == "commit"
     assert result.commit == infra.head()
 
 
 def test_auto_mode_below_the_threshold_opens_a_pull_request(infra, plan_factory, github) -> None:
-    rails = Guardrails(min_confidence=0.95)
+    rails = Guardrails(min_confidence_commit=0.95)
     forge = Forge(api_url=github.url, repository="acme/infra")
     head = infra.head()
     result = apply(shift_plan(plan_factory), infra.root, mode="auto", guardrails=rails, forge=forge)
@@ -359,7 +359,7 @@ def test_auto_mode_below_the_threshold_opens_a_pull_request(infra, plan_factory,
 
 
 def test_auto_mode_over_the_move_limit_asks_a_human(infra, plan_factory, github) -> None:
-    rails = Guardrails(min_confidence=0.5, max_moves=1)
+    rails = Guardrails(min_confidence_commit=0.5, max_moves=1)
     forge = Forge(api_url=github.url, repository="acme/infra")
     result = apply(shift_plan(plan_factory), infra.root, mode="auto", guardrails=rails, forge=forge)
     assert result.mode == "pr"
@@ -457,9 +457,7 @@ def test_an_in_place_scale_up_without_saving_reaches_git(infra, plan_factory) ->
     # so a scale-up in place (no relocation, no saving) is committed, not skipped.
     from dataclasses import replace
 
-    from cloudbalance.config import GuardrailSettings, Settings
-
-    rails = Guardrails.from_settings(Settings(guardrails=GuardrailSettings(min_saving=500.0)))
+    rails = Guardrails(min_saving=500.0)
     scale = replace(
         plan_factory({"checkout": {"aws:us-east-1": 8, "gcp:us-central1": 2}}, current=CURRENT),
         expected_cost=1000.0,

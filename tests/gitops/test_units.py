@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cloudbalance.exceptions import GitOpsError
-from cloudbalance.gitops import Guardrails, parse_trailers
+from cloudbalance.gitops import parse_trailers
 from cloudbalance.gitops._diff import three_way, unified_diff
 from cloudbalance.gitops._forge import repository_from_url
 from cloudbalance.gitops._git import redact
@@ -51,17 +51,22 @@ def test_credentials_in_urls_and_known_tokens_are_redacted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("text", "key"),
     [
-        ({"min_confidence": 1.5}, "min_confidence"),
-        ({"max_moves": -1}, "max_moves"),
-        ({"max_share_moved": -0.1}, "max_share_moved"),
-        ({"default_mode": "yolo"}, "unknown mode"),
+        ("guardrails: {min_confidence_commit: 1.5}", "guardrails.min_confidence_commit"),
+        ("guardrails: {max_moves: -1}", "guardrails.max_moves"),
+        ("guardrails: {max_share_moved: -0.1}", "guardrails.max_share_moved"),
+        ("git: {mode: yolo}", "git.mode"),
     ],
 )
-def test_guardrails_reject_impossible_limits(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(GitOpsError, match=message):
-        Guardrails(**kwargs)  # type: ignore[arg-type]
+def test_guardrails_reject_impossible_limits(tmp_path, text: str, key: str) -> None:
+    # the guardrails are the config's own type: the config is where their ranges are checked
+    from cloudbalance.config import load_config
+    from cloudbalance.exceptions import ConfigError
+
+    (tmp_path / "cloudbalance.yaml").write_text(text + "\n")
+    with pytest.raises(ConfigError, match=key):
+        load_config(tmp_path / "cloudbalance.yaml")
 
 
 def test_diff_of_a_long_repetitive_file_shows_only_the_changed_lines() -> None:

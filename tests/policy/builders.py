@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cloudbalance.config import GuardrailSettings, Settings
-from cloudbalance.models import Location, Move, Placement, Plan, Workload
+from cloudbalance.config import Settings
+from cloudbalance.models import Guardrails, Location, Move, Placement, Plan, Workload
 
 EU = ("aws:eu-west-1", "gcp:europe-west1", "azure:westeurope")
 
@@ -18,7 +18,7 @@ def make_settings(**guardrails: object) -> Settings:
             ),
             "etl": Workload("etl"),
         },
-        guardrails=GuardrailSettings(**guardrails),  # type: ignore[arg-type]
+        guardrails=Guardrails(**guardrails),  # type: ignore[arg-type]
     )
 
 

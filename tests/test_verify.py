@@ -84,7 +84,7 @@ def prices_turned(sample: Sample, factor: float) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------- numbers
 
 
-def test_realised_and_not_moving_are_priced_from_the_same_observed_prices() -> None:
+def test_realised_and_not_moving_are_priced_from_the_same_observed_prices(sample: Sample) -> None:
     rows = [
         {
             "ProviderName": cloud,
@@ -103,28 +103,35 @@ def test_realised_and_not_moving_are_priced_from_the_same_observed_prices() -> N
     plan = etl_plan(saving=1.0)
     shape = Workload("etl", vcpus=2, memory_gib=8)
     result = verify_plan(
-        plan, prices=pd.DataFrame(rows), now=START + timedelta(days=3), workloads=[shape]
+        plan,
+        prices=pd.DataFrame(rows),
+        costs=sample.costs,
+        now=START + timedelta(days=3),
+        workloads=[shape],
     )
     # 3 days: after = 4 aws x 2.40 + 6 gcp x 1.20 = 16.80/day; before = 8 x 2.40 + 2 x 1.20
-    # = 21.60/day; expected = not moving minus the claimed 2.00 saving pro rata (3/14).
+    # = 21.60/day; expected: the claimed 2.00 saving pro rata (3/14), the plan has no problem.
     assert result.status == "kept"
     assert result.periods == 3
     assert result.realised == pytest.approx(50.40)
     assert result.counterfactual == pytest.approx(64.80)
     assert result.excess == pytest.approx(-14.40)
-    assert result.expected == pytest.approx(64.80 - 2.0 * 3 / 14)
+    assert result.saving == pytest.approx(14.40)
+    assert result.expected == pytest.approx(2.0 * 3 / 14)
     assert (result.start, result.end) == (START, START + timedelta(days=3))
 
 
 def test_a_plan_whose_periods_have_not_elapsed_is_pending(sample: Sample) -> None:
-    result = verify_plan(etl_plan(), prices=sample.prices, now=START + timedelta(hours=20))
+    result = verify_plan(
+        etl_plan(), prices=sample.prices, costs=sample.costs, now=START + timedelta(hours=20)
+    )
     assert result.status == "pending"
     assert result.periods == 0
 
 
 def test_no_observed_price_leaves_the_plan_unpriced(sample: Sample) -> None:
     empty = sample.prices.iloc[0:0]
-    result = verify_plan(etl_plan(), prices=empty, now=NOW, threshold=1.0)
+    result = verify_plan(etl_plan(), prices=empty, costs=sample.costs, now=NOW, threshold=1.0)
     assert result.status == "unpriced"
     assert not result.should_revert
 
@@ -133,6 +140,7 @@ def test_prices_turning_against_the_plan_call_for_a_revert(sample: Sample) -> No
     result = verify_plan(
         etl_plan(),
         prices=prices_turned(sample, 3.0),
+        costs=sample.costs,
         now=NOW,
         workloads=sample.workloads,
         threshold=5.0,
@@ -147,6 +155,7 @@ def test_a_good_plan_is_kept(sample: Sample) -> None:
     result = verify_plan(
         etl_plan(),
         prices=prices_turned(sample, 0.5),
+        costs=sample.costs,
         now=NOW,
         workloads=sample.workloads,
         threshold=5.0,
@@ -156,7 +165,7 @@ def test_a_good_plan_is_kept(sample: Sample) -> None:
 
 
 def test_without_a_threshold_cost_never_triggers_a_revert(sample: Sample) -> None:
-    result = verify_plan(etl_plan(), prices=prices_turned(sample, 3.0), now=NOW)
+    result = verify_plan(etl_plan(), prices=prices_turned(sample, 3.0), costs=sample.costs, now=NOW)
     assert result.status == "kept"
     assert result.excess > 0
 
@@ -164,7 +173,11 @@ def test_without_a_threshold_cost_never_triggers_a_revert(sample: Sample) -> Non
 def test_a_failing_health_check_calls_for_a_revert_with_its_output(sample: Sample) -> None:
     command = f"{sys.executable} -c \"import sys; print('5xx on {{locations}}'); sys.exit(3)\""
     result = verify_plan(
-        etl_plan(), prices=prices_turned(sample, 0.5), now=NOW, health_check=command
+        etl_plan(),
+        prices=prices_turned(sample, 0.5),
+        costs=sample.costs,
+        now=NOW,
+        health_check=command,
     )
     assert result.status == "revert"
     assert result.health == (
@@ -211,10 +224,11 @@ def store(tmp_path: Path) -> Store:
     opened.close()
 
 
-def applied(infra: Path, store: Store, plan: Plan, prices: pd.DataFrame) -> None:
+def applied(infra: Path, store: Store, plan: Plan, prices: pd.DataFrame, sample: Sample) -> None:
     apply(plan, infra, mode="commit")
     store.save_plan(plan)
     store.ingest_prices(prices, source="sample")
+    store.ingest_costs(sample.costs, source="sample")
 
 
 def stack_text(infra: Path) -> str:
@@ -225,7 +239,7 @@ def test_a_plan_turned_bad_is_reverted_once_through_git(
     infra: Path, store: Store, sample: Sample
 ) -> None:
     plan = etl_plan()
-    applied(infra, store, plan, prices_turned(sample, 3.0))
+    applied(infra, store, plan, prices_turned(sample, 3.0), sample)
     assert "replicas: 6}" in stack_text(infra)
 
     verifications = verify_applied(
@@ -263,7 +277,7 @@ def test_a_plan_turned_bad_is_reverted_once_through_git(
 
 
 def test_a_good_plan_is_kept_in_git(infra: Path, store: Store, sample: Sample) -> None:
-    applied(infra, store, etl_plan(), prices_turned(sample, 0.5))
+    applied(infra, store, etl_plan(), prices_turned(sample, 0.5), sample)
     verifications = verify_applied(infra, store, now=NOW, workloads=sample.workloads, threshold=5.0)
     assert [v.status for v in verifications] == ["kept"]
     assert propose_reverts(verifications, infra, mode="commit", push=False, store=store) == []
@@ -273,7 +287,7 @@ def test_a_good_plan_is_kept_in_git(infra: Path, store: Store, sample: Sample) -
 def test_a_person_s_change_since_the_plan_blocks_the_revert(
     infra: Path, store: Store, sample: Sample
 ) -> None:
-    applied(infra, store, etl_plan(), prices_turned(sample, 3.0))
+    applied(infra, store, etl_plan(), prices_turned(sample, 3.0), sample)
     path = infra / "batch" / "Pulumi.prod.yaml"
     path.write_text(stack_text(infra).replace("replicas: 6}", "replicas: 5}"))
     git(infra, "commit", "-q", "-am", "etl: one replica less on gcp")
@@ -313,7 +327,7 @@ class FakeForge(Forge):
 def test_a_revert_pull_request_carries_the_evidence(
     infra: Path, store: Store, sample: Sample
 ) -> None:
-    applied(infra, store, etl_plan(), prices_turned(sample, 3.0))
+    applied(infra, store, etl_plan(), prices_turned(sample, 3.0), sample)
     forge = FakeForge(repository="acme/infra")
     verifications = verify_applied(infra, store, now=NOW, workloads=sample.workloads, threshold=5.0)
     outcomes = propose_reverts(verifications, infra, mode="pr", forge=forge, store=store)
@@ -332,7 +346,7 @@ def test_verify_command_reverts_a_bad_plan_with_the_configured_threshold(
 ) -> None:
     from cloudbalance.cli import main
 
-    applied(infra, store, etl_plan(), prices_turned(sample, 3.0))
+    applied(infra, store, etl_plan(), prices_turned(sample, 3.0), sample)
     store.close()
     config = infra.parent / "cloudbalance.yaml"
     config.write_text(

@@ -570,9 +570,10 @@ def verify_plan(
         elif covered is None:
             why = "no cost data yet for " + (", ".join(sorted(clouds)) or "any cloud")
         else:
+            last = covered - timedelta(microseconds=1)
             why = (
-                f"no period of the plan has cost data yet (the data ends {covered:%Y-%m-%d}, "
-                f"the plan starts {plan.period_start:%Y-%m-%d})"
+                f"no period of the plan has cost data yet (the cost data ends with "
+                f"{last:%Y-%m-%d}, the plan starts {plan.period_start:%Y-%m-%d})"
             )
         return verification("pending", [why])
     shapes: dict[str, Workload] = {}

@@ -363,3 +363,112 @@ def test_verify_command_reverts_a_bad_plan_with_the_configured_threshold(
     assert [v["status"] for v in payload["verifications"]] == ["revert"]
     assert payload["reverts"][0]["status"] == "proposed"
     assert stack_text(infra) == STACK
+
+
+# ---------------------------------------------------------------------------------- one saving
+
+
+def scale_plan(plan_id: str = "etl-scale-1") -> Plan:
+    """Scale etl up in place (8 + 2 -> 10 + 2), claiming a saving as the planner used to."""
+    current = (Placement("etl", AWS, 8), Placement("etl", GCP, 2))
+    after = (Placement("etl", AWS, 10), Placement("etl", GCP, 2))
+    return Plan(
+        plan_id=plan_id,
+        created_at=START - timedelta(hours=6),
+        period_start=START,
+        period="1D",
+        horizon=14,
+        current=current,
+        schedule=(after,) * 14,
+        moves=(Move("etl", AWS, 8, 10, saving=20.0, confidence=0.9, reason="demand grows"),),
+        expected_cost=100.0,
+        baseline_cost=120.0,
+        confidence=0.9,
+    )
+
+
+def test_commit_verify_and_report_show_one_saving_to_the_cent(
+    infra: Path, store: Store, sample: Sample
+) -> None:
+    """Once the commit said "saves 111.20 USD" while verify said "+187.94 USD" and "kept".
+
+    A scale-up in place was priced as a loss against the old replica count; now not moving is
+    the same replicas in the same locations, so it saves exactly nothing, and every place
+    shows the plan's expected saving with the same cents.
+    """
+    from cloudbalance.gitops import parse_trailers
+    from cloudbalance.verify import realised_savings
+
+    applied(infra, store, scale_plan(), sample.prices, sample)
+    message = git(infra, "log", "-1", "--format=%B")
+    assert message.splitlines()[0] == "cloudbalance: scale etl in place (saves 20.00 USD)"
+    assert parse_trailers(message)["Cloudbalance-Saving"] == "20.00 USD"
+    assert "| etl | aws:us-east-1 | 8 | 10 |" in message
+    row = next(line for line in message.splitlines() if line.startswith("| etl |"))
+    assert "| - |" in row  # no saving shown for scaling in place
+
+    (checked,) = verify_applied(infra, store, now=NOW, workloads=sample.workloads, run_id="r1")
+    assert checked.status == "kept"
+    assert checked.workloads == ()
+    assert checked.saving == 0.0
+    assert "expected 20.00 USD over the plan's horizon" in checked.summary()
+    assert "the plan moved no workload" in checked.reasons[0]
+    assert realised_savings(store) == [checked]
+    assert realised_savings(store, run_id="r1")[0].to_dict() == checked.to_dict()
+
+
+def test_a_moved_plan_s_figures_survive_the_audit_log(
+    infra: Path, store: Store, sample: Sample
+) -> None:
+    from cloudbalance.verify import realised_savings
+
+    applied(infra, store, etl_plan(), sample.prices, sample)
+    (checked,) = verify_applied(infra, store, now=NOW, workloads=sample.workloads)
+    assert checked.status == "kept"
+    assert checked.periods == 14
+    (recorded,) = realised_savings(store)
+    assert f"{recorded.saving:,.2f}" == f"{checked.saving:,.2f}"
+    assert f"{recorded.expected:,.2f}" == f"{checked.expected:,.2f}"
+    assert recorded.summary() == checked.summary()
+
+
+def test_periods_without_cost_data_are_never_judged(sample: Sample) -> None:
+    """On 2026-11-29 with data ending 2026-10-31, nothing claims November."""
+    late = etl_plan()
+    november = Plan.from_dict(
+        {
+            **late.to_dict(),
+            "period_start": (END + timedelta(days=1)).isoformat(),
+            "created_at": END.isoformat(),
+        }
+    )
+    result = verify_plan(
+        november,
+        prices=sample.prices,
+        costs=sample.costs,
+        now=datetime(2026, 11, 29),
+        threshold=0.0,
+    )
+    assert result.status == "pending"
+    assert result.periods == 0
+    assert result.data_end == END + timedelta(days=1)
+    assert result.reasons == (
+        "no period of the plan has cost data yet (the cost data ends with 2026-10-31, "
+        "the plan starts 2026-11-01)",
+    )
+    assert not result.should_revert
+
+
+def test_a_cloud_a_day_behind_limits_the_periods_judged(sample: Sample) -> None:
+    costs = sample.costs
+    aws_late = ~(
+        (costs["ProviderName"] == "Amazon Web Services")
+        & (costs["ChargePeriodStart"] >= END - timedelta(days=2))
+    )
+    result = verify_plan(etl_plan(), prices=sample.prices, costs=costs[aws_late], now=NOW)
+    assert result.status == "kept"
+    assert result.periods == 14 - 3
+    assert result.end == END - timedelta(days=2)
+    assert verify_plan(etl_plan(), prices=sample.prices, costs=costs.iloc[:0], now=NOW).status == (
+        "pending"
+    )

@@ -336,6 +336,16 @@ class _Runner:
         if not checked:
             return StepResult("verify", "ok", "no applied plan to verify yet")
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        judged = [v for v in checked if v.periods]
+        if judged:
+            from cloudbalance.saving import money
+
+            c = judged[0].currency
+            detail += (
+                f"; saved {money(sum(v.saving for v in judged), c)} vs "
+                f"{money(sum(v.expected for v in judged), c)} expected over the periods with "
+                "cost data"
+            )
         if reverts:
             detail += "; reverts: " + ", ".join(f"{r.plan_id} {r.status}" for r in reverts)
         return StepResult("verify", "ok", detail)

@@ -32,6 +32,14 @@ def run(
     report_dir: Annotated[
         Path | None, typer.Option(help="Where reports go (default: reports/ next to the config).")
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Run as of this day (YYYY-MM-DD, UTC midnight) instead of now: a scheduler "
+            "catching up, or a replay.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Sync, forecast, plan, act and report, once: the job to schedule.
@@ -39,8 +47,10 @@ def run(
     Exit codes: 0 every step ok or skipped, 3 some step failed (the others ran; see the
     report), 1 a user error stopped the run, 2 an internal error.
     """
+    from cloudbalance.commands.policy import _day
     from cloudbalance.run import run as run_loop
 
+    day = _day(as_of, option="--as-of")
     settings = settings_for(config, required=True)
     with progress() as bar:
         task = bar.add_task("starting", total=None)
@@ -50,6 +60,7 @@ def run(
             skip=skip or (),
             sync_providers=not no_sync,
             report_dir=report_dir,
+            now=datetime(day.year, day.month, day.day) if day is not None else None,
             progress=lambda m: bar.update(task, description=m),
             on_wait=lambda p: err_console.print(f"waiting for another run to release {p} ..."),
         )

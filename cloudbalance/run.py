@@ -23,7 +23,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -159,7 +159,9 @@ class _Runner:
             return StepResult("sync", "skipped", "no provider configured (using the store as is)")
         from cloudbalance.sync import sync
 
-        results = sync(self.settings, self.store, progress=self.tell)
+        # the run's day is loaded too (restated on the next run), as of the run's clock
+        day = self.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        results = sync(self.settings, self.store, until=day + timedelta(days=1), progress=self.tell)
         out["providers"] = {
             r.provider: {"ok": r.ok, "rows": r.rows, "error": r.error} for r in results
         }

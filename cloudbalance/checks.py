@@ -316,14 +316,20 @@ _DEMAND = "demand:"
 def _demand(forecast: pd.DataFrame) -> pd.DataFrame:
     """The demand series of a forecast frame, keyed by workload name.
 
-    Forecast frames carry their kind in a ``kind`` column; frames written before it carry it
-    as a ``demand:`` prefix of ``unique_id``. Both are read, so the peak is never lost.
+    Forecast frames carry their kind in a ``kind`` column; forecasts stored before it have no
+    kind and carry it as a ``demand:`` prefix of ``unique_id``. Both are read, so the peak is
+    never lost.
     """
-    if "kind" in forecast.columns:
-        return forecast[forecast["kind"].astype(str) == "demand"]
     ids = forecast["unique_id"].astype(str)
-    keep = ids.str.startswith(_DEMAND).to_numpy()
-    return forecast.loc[keep].assign(unique_id=ids[keep].str.slice(len(_DEMAND)))
+    kind = (
+        forecast["kind"]
+        if "kind" in forecast.columns
+        else forecast["unique_id"].where(forecast["unique_id"].isna())
+    )
+    by_kind = (kind.astype(str) == "demand").to_numpy()
+    by_prefix = (kind.isna() & ids.str.startswith(_DEMAND)).to_numpy()
+    stripped = ids.where(~by_prefix, ids.str.slice(len(_DEMAND)))
+    return forecast.assign(unique_id=stripped).loc[by_kind | by_prefix]
 
 
 def _plan_savings(git: Any, merge_base: str, head: str, store: Store | None) -> dict[str, float]:

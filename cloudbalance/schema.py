@@ -364,6 +364,8 @@ FORECAST = _schema(
         Column("interval", "float"),
         Column("spike", "bool", required=False, nullable=True),
         Column("spike_score", "float", required=False, nullable=True),
+        # what the series measures (``cloudbalance.series.KINDS``): demand, cost, cloud_cost, price
+        Column("kind", "string", required=False, nullable=True),
     ],
 )
 
@@ -382,6 +384,7 @@ ACCURACY = _schema(
         Column("windows", "float"),
         Column("confidence", "float"),
         Column("reason", "string", required=False, nullable=True),
+        Column("kind", "string", required=False, nullable=True),
     ],
 )
 

@@ -14,8 +14,10 @@ gets one series per (key, currency), with the currency in the id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,15 @@ from cloudbalance.exceptions import Issue, SchemaError
 from cloudbalance.models import Location, Placement, Workload
 from cloudbalance.provider import cloud_id
 
-__all__ = ["cost_series", "current_placement", "demand_series"]
+__all__ = [
+    "KINDS",
+    "Forecasts",
+    "complete_until",
+    "cost_series",
+    "current_placement",
+    "demand_series",
+    "price_series",
+]
 
 _KEYS = {
     "workload": "x_Workload",
@@ -169,3 +179,122 @@ def current_placement(
         )
         for row in grouped.itertuples(index=False)
     )
+
+
+def price_series(prices: pd.DataFrame, *, kinds: Sequence[str] = ("spot",)) -> pd.DataFrame:
+    """Daily unit prices per ``cloud:region:SkuId:price_kind`` (the catalog's price ids)."""
+    frame = prices[prices["price_kind"].isin(kinds)].copy()
+    if frame.empty:
+        return pd.DataFrame({"unique_id": [], "ds": [], "y": []})
+    cloud = frame["ProviderName"].map(lambda p: cloud_id(p) or str(p).lower())
+    frame["unique_id"] = (
+        cloud + ":" + frame["RegionId"] + ":" + frame["SkuId"] + ":" + frame["price_kind"]
+    )
+    frame["ds"] = pd.to_datetime(frame["observed_at"]).dt.floor("D")
+    daily = frame.rename(columns={"unit_price": "y"}).groupby(["unique_id", "ds"])["y"].mean()
+    return daily.reset_index()
+
+
+def complete_until(costs: pd.DataFrame, *, freq: str = "D") -> tuple[datetime, tuple[str, ...]]:
+    """The end (exclusive) of the periods every cloud has delivered, and what was left out.
+
+    Clouds deliver their exports at different hours, so on a given morning one of them may be
+    a day behind. Its missing day is not a drop in demand or cost: the periods after the
+    earliest cloud's last period are left out of the series (and said so) until it arrives.
+    """
+    day = costs["ChargePeriodStart"].dt.floor(freq)
+    cloud = costs["x_Cloud"].fillna(costs["ProviderName"].map(cloud_id)).fillna("unknown")
+    last = day.groupby(cloud.to_numpy()).max()
+    step = pd.tseries.frequencies.to_offset(freq if freq[0].isdigit() else f"1{freq}")
+    edge = last.min() + step
+    behind = last[last < last.max()]
+    notes = tuple(
+        f"{name}: data ends {when:%Y-%m-%d} while the others reach {last.max():%Y-%m-%d}; "
+        f"the periods after {when:%Y-%m-%d} wait for its export"
+        for name, when in behind.sort_index().items()
+    )
+    return pd.Timestamp(edge).to_pydatetime(), notes
+
+
+#: What a series measures: demand in replicas, cost per workload or per cloud in money, and
+#: unit prices. Forecast, accuracy and spike frames carry it in their ``kind`` column.
+KINDS: tuple[str, ...] = ("demand", "cost", "cloud_cost", "price")
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=[*columns, "kind"])
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    """The forecast, accuracy and spike frames of every kind, each with a ``kind`` column.
+
+    One forecast call per kind keeps series of different units apart without encoding the kind
+    in ``unique_id``: a workload and a cloud may share a name, and a reader selects by kind.
+
+    Attributes:
+        forecast: ``cloudbalance.schema.FORECAST`` columns plus ``kind``.
+        accuracy: ``cloudbalance.schema.ACCURACY`` columns plus ``kind``.
+        spikes: ``cloudbalance.schema.SPIKE_COLUMNS`` plus ``kind``.
+        skipped: Per ``kind:unique_id``, why a series was not forecast.
+    """
+
+    forecast: pd.DataFrame
+    accuracy: pd.DataFrame
+    spikes: pd.DataFrame
+    skipped: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def combine(cls, results: Mapping[str, Any]) -> Forecasts:
+        """Join per-kind :class:`~cloudbalance.forecast.ForecastResult` values."""
+        from cloudbalance.schema import ACCURACY, FORECAST, SPIKE_COLUMNS
+
+        def joined(frames: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
+            frames = [f for f in frames if not f.empty]
+            return pd.concat(frames, ignore_index=True) if frames else _empty(columns)
+
+        return cls(
+            forecast=joined(
+                [r.forecast.assign(kind=k) for k, r in results.items()], FORECAST.names
+            ),
+            accuracy=joined(
+                [r.accuracy.assign(kind=k) for k, r in results.items()], ACCURACY.names
+            ),
+            spikes=joined(
+                [r.spikes_frame().assign(kind=k) for k, r in results.items()], SPIKE_COLUMNS
+            ),
+            skipped={
+                f"{k}:{uid}": why for k, r in results.items() for uid, why in r.skipped.items()
+            },
+        )
+
+    @classmethod
+    def from_store(cls, store: Any) -> Forecasts:
+        """The latest forecast kept in ``store`` (empty frames when there is none)."""
+        forecast, accuracy, spikes = store.latest_forecast()
+        return cls(forecast=forecast, accuracy=accuracy, spikes=spikes)
+
+    @property
+    def empty(self) -> bool:
+        """No forecast at all (not the same as a forecast with no spike)."""
+        return self.forecast.empty
+
+    @staticmethod
+    def _select(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+        if kind not in KINDS:
+            raise ValueError(f"unknown series kind {kind!r}; kinds: {', '.join(KINDS)}")
+        if frame.empty or "kind" not in frame.columns:
+            return frame.drop(columns="kind", errors="ignore").iloc[0:0]
+        return frame[frame["kind"] == kind].drop(columns="kind").reset_index(drop=True)
+
+    def of(self, kind: str) -> pd.DataFrame:
+        """The forecast rows of one kind, without the ``kind`` column."""
+        return self._select(self.forecast, kind)
+
+    def accuracy_of(self, kind: str) -> pd.DataFrame:
+        """The accuracy rows of one kind, without the ``kind`` column."""
+        return self._select(self.accuracy, kind)
+
+    def spikes_of(self, kind: str) -> pd.DataFrame:
+        """The spike warnings of one kind, without the ``kind`` column."""
+        return self._select(self.spikes, kind)

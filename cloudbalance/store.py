@@ -105,7 +105,8 @@ CREATE TABLE IF NOT EXISTS spikes (
   ratio DOUBLE,
   probability DOUBLE,
   periods INTEGER,
-  basis VARCHAR
+  basis VARCHAR,
+  kind VARCHAR
 );
 CREATE TABLE IF NOT EXISTS plans (
   plan_id VARCHAR PRIMARY KEY,
@@ -138,6 +139,13 @@ _LOAD_COLUMNS = [c for c in COSTS.names if c not in ("x_Cloud", "x_Workload", "x
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _naive(value: Any) -> datetime:
+    """A DuckDB date or timestamp as a naive datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
 
 
 @dataclass(frozen=True)
@@ -234,6 +242,9 @@ class Store:
 
     def _migrate(self) -> None:
         self.con.execute(_DDL)
+        # stores written before forecasts carried their kind as data
+        for table in ("forecasts", "accuracy", "spikes"):
+            self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS kind VARCHAR")
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -470,6 +481,18 @@ class Store:
         value = row[0] if row else None
         return value if isinstance(value, datetime) else None
 
+    def data_as_of(self) -> dict[str, datetime]:
+        """Per cloud, the end (exclusive) of the latest day of cost data held.
+
+        What every result stands on: a report, a forecast or a plan says "data as of" this,
+        not the day it ran.
+        """
+        rows = self.con.execute(
+            "SELECT coalesce(x_Cloud, lower(ProviderName)) AS cloud, "
+            "max(ChargePeriodStart)::date + INTERVAL 1 DAY FROM costs GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        return {str(cloud): _naive(end) for cloud, end in rows if end is not None}
+
     def summary(
         self,
         by: Sequence[str],
@@ -581,7 +604,12 @@ class Store:
         tables: list[tuple[str, pd.DataFrame | None]] = [
             ("forecasts", FORECAST.validate(frame)[FORECAST.names]),
             ("accuracy", None if accuracy is None else ACCURACY.validate(accuracy)[ACCURACY.names]),
-            ("spikes", None if spikes is None or spikes.empty else spikes[list(SPIKE_COLUMNS)]),
+            (
+                "spikes",
+                None
+                if spikes is None or spikes.empty
+                else spikes.reindex(columns=[*SPIKE_COLUMNS, "kind"]),
+            ),
         ]
         with self.transaction() as con:
             for table, data in tables:
@@ -604,7 +632,7 @@ class Store:
             return (
                 pd.DataFrame(columns=FORECAST.names),
                 pd.DataFrame(columns=ACCURACY.names),
-                pd.DataFrame(columns=list(SPIKE_COLUMNS)),
+                pd.DataFrame(columns=[*SPIKE_COLUMNS, "kind"]),
             )
         forecast = self.con.execute(
             f"SELECT {', '.join(FORECAST.names)} FROM forecasts WHERE run_id = ? "
@@ -615,7 +643,7 @@ class Store:
             f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? ORDER BY unique_id",
             [row[0]],
         ).df()
-        columns = ", ".join(f'"{c}"' for c in SPIKE_COLUMNS)
+        columns = ", ".join(f'"{c}"' for c in (*SPIKE_COLUMNS, "kind"))
         spikes = self.con.execute(
             f"SELECT {columns} FROM spikes WHERE run_id = ? ORDER BY unique_id, start", [row[0]]
         ).df()
@@ -664,6 +692,13 @@ class Store:
             "ORDER BY created_at DESC"
         ).df()
 
+    def latest_plan(self) -> Plan | None:
+        """The newest plan kept, or ``None``."""
+        row = self.con.execute(
+            "SELECT plan_id FROM plans ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+        return self.load_plan(str(row[0])) if row else None
+
     # ------------------------------------------------------------------ audit log
 
     def record(self, entry: RunRecord) -> None:
@@ -708,7 +743,8 @@ class Store:
                 )
             )
             raise
-        self.record(RunRecord(run_id, step, "ok", started, _now(), dict(inputs or {}), outputs))
+        status = str(outputs.get("status", "ok"))
+        self.record(RunRecord(run_id, step, status, started, _now(), dict(inputs or {}), outputs))
 
     def runs(self, limit: int = 50) -> pd.DataFrame:
         """The latest audit-log entries, newest first."""

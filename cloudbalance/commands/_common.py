@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "console",
     "emit_frame",
     "open_store",
+    "parse_day",
     "progress",
     "settings_for",
 ]
@@ -52,6 +54,27 @@ StoreOption = Annotated[
 ]
 Format = Literal["table", "csv", "json"]
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")]
+
+
+def parse_day(value: str | None, option: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` option as naive UTC midnight (``None`` stays ``None``).
+
+    Raises:
+        ConfigError: Not a date, naming the option.
+    """
+    from cloudbalance.exceptions import ConfigError
+
+    if value is None:
+        return None
+    try:
+        day = datetime.fromisoformat(value.strip())
+    except ValueError as err:
+        raise ConfigError(f"{option}: expected a date like 2025-01-31, got {value!r}") from err
+    if day.tzinfo is not None:
+        from datetime import UTC
+
+        day = day.astimezone(UTC).replace(tzinfo=None)
+    return day
 
 
 def settings_for(config: Path | None, *, required: bool = False) -> Settings:

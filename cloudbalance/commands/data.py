@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cloudbalance.attribution import Attribution
 from cloudbalance.commands._common import (
@@ -16,6 +16,7 @@ from cloudbalance.commands._common import (
     console,
     emit_frame,
     open_store,
+    parse_day,
     progress,
     settings_for,
 )
@@ -54,15 +55,6 @@ def ingest(
     )
 
 
-def _parse_day(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError as err:
-        raise ConfigError(f"{option}: expected a date like 2025-01-31, got {value!r}") from err
-
-
 def costs(
     by: Annotated[
         str,
@@ -92,8 +84,8 @@ def costs(
     with open_store(settings, store) as opened:
         frame = opened.summary(
             groups,
-            start=_parse_day(since, "--since"),
-            end=_parse_day(until, "--until"),
+            start=parse_day(since, "--since"),
+            end=parse_day(until, "--until"),
             measure=measure,
             rates=settings.currency.rates,
             report_currency=report,
@@ -113,7 +105,7 @@ def sync(
     store: StoreOption = None,
 ) -> None:
     """Pull every configured provider incrementally; one failing does not lose the others."""
-    from cloudbalance.sync import sync as run_sync
+    from cloudbalance import steps
 
     settings = settings_for(config, required=True)
     if not settings.providers:
@@ -124,15 +116,14 @@ def sync(
         )
     with open_store(settings, store) as opened, progress() as bar:
         task = bar.add_task("syncing", total=None)
-        results = run_sync(
+        ctx = steps.Context(
             settings,
             opened,
-            names=provider,
-            since=_parse_day(since, "--since"),
-            progress=lambda m: bar.update(task, description=m),
+            steps.now(),
+            tell=lambda m: bar.update(task, description=m),
         )
-    failed = [r for r in results if not r.ok]
-    for r in results:
+        result = steps.sync(ctx, names=provider, since=parse_day(since, "--since"))
+    for r in result.providers:
         if r.ok:
             console.print(
                 f"[green]ok[/]     {r.provider}: {r.rows:,} cost rows"
@@ -140,8 +131,10 @@ def sync(
                 + (f", {r.replaced:,} restated rows replaced" if r.replaced else "")
             )
         else:
-            console.print(f"[red]failed[/] {r.provider}: {r.error}", highlight=False)
-    if failed:
+            console.print(f"[red]failed[/] {r.provider}: {escape(str(r.error))}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
+    if result.status == "failed":
         raise typer.Exit(1)
 
 

@@ -329,14 +329,14 @@ def test_forecast_peak_is_the_demand_series_of_prefixed_forecast_ids(
 
 
 def test_forecast_peak_reads_the_kind_column_when_forecasts_carry_it(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path
 ) -> None:
     _shift(repo)
     store = _priced_store(tmp_path / "store.duckdb")
     frame = _forecast(["search", "search", "aws"], 5.0)
-    frame["kind"] = ["demand"] * 3 + ["cost"] * 3 + ["cloud"] * 3
+    frame["kind"] = ["demand"] * 3 + ["cost"] * 3 + ["cloud_cost"] * 3
     frame.loc[frame["kind"] == "cost", "yhat"] = 99.0  # a cost series of the same name
-    monkeypatch.setattr(store, "latest_forecast", lambda: (frame, pd.DataFrame(), pd.DataFrame()))
+    store.save_forecast(frame, run_id="f2")
     try:
         result = check_change(
             repo, base="main", settings=settings(repo), store=store, now=datetime(2026, 11, 23)

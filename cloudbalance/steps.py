@@ -1,0 +1,675 @@
+"""One function per stage of the loop: settings + store (+ overrides) -> a typed step result.
+
+``cloudbalance run`` calls these in order; each command (``sync``, ``forecast``, ``plan``,
+``apply``, ``verify``, ``report``) calls the same function for its stage, and so can Python
+code. This is the only place where a stage is assembled from the settings, so a setting means
+the same thing whichever way the stage is reached (the shape of dbt-core's task layer: thin
+commands over tasks).
+
+Every function takes a :class:`Context` (the settings, the open store, the run's clock, whether
+to change anything) and returns a frozen :class:`StepResult` subclass carrying what later stages
+need (the forecasts, the plan, what Git did). A step that cannot run says ``skipped`` and why; a
+step that fails raises :class:`~cloudbalance.exceptions.CloudBalanceError`, which the run records
+as ``failed`` and goes on with the steps that do not need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from cloudbalance.exceptions import CloudBalanceError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cloudbalance.config import Settings
+    from cloudbalance.gitops import ApplyResult, Forge
+    from cloudbalance.models import Plan, Workload
+    from cloudbalance.series import Forecasts
+    from cloudbalance.store import Store
+    from cloudbalance.sync import ProviderSync
+    from cloudbalance.verify import RevertOutcome, Verification
+
+__all__ = [
+    "STEPS",
+    "ApplyStep",
+    "Context",
+    "ForecastStep",
+    "GitTarget",
+    "PlanStep",
+    "ReportStep",
+    "StepResult",
+    "SyncStep",
+    "VerifyStep",
+    "apply_plan",
+    "forecast",
+    "git_target",
+    "now",
+    "plan",
+    "report",
+    "sync",
+    "verify",
+]
+
+Status = Literal["ok", "failed", "skipped"]
+STEPS: tuple[str, ...] = ("sync", "forecast", "plan", "apply", "verify", "report")
+
+#: A cloud whose newest cost day is older than this, before the run's day, is warned about.
+STALE_AFTER_DAYS = 3
+
+
+def _noop(_message: str) -> None:
+    return None
+
+
+def now() -> datetime:
+    """The clock of a run that was given none: now, naive UTC."""
+    from datetime import UTC
+
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every step stands on.
+
+    Attributes:
+        settings: The configuration.
+        store: The open store (its lock is held by whoever opened it).
+        now: The run's clock (naive UTC): a scheduler may pass another day (``--as-of``).
+        dry_run: Compute and report everything, change nothing in Git.
+        tell: Told one line per phase (a spinner, a log).
+        run_id: Id of the run in the audit log, when the step is part of one.
+    """
+
+    settings: Settings
+    store: Store
+    now: datetime
+    dry_run: bool = False
+    tell: Callable[[str], None] = _noop
+    run_id: str | None = None
+
+    @property
+    def workloads(self) -> list[Workload]:
+        """The configured workloads, as planner models."""
+        return self.settings.workload_models()
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One stage's outcome: ``ok``, ``failed`` or ``skipped``, why, and what to warn about."""
+
+    step: str
+    status: Status
+    detail: str = ""
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain form for reports and the audit log."""
+        out: dict[str, Any] = {"step": self.step, "status": self.status, "detail": self.detail}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+# -- sync --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncStep(StepResult):
+    """What each provider loaded."""
+
+    providers: tuple[ProviderSync, ...] = ()
+
+
+def sync(
+    ctx: Context, *, names: Sequence[str] | None = None, since: datetime | None = None
+) -> SyncStep:
+    """Pull every configured provider (or ``names``) incrementally into the store.
+
+    One provider failing does not lose the others: the step is ``failed`` and says which.
+    """
+    if not ctx.settings.providers:
+        return SyncStep("sync", "skipped", "no provider configured (using the store as is)")
+    from cloudbalance.sync import sync as run_sync
+
+    # up to the end of the run's own day (``--as-of``), not the wall clock's
+    day = ctx.now.replace(hour=0, minute=0, second=0, microsecond=0)
+    results = tuple(
+        run_sync(
+            ctx.settings,
+            ctx.store,
+            names=names,
+            since=since,
+            until=day + timedelta(days=1),
+            progress=ctx.tell,
+        )
+    )
+    failed = [r for r in results if not r.ok]
+    detail = "; ".join(
+        f"{r.provider}: {r.rows:,} rows" if r.ok else f"{r.provider} failed: {r.error}"
+        for r in results
+    )
+    return SyncStep(
+        "sync", "failed" if failed else "ok", detail, warnings=_stale(ctx), providers=results
+    )
+
+
+def _stale(ctx: Context) -> tuple[str, ...]:
+    """A warning per cloud whose newest cost day is older than ``sync.stale_after_days``."""
+    limit = STALE_AFTER_DAYS
+    out = []
+    for cloud, day in sorted(ctx.store.data_as_of().items()):
+        if ctx.now - day > timedelta(days=limit):
+            out.append(
+                f"{cloud}: data ends {day:%Y-%m-%d}, older than {limit} day(s) before "
+                f"{ctx.now:%Y-%m-%d}; is its export still delivered?"
+            )
+    return tuple(out)
+
+
+# -- forecast ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastStep(StepResult):
+    """The forecasts of every kind, the history they stand on and the anomalies found in it.
+
+    Attributes:
+        forecasts: Forecast, accuracy and spikes of every kind (``None`` when none was made).
+        history: The series forecast, by kind (what the report charts).
+        anomalies: Anomalies in the cost series (``unique_id, ds, y, ..., kind``).
+        data_as_of: The end of the data the forecast stands on (exclusive, naive UTC).
+        forecast_id: Key of the forecast in the store.
+        costs: The cost lines the forecast read (up to :attr:`data_as_of`).
+    """
+
+    forecasts: Forecasts | None = None
+    history: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    anomalies: pd.DataFrame | None = None
+    data_as_of: datetime | None = None
+    forecast_id: str | None = None
+    costs: pd.DataFrame | None = None
+
+
+def _digest(*frames: pd.DataFrame) -> str:
+    import pandas as pd
+
+    sha = hashlib.sha256()
+    for frame in frames:
+        sha.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return sha.hexdigest()[:12]
+
+
+def forecast(ctx: Context) -> ForecastStep:
+    """Forecast demand, cost per workload, cost per cloud and prices from the store; save them.
+
+    The forecast stands on complete periods only: when one cloud's export is behind the others
+    (they deliver at different hours), the periods it has not delivered yet are left out and
+    the step says so, instead of forecasting a drop that is only a late file.
+
+    Raises:
+        CloudBalanceError: The store holds no cost lines.
+    """
+    import pandas as pd
+
+    from cloudbalance.forecast import detect_anomalies
+    from cloudbalance.forecast import forecast as run_forecast
+    from cloudbalance.series import (
+        Forecasts,
+        complete_until,
+        cost_series,
+        demand_series,
+        price_series,
+    )
+
+    costs = ctx.store.costs()
+    if costs.empty:
+        raise CloudBalanceError(
+            "the store holds no cost lines; run `cloudbalance ingest` or configure providers"
+        )
+    fs = ctx.settings.forecast
+    edge, ragged = complete_until(costs, freq=fs.freq)
+    warnings = list(ragged)
+    costs = costs[costs["ChargePeriodStart"] < edge].reset_index(drop=True)
+    history: dict[str, pd.DataFrame] = {
+        "demand": demand_series(costs, ctx.workloads, freq=fs.freq),
+        "cost": cost_series(costs, by="workload", freq=fs.freq),
+        "cloud_cost": cost_series(costs, by="cloud", freq=fs.freq),
+        "price": price_series(ctx.store.prices()),
+    }
+    total = sum(int(frame["unique_id"].nunique()) for frame in history.values())
+    ctx.tell(f"forecasting {total} series, {fs.horizon} periods")
+    results = {}
+    for kind, series in history.items():
+        if series.empty:
+            continue
+        results[kind] = run_forecast(
+            series,
+            horizon=fs.horizon,
+            interval=fs.interval,
+            model=fs.model,
+            holidays_country=fs.country_holidays[0] if fs.country_holidays else None,
+            errors="skip",
+            return_accuracy=True,
+        )
+    forecasts = Forecasts.combine(results)
+    anomalies = pd.concat(
+        [
+            detect_anomalies(history[kind]).assign(kind=kind)
+            for kind in ("cost", "cloud_cost")
+            if not history[kind].empty
+        ]
+        or [pd.DataFrame()],
+        ignore_index=True,
+    )
+    forecast_id = f"{ctx.now:%Y-%m-%d}-{_digest(*history.values())}"
+    ctx.store.save_forecast(
+        forecasts.forecast,
+        run_id=forecast_id,
+        accuracy=forecasts.accuracy,
+        spikes=forecasts.spikes,
+    )
+    detail = f"{total} series, {len(forecasts.spikes)} predicted spike(s)"
+    if forecasts.skipped:
+        detail += f", {len(forecasts.skipped)} series skipped"
+        warnings.extend(f"{uid}: {why}" for uid, why in sorted(forecasts.skipped.items()))
+    detail += f"; data as of {edge:%Y-%m-%d}"
+    return ForecastStep(
+        "forecast",
+        "ok",
+        detail,
+        warnings=tuple(warnings),
+        forecasts=forecasts,
+        history=history,
+        anomalies=anomalies,
+        data_as_of=edge,
+        forecast_id=forecast_id,
+        costs=costs,
+    )
+
+
+# -- plan --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanStep(StepResult):
+    """The plan made (``None`` when the step was skipped)."""
+
+    plan: Plan | None = None
+
+
+def plan(
+    ctx: Context,
+    forecasts: Forecasts | None = None,
+    *,
+    costs: pd.DataFrame | None = None,
+) -> PlanStep:
+    """Place every workload's replicas over the horizon and keep the plan in the store.
+
+    Args:
+        ctx: The context.
+        forecasts: The forecasts to plan from (default: the latest in the store).
+        costs: The cost lines the current placement is read from (default: the store's).
+    """
+    from cloudbalance.series import Forecasts, current_placement
+
+    if not ctx.workloads:
+        return PlanStep("plan", "skipped", "no workload configured")
+    if forecasts is None:
+        forecasts = Forecasts.from_store(ctx.store)
+    demand = forecasts.of("demand")
+    if demand.empty:
+        return PlanStep("plan", "skipped", "no demand forecast (run the forecast step first)")
+    prices = ctx.store.prices()
+    if prices.empty:
+        return PlanStep(
+            "plan", "skipped", "no prices in the store (sync a provider that has prices)"
+        )
+    from cloudbalance.planner import Budget, Quota
+    from cloudbalance.planner import plan as make_plan
+
+    ps = ctx.settings.plan
+    freq = ctx.settings.forecast.freq
+    lines = ctx.store.costs() if costs is None else costs
+    made = make_plan(
+        demand,
+        prices,
+        ctx.workloads,
+        current_placement(lines, ctx.workloads, freq=freq),
+        quantile=ps.quantile,
+        price_forecast=forecasts.of("price"),
+        accuracy=forecasts.accuracy_of("demand"),
+        quotas=[Quota(_location(q.location), q.vcpus) for q in ps.quotas],
+        budgets=[Budget(b.cloud, b.amount) for b in ps.budgets],
+        min_saving=ctx.settings.guardrails.min_saving,
+        min_saving_pct=ctx.settings.guardrails.min_saving_pct,
+        max_gap=ps.max_gap,
+        now=ctx.now,
+    )
+    ctx.store.save_plan(made)
+    warnings: tuple[str, ...] = ()
+    if made.period_start < ctx.now - timedelta(days=1):
+        warnings = (
+            f"the plan starts {made.period_start:%Y-%m-%d}, where the data ends, "
+            f"{(ctx.now - made.period_start).days} day(s) before {ctx.now:%Y-%m-%d}",
+        )
+    return PlanStep(
+        "plan",
+        "ok",
+        f"plan {made.plan_id}: {len(made.moves)} move(s), saving {made.saving:,.2f} "
+        f"{made.currency}, confidence {made.confidence:.0%}",
+        warnings=warnings,
+        plan=made,
+    )
+
+
+def _location(text: str) -> Any:
+    from cloudbalance.models import Location
+
+    return Location.parse(text)
+
+
+# -- apply -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GitTarget:
+    """Where plans and reverts are written: built once from the settings (and overrides).
+
+    Attributes:
+        repo: The infrastructure repository's working copy.
+        remote: The remote pushed to.
+        base: The branch pull requests target (``None``: the remote's default).
+        forge: The pull-request API (GitHub or GitLab, with its API URL and repository).
+        push: Whether to push (``False`` when the repository has no such remote).
+    """
+
+    repo: Path
+    remote: str
+    base: str | None
+    forge: Forge
+    push: bool
+
+
+def git_target(
+    settings: Settings,
+    *,
+    repo: Path | None = None,
+    remote: str | None = None,
+    base: str | None = None,
+    forge: str | None = None,
+    api_url: str | None = None,
+    repository: str | None = None,
+    push: bool = True,
+) -> GitTarget:
+    """The Git target of the settings, with a command line's overrides on top."""
+    from cloudbalance.exceptions import GitOpsError
+    from cloudbalance.gitops import Forge
+
+    git = settings.git
+    kind = forge or "github"
+    if kind not in ("github", "gitlab"):
+        raise GitOpsError(f"unknown forge {kind!r}; use github or gitlab")
+    where = repo if repo is not None else settings.resolve(git.repo)
+    name = remote or git.remote
+    return GitTarget(
+        repo=where,
+        remote=name,
+        base=base or git.base,
+        forge=Forge(
+            kind="github" if kind == "github" else "gitlab",
+            repository=repository or git.github_repo,
+            api_url=api_url or git.api_url,
+        ),
+        push=push and _has_remote(where, name),
+    )
+
+
+@dataclass(frozen=True)
+class ApplyStep(StepResult):
+    """What Git did (``None`` when the step was skipped)."""
+
+    applied: ApplyResult | None = None
+
+
+def apply_plan(
+    ctx: Context,
+    made: Plan | None,
+    *,
+    target: GitTarget | None = None,
+    mode: str | None = None,
+    overwrite_edits: bool = False,
+) -> ApplyStep:
+    """Write the plan's first period into the stack config through Git, behind the policy gate.
+
+    Args:
+        ctx: The context (``dry_run`` forces the ``dry-run`` mode).
+        made: The plan.
+        target: Where to write (default: :func:`git_target` of the settings).
+        mode: ``dry-run``, ``commit``, ``branch``, ``pr`` or ``auto`` (default: ``git.mode``).
+        overwrite_edits: Write over values a person changed since the last plan.
+    """
+    if made is None:
+        return ApplyStep("apply", "skipped", "no plan")
+    if not made.moves:
+        return ApplyStep("apply", "skipped", "the plan changes nothing")
+    where = target or git_target(ctx.settings)
+    if not _is_git(where.repo):
+        return ApplyStep("apply", "skipped", f"{where.repo} is not a Git working copy")
+    from cloudbalance.gitops import Guardrails, apply
+    from cloudbalance.policy import policy_gate
+
+    chosen = "dry-run" if ctx.dry_run else (mode or ctx.settings.git.mode)
+    applied = apply(
+        made,
+        where.repo,
+        mode=chosen,  # type: ignore[arg-type]
+        guardrails=Guardrails.from_settings(ctx.settings),
+        workloads=ctx.workloads,
+        remote=where.remote,
+        forge=where.forge,
+        base=where.base,
+        policy_check=policy_gate(ctx.settings, mode=chosen),
+        push=where.push,
+        now=ctx.now,
+        overwrite_edits=overwrite_edits,
+    )
+    at = f" {applied.commit[:10]} on {applied.branch}" if applied.commit else ""
+    return ApplyStep(
+        "apply",
+        "ok",
+        f"{applied.mode}{at}; " + ("; ".join(applied.notes) if applied.notes else "no remark"),
+        applied=applied,
+    )
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyStep(StepResult):
+    """The verdict on each applied plan and the reverts proposed."""
+
+    verified: tuple[Verification, ...] = ()
+    reverts: tuple[RevertOutcome, ...] = ()
+
+
+def verify(
+    ctx: Context,
+    *,
+    target: GitTarget | None = None,
+    revert: bool = True,
+    mode: str | None = None,
+    threshold: float | None = None,
+    health_check: str | None = None,
+) -> VerifyStep:
+    """Compare each applied plan with what it expected and with not moving; propose reverts.
+
+    A revert goes where plans go (the same repository, remote, base and forge); it is committed
+    directly only where the user lets plans commit, else proposed as a pull request.
+    """
+    where = target or git_target(ctx.settings)
+    if not _is_git(where.repo):
+        return VerifyStep("verify", "skipped", f"{where.repo} is not a Git working copy")
+    from cloudbalance.verify import propose_reverts, verify_applied
+
+    rails = ctx.settings.guardrails
+    checked = tuple(
+        verify_applied(
+            where.repo,
+            ctx.store,
+            now=ctx.now,
+            workloads=ctx.workloads,
+            threshold=threshold if threshold is not None else rails.rollback_threshold,
+            health_check=health_check if health_check is not None else rails.health_check,
+            run_id=ctx.run_id,
+        )
+    )
+    reverts: tuple[RevertOutcome, ...] = ()
+    if revert:
+        chosen = mode or ("commit" if ctx.settings.git.mode == "commit" else "pr")
+        reverts = tuple(
+            propose_reverts(
+                list(checked),
+                where.repo,
+                mode="dry-run" if ctx.dry_run else chosen,  # type: ignore[arg-type]
+                store=ctx.store,
+                forge=where.forge,
+                push=where.push,
+                run_id=ctx.run_id,
+            )
+        )
+    if not checked:
+        return VerifyStep("verify", "ok", "no applied plan to verify yet")
+    counts: dict[str, int] = {}
+    for v in checked:
+        counts[v.status] = counts.get(v.status, 0) + 1
+    detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    judged = [v for v in checked if v.periods]
+    if judged:
+        from cloudbalance.saving import money
+
+        c = judged[0].currency
+        detail += (
+            f"; saved {money(sum(v.saving for v in judged), c)} vs "
+            f"{money(sum(v.expected for v in judged), c)} expected over the periods with cost data"
+        )
+    if reverts:
+        detail += "; reverts: " + ", ".join(f"{r.plan_id} {r.status}" for r in reverts)
+    return VerifyStep("verify", "ok", detail, verified=checked, reverts=reverts)
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportStep(StepResult):
+    """The report files written, by format."""
+
+    paths: Mapping[str, Path] = field(default_factory=dict)
+
+
+def report(
+    ctx: Context,
+    *,
+    folder: Path | None = None,
+    forecasted: ForecastStep | None = None,
+    made: Plan | None = None,
+    steps: Sequence[StepResult] = (),
+) -> ReportStep:
+    """Write the HTML, Markdown and JSON reports.
+
+    Args:
+        ctx: The context.
+        folder: Where (default: ``reports/`` next to the config).
+        forecasted: This run's forecast step (default: the latest forecast in the store, with
+            the history read from the store).
+        made: This run's plan (default: the latest plan in the store).
+        steps: This run's steps, for the run table.
+    """
+    from cloudbalance.report import ChartGroup, ReportData, write_reports
+    from cloudbalance.series import Forecasts, cost_series
+
+    if forecasted is None or forecasted.forecasts is None:
+        costs = ctx.store.costs()
+        freq = ctx.settings.forecast.freq
+        history = (
+            {
+                "cost": cost_series(costs, by="workload", freq=freq),
+                "cloud_cost": cost_series(costs, by="cloud", freq=freq),
+            }
+            if not costs.empty
+            else {}
+        )
+        forecasts = Forecasts.from_store(ctx.store)
+        anomalies = None
+        as_of = ctx.store.data_as_of()
+        data_as_of = max(as_of.values()) if as_of else None
+    else:
+        forecasts = forecasted.forecasts
+        history = dict(forecasted.history)
+        anomalies = forecasted.anomalies
+        data_as_of = forecasted.data_as_of
+    if made is None:
+        made = ctx.store.latest_plan()
+    titles = {
+        "cost": ("Cost per workload", "USD/day"),
+        "cloud_cost": ("Cost per cloud", "USD/day"),
+        "demand": ("Demand per workload", "replicas"),
+    }
+    groups = []
+    for kind, (title, unit) in titles.items():
+        past = history.get(kind)
+        if past is None or past.empty:
+            continue
+        found = None
+        if anomalies is not None and not anomalies.empty and "kind" in anomalies:
+            found = anomalies[anomalies["kind"] == kind].drop(columns="kind")
+        groups.append(ChartGroup(title, unit, past, forecasts.of(kind), found))
+    day = data_as_of or ctx.now
+    data = ReportData(
+        title=f"cloudbalance forecast, data as of {day:%Y-%m-%d}",
+        generated_at=ctx.now,
+        groups=groups,
+        accuracy=forecasts.accuracy,
+        spikes=forecasts.spikes,
+        plan=made,
+        steps=[s.to_dict() for s in steps],
+        currency=made.currency if made else "USD",
+    )
+    paths = write_reports(data, folder or ctx.settings.resolve("reports"))
+    return ReportStep("report", "ok", str(paths["html"]), paths=paths)
+
+
+# -- Git helpers -------------------------------------------------------------------------------
+
+
+def _is_git(repo: Path) -> bool:
+    import subprocess
+
+    if not repo.is_dir():
+        return False
+    found = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--is-inside-work-tree"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() == "true"
+
+
+def _has_remote(repo: Path, remote: str) -> bool:
+    import subprocess
+
+    if not repo.is_dir():
+        return False
+    found = subprocess.run(
+        ["git", "-C", str(repo), "remote"], capture_output=True, text=True, check=False
+    )
+    return remote in found.stdout.split()

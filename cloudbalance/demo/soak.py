@@ -27,6 +27,7 @@ through the code under test. Everything is generated from the seeded sample
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -47,7 +48,7 @@ from cloudbalance.config import CONFIG_FILENAME
 from cloudbalance.demo.sample import PUBLISHERS, generate_sample, write_focus_file
 from cloudbalance.models import Location, Placement
 
-__all__ = ["CLOUDS", "DayResult", "Faults", "Soak"]
+__all__ = ["CLOUDS", "DayCheck", "DayResult", "Faults", "Soak"]
 
 CLOUDS: tuple[str, ...] = ("aws", "azure", "gcp")
 _CLOUD_OF = {publisher: cloud for cloud, publisher in PUBLISHERS.items()}
@@ -121,6 +122,23 @@ class DayResult:
     output: str = ""
 
 
+@dataclass(frozen=True)
+class DayCheck:
+    """What was wrong after a simulated day's run (every list empty: all good).
+
+    Attributes:
+        day: The run's day.
+        infra: Why the infrastructure repository is not clean and pushed.
+        store: Cloud days where the store differs from the newest exports.
+        savings: Saving figures of commits, the store, the report and ``verify`` that differ.
+    """
+
+    day: date
+    infra: tuple[str, ...]
+    store: tuple[str, ...]
+    savings: tuple[str, ...]
+
+
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         ["git", "-C", str(repo), *args],
@@ -161,7 +179,8 @@ class Soak:
         folder: The working folder (created).
         start: The first simulated day (the run of that day sees data up to the day before).
         days: Number of simulated days.
-        history_days: Days of exports already delivered before the first day.
+        history_days: Days of exports already delivered before the first day (within the
+            90 days a provider's first sync pulls).
         mode: ``commit`` (plans committed and pushed to the local bare remote).
         faults: The fault schedule.
         horizon: Forecast and plan horizon (periods of one day).
@@ -175,7 +194,7 @@ class Soak:
         *,
         start: date = date(2026, 10, 1),
         days: int = 5,
-        history_days: int = 120,
+        history_days: int = 80,
         mode: Literal["commit"] = "commit",
         faults: Faults | None = None,
         horizon: int = 7,
@@ -199,6 +218,7 @@ class Soak:
         self._delivered: dict[str, date] = {}  # per cloud: last day delivered (inclusive)
         self._late: set[str] = set()
         self.results: list[DayResult] = []
+        self.checks: list[DayCheck] = []
         self.exports = self.folder / "exports"
         self.infra = self.folder / "infra"
         self.remote = self.folder / "infra-remote.git"
@@ -407,32 +427,45 @@ class Soak:
         else:
             from cloudbalance.cli import main
 
-            code = main(argv)
+            with contextlib.chdir(self.folder):  # a scheduler runs the job in its folder
+                code = main(argv)
         result = DayResult(
             day, code, tuple(faults), killed, time.perf_counter() - began, output=output
         )
         self.results.append(result)
+        self.checks.append(self.check(day))
         if tell is not None:
             tell(f"{day}: exit {code} {' '.join(faults)} {result.seconds:.1f} s")
         return result
 
     def _run_process(self, argv: list[str]) -> tuple[int, str, bool]:
-        """Run ``cloudbalance`` in its own process with the kill armed on its pid."""
+        """Run ``cloudbalance`` in its own process group with the kill armed on its pid.
+
+        Its output goes to a file (a killed run's worker processes may keep a pipe open), and
+        whatever the run started and left behind when killed is ended with its group.
+        """
         self._fired.unlink(missing_ok=True)
         code = "import sys; from cloudbalance.cli import main; sys.exit(main(sys.argv[1:]))"
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
-        )
-        self._marker.write_text(str(process.pid), encoding="utf-8")
-        out, _ = process.communicate(timeout=900)
+        log = self.folder / "run-process.log"
+        with log.open("w", encoding="utf-8") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-c", code, *argv],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.folder,
+                env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+                start_new_session=True,
+            )
+            self._marker.write_text(str(process.pid), encoding="utf-8")
+            try:
+                returncode = process.wait(timeout=900)
+            finally:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
         fired = self._fired.exists()
         if not fired:
             self._marker.unlink(missing_ok=True)
-        return process.returncode, out, fired
+        return returncode, log.read_text(encoding="utf-8"), fired
 
     def run(self, *, tell: Callable[[str], None] | None = None) -> list[DayResult]:
         """Prepare the folder and play every day."""
@@ -505,6 +538,80 @@ class Soak:
             if plan:
                 out[plan["plan_id"]] = (float(plan["saving"]), str(plan["currency"]))
         return out
+
+    def store_mismatches(self) -> list[str]:
+        """Cloud days where the store differs from the newest version of the exports."""
+        merged = self.expected_costs().merge(
+            self.stored_costs(), on=["x_Cloud", "day"], how="outer", suffixes=("_exports", "")
+        )
+        bad = merged[
+            (merged["rows_exports"] != merged["rows"])
+            | ((merged["cost_exports"] - merged["cost"]).abs() > 1e-3)
+        ]
+        return [
+            f"{r.x_Cloud} {r.day:%Y-%m-%d}: exports {r.rows_exports} rows {r.cost_exports}, "
+            f"store {r.rows} rows {r.cost}"
+            for r in bad.itertuples()
+        ]
+
+    def saving_mismatches(self, day: date) -> list[str]:
+        """Where the saving figures of the commits, store, report and ``verify`` disagree.
+
+        Every plan committed shows one expected saving: its ``Cloudbalance-Saving`` trailer,
+        the stored plan, the day's report and ``verify``'s record must say the same cents.
+        """
+        from cloudbalance.config import load_config
+        from cloudbalance.exceptions import StoreError
+        from cloudbalance.saving import money
+        from cloudbalance.store import Store
+        from cloudbalance.verify import realised_savings
+
+        problems = []
+        commits = self.plan_commits()
+        report = self.folder / "reports" / day.isoformat() / "report.json"
+        shown = None
+        if report.exists():
+            shown = json.loads(report.read_text(encoding="utf-8")).get("plan")
+        with Store.from_settings(load_config(self.config)) as store:
+            for plan_id, trailer in commits.items():
+                try:
+                    plan = store.load_plan(plan_id)
+                except StoreError:
+                    problems.append(f"plan {plan_id} committed but not in the store")
+                    continue
+                if money(plan.saving, plan.currency) != trailer:
+                    problems.append(
+                        f"{plan_id}: commit says {trailer}, the store's plan "
+                        f"{money(plan.saving, plan.currency)}"
+                    )
+            if shown:
+                try:
+                    plan = store.load_plan(shown["plan_id"])
+                    expected = money(plan.saving, plan.currency)
+                except StoreError:
+                    expected = commits.get(shown["plan_id"], "")
+                reported = money(float(shown["saving"]), str(shown["currency"]))
+                if reported != expected:
+                    problems.append(f"{shown['plan_id']}: report says {reported}, plan {expected}")
+            for checked in realised_savings(store):
+                committed = commits.get(checked.plan_id)
+                verified = money(checked.plan_saving, checked.currency)
+                if committed is not None and verified != committed:
+                    problems.append(
+                        f"{checked.plan_id}: commit says {committed}, verify {verified}"
+                    )
+                if checked.periods and checked.end > datetime(day.year, day.month, day.day):
+                    problems.append(f"{checked.plan_id}: verify judged periods after {day}")
+        return problems
+
+    def check(self, day: date) -> DayCheck:
+        """The checks after ``day``'s run."""
+        return DayCheck(
+            day,
+            tuple(self.infra_problems()),
+            tuple(self.store_mismatches()),
+            tuple(self.saving_mismatches(day)),
+        )
 
 
 def _daily(costs: pd.DataFrame) -> pd.DataFrame:

@@ -114,7 +114,6 @@ def test_the_infra_repo_is_clean_and_pushed_after_every_run_but_the_killed_one(
     assert problems == {day: [] for day in problems}
 
 
-@pytest.mark.xfail(strict=True, reason=STORE_OPEN_RESULT)
 def test_commits_reports_and_verify_show_the_same_saving(soak: Soak) -> None:
     from cloudbalance.cli import main
 

@@ -1,4 +1,4 @@
-"""What a move is and what it saves (the one definition the commit, verify, check and report use)."""
+"""What a move is and what it saves: the one definition commit, verify, check and report use."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from cloudbalance.exceptions import ConfigError
-from cloudbalance.models import Location, Workload, WorkloadMatch
+from cloudbalance.models import Location, Mode, Workload, WorkloadMatch, check_workload_name
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -213,7 +213,7 @@ class GitSettings:
     """
 
     repo: str = "."
-    mode: Literal["dry-run", "commit", "branch", "pr", "auto"] = "dry-run"
+    mode: Mode = "dry-run"
     remote: str = "origin"
     base: str = "main"
     github_repo: str | None = None
@@ -412,6 +412,10 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
         raise loader.error("only version 1 is supported", "version", line("version"))
     for name, ws in settings.workloads.items():
         where = f"workloads.{name}"
+        try:
+            check_workload_name(name)
+        except ValueError as err:
+            raise loader.error(str(err), where, line("workloads", name)) from err
         for text in ws.allowed:
             try:
                 Location.parse(text)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 __all__ = [
     "CLOUDS",
@@ -84,6 +85,48 @@ class WorkloadMatch:
     services: tuple[str, ...] = ()
 
 
+#: How a change reaches Git, the one type every layer uses: ``dry-run`` (compute the diff and
+#: the message, change nothing), ``commit`` on the checked-out branch, a new ``branch``, a
+#: ``pr`` (branch + pull request), or ``auto`` (commit or pull request by the plan's confidence).
+Mode = Literal["dry-run", "commit", "branch", "pr", "auto"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+#: What a revert may be written as (a revert returns to a known state: no ``auto``).
+REVERT_MODES: tuple[Mode, ...] = ("dry-run", "commit", "branch", "pr")
+
+
+def parse_mode(text: object, allowed: tuple[Mode, ...] = MODES) -> Mode:
+    """``text`` as a :data:`Mode` among ``allowed``.
+
+    Raises:
+        ValueError: Anything else, listing what is allowed.
+    """
+    for mode in allowed:
+        if text == mode:
+            return mode
+    raise ValueError(f"unknown mode {text!r}; use one of {', '.join(allowed)}")
+
+
+#: The one rule for workload names, shared with the stacks' contract (``stacks/common``'s
+#: ``NAME_PATTERN`` and ``schemas/stack-config.schema.json``; a test keeps the three equal):
+#: lower-case letters, digits and hyphens, short enough for every cloud's resource names.
+WORKLOAD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+
+
+def check_workload_name(name: object) -> str:
+    """``name`` when it is a valid workload name.
+
+    Raises:
+        ValueError: Not a name the stacks can deploy, saying what is allowed.
+    """
+    if not isinstance(name, str) or not WORKLOAD_NAME.match(name):
+        raise ValueError(
+            f"workload name {name!r} must start with a lower-case letter and hold only "
+            "lower-case letters, digits and hyphens, at most 16 characters (the stacks use it "
+            "in cloud resource names)"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class Workload:
     """A unit of capacity the planner may place across locations.
@@ -119,6 +162,9 @@ class Workload:
     demand_per_replica: float = 1.0
     match: WorkloadMatch = field(default_factory=WorkloadMatch)
     stack: str | None = None
+
+    def __post_init__(self) -> None:
+        check_workload_name(self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""

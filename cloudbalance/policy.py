@@ -59,7 +59,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import PolicyDeniedError, PolicyError
-from cloudbalance.models import Location, Move, Plan
+from cloudbalance.models import MODES, Location, Move, Plan
+from cloudbalance.models import Mode as WriteMode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,8 +100,10 @@ STARTER_POLICIES: dict[str, str] = {
     "confidence": "a direct commit needs a plan confidence of guardrails.min_confidence_commit",
 }
 
-Mode = Literal["commit", "pr", "branch", "check", "dry-run"]
-_MODES: tuple[Mode, ...] = ("commit", "pr", "branch", "check", "dry-run")
+#: The write mode the input document describes: a :data:`cloudbalance.models.Mode` once ``auto``
+#: has chosen, or ``check`` (a pull request evaluated in CI, written by someone else).
+Mode = Literal[WriteMode, "check"]
+_MODES: tuple[Mode, ...] = (*(m for m in MODES if m != "auto"), "check")
 
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _RULE = re.compile(r"^(deny|warn|violation)(_\w+)?\b(?=\s*(contains|if|:=|=|\{|\[))", re.MULTILINE)

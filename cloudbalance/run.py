@@ -129,7 +129,7 @@ def run(
                 if forecasted is not None and forecasted.forecasts is not None
                 else stages.PlanStep("plan", "skipped", "no forecast from this run")
             ),
-            "apply": lambda: stages.apply_plan(ctx, result.plan),
+            "apply": lambda: stages.apply_plan(settings, result.plan, now=when, dry_run=dry_run),
             "verify": lambda: stages.verify(ctx),
             "report": lambda: stages.report(
                 ctx, folder=folder, forecasted=forecasted, made=result.plan, steps=result.steps

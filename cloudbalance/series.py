@@ -251,7 +251,12 @@ class Forecasts:
 
         def joined(frames: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
             frames = [f for f in frames if not f.empty]
-            return pd.concat(frames, ignore_index=True) if frames else _empty(columns)
+            if not frames:
+                return _empty(columns)
+            # the store's order, so a frame read back equals the frame saved
+            order = [c for c in ("kind", "unique_id", "ds", "start") if c in frames[0].columns]
+            out = pd.concat(frames, ignore_index=True)
+            return out.sort_values(order, kind="stable", ignore_index=True)
 
         return cls(
             forecast=joined(

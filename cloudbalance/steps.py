@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cloudbalance.config import Settings
-    from cloudbalance.gitops import ApplyResult, Forge
-    from cloudbalance.models import Plan, Workload
+    from cloudbalance.gitops import ApplyResult, GitTarget
+    from cloudbalance.models import Mode, Plan, Workload
     from cloudbalance.series import Forecasts
     from cloudbalance.store import Store
     from cloudbalance.sync import ProviderSync
@@ -378,23 +378,13 @@ def _location(text: str) -> Any:
 # -- apply -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GitTarget:
-    """Where plans and reverts are written: built once from the settings (and overrides).
+def __getattr__(name: str) -> Any:
+    # ``steps.GitTarget`` is gitops' own, imported when first asked for (start-up time).
+    if name == "GitTarget":
+        from cloudbalance.gitops import GitTarget
 
-    Attributes:
-        repo: The infrastructure repository's working copy.
-        remote: The remote pushed to.
-        base: The branch pull requests target (``None``: the remote's default).
-        forge: The pull-request API (GitHub or GitLab, with its API URL and repository).
-        push: Whether to push (``False`` when the repository has no such remote).
-    """
-
-    repo: Path
-    remote: str
-    base: str | None
-    forge: Forge
-    push: bool
+        return GitTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def git_target(
@@ -408,26 +398,26 @@ def git_target(
     repository: str | None = None,
     push: bool = True,
 ) -> GitTarget:
-    """The Git target of the settings, with a command line's overrides on top."""
-    from cloudbalance.exceptions import GitOpsError
-    from cloudbalance.gitops import Forge
+    """The Git target of the settings, with a command line's overrides on top.
 
-    git = settings.git
-    kind = forge or "github"
-    if kind not in ("github", "gitlab"):
-        raise GitOpsError(f"unknown forge {kind!r}; use github or gitlab")
-    where = repo if repo is not None else settings.resolve(git.repo)
-    name = remote or git.remote
-    return GitTarget(
+    Built by :func:`cloudbalance.gitops.target_from_settings` (repository, remote, base, forge,
+    guardrails, workloads' stacks); pushing only when asked and the remote exists.
+    """
+    from cloudbalance.gitops import target_from_settings
+
+    where = repo if repo is not None else settings.resolve(settings.git.repo)
+    name = remote or settings.git.remote
+    kind: Any = forge
+    return target_from_settings(
+        settings,
         repo=where,
         remote=name,
-        base=base or git.base,
-        forge=Forge(
-            kind="github" if kind == "github" else "gitlab",
-            repository=repository or git.github_repo,
-            api_url=api_url or git.api_url,
-        ),
+        base=base,
+        kind=kind,
+        api_url=api_url,
+        repository=repository,
         push=push and _has_remote(where, name),
+        policies=False,
     )
 
 
@@ -439,45 +429,61 @@ class ApplyStep(StepResult):
 
 
 def apply_plan(
-    ctx: Context,
+    settings: Settings,
     made: Plan | None,
     *,
+    now: datetime | None = None,
+    dry_run: bool = False,
     target: GitTarget | None = None,
-    mode: str | None = None,
+    mode: Mode | None = None,
+    hints: Mapping[str, str] | None = None,
+    policies: bool = True,
     overwrite_edits: bool = False,
 ) -> ApplyStep:
     """Write the plan's first period into the stack config through Git, behind the policy gate.
 
+    The one step that needs no store: a plan file and the settings are enough.
+
     Args:
-        ctx: The context (``dry_run`` forces the ``dry-run`` mode).
+        settings: The configuration.
         made: The plan.
+        now: The clock freeze windows are judged by (default: now).
+        dry_run: Force the ``dry-run`` mode.
         target: Where to write (default: :func:`git_target` of the settings).
         mode: ``dry-run``, ``commit``, ``branch``, ``pr`` or ``auto`` (default: ``git.mode``).
+        hints: ``workload -> project/stack`` where a workload lives, on top of the configured
+            ``stack`` of each workload.
+        policies: Evaluate the Rego guardrails before writing (the starter policies and
+            ``guardrails.policies``).
         overwrite_edits: Write over values a person changed since the last plan.
     """
-    if made is None:
-        return ApplyStep("apply", "skipped", "no plan")
-    if not made.moves:
-        return ApplyStep("apply", "skipped", "the plan changes nothing")
-    where = target or git_target(ctx.settings)
-    if not _is_git(where.repo):
+    where = target or git_target(settings)
+    is_git = _is_git(where.repo)
+    if made is None or not made.moves:
+        why = "no plan" if made is None else "the plan changes nothing"
+        # An apply killed on an earlier day is finished or undone even when nothing moves today.
+        healed = where.heal() if is_git and not dry_run else []
+        return ApplyStep("apply", "skipped", "; ".join([why, *healed]))
+    if not is_git:
         return ApplyStep("apply", "skipped", f"{where.repo} is not a Git working copy")
     from cloudbalance.gitops import Guardrails, apply
     from cloudbalance.policy import policy_gate
 
-    chosen = "dry-run" if ctx.dry_run else (mode or ctx.settings.git.mode)
+    chosen: Mode = "dry-run" if dry_run else (mode or settings.git.mode)
+    stacks = {w.name: w.stack for w in settings.workload_models() if w.stack}
+    stacks.update(hints or {})
     applied = apply(
         made,
         where.repo,
-        mode=chosen,  # type: ignore[arg-type]
-        guardrails=Guardrails.from_settings(ctx.settings),
-        workloads=ctx.workloads,
+        mode=chosen,
+        guardrails=Guardrails.from_settings(settings),
+        workloads=stacks,
         remote=where.remote,
         forge=where.forge,
         base=where.base,
-        policy_check=policy_gate(ctx.settings, mode=chosen),
-        push=where.push,
-        now=ctx.now,
+        policy_check=policy_gate(settings, mode=chosen) if policies else None,
+        push=where.pushes(),
+        now=now,
         overwrite_edits=overwrite_edits,
     )
     at = f" {applied.commit[:10]} on {applied.branch}" if applied.commit else ""
@@ -505,7 +511,7 @@ def verify(
     *,
     target: GitTarget | None = None,
     revert: bool = True,
-    mode: str | None = None,
+    mode: Mode | None = None,
     threshold: float | None = None,
     health_check: str | None = None,
 ) -> VerifyStep:
@@ -533,15 +539,13 @@ def verify(
     )
     reverts: tuple[RevertOutcome, ...] = ()
     if revert:
-        chosen = mode or ("commit" if ctx.settings.git.mode == "commit" else "pr")
+        chosen: Mode = mode or ("commit" if ctx.settings.git.mode == "commit" else "pr")
         reverts = tuple(
             propose_reverts(
                 list(checked),
-                where.repo,
-                mode="dry-run" if ctx.dry_run else chosen,  # type: ignore[arg-type]
+                where,  # its forge, remote, base and pushing
+                mode="dry-run" if ctx.dry_run else chosen,
                 store=ctx.store,
-                forge=where.forge,
-                push=where.push,
                 run_id=ctx.run_id,
             )
         )

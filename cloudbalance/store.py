@@ -636,16 +636,18 @@ class Store:
             )
         forecast = self.con.execute(
             f"SELECT {', '.join(FORECAST.names)} FROM forecasts WHERE run_id = ? "
-            "ORDER BY unique_id, ds",
+            "ORDER BY kind, unique_id, ds",
             [row[0]],
         ).df()
         accuracy = self.con.execute(
-            f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? ORDER BY unique_id",
+            f"SELECT {', '.join(ACCURACY.names)} FROM accuracy WHERE run_id = ? "
+            "ORDER BY kind, unique_id",
             [row[0]],
         ).df()
         columns = ", ".join(f'"{c}"' for c in (*SPIKE_COLUMNS, "kind"))
         spikes = self.con.execute(
-            f"SELECT {columns} FROM spikes WHERE run_id = ? ORDER BY unique_id, start", [row[0]]
+            f"SELECT {columns} FROM spikes WHERE run_id = ? ORDER BY kind, unique_id, start",
+            [row[0]],
         ).df()
         return forecast, accuracy, spikes
 

@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import CloudBalanceError, ConflictError, GitOpsError, PlanError
-from cloudbalance.models import Location, Plan, RunRecord, Workload
+from cloudbalance.models import Location, Mode, Plan, RunRecord, Workload
 from cloudbalance.saving import is_move, money, placement_saving
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cloudbalance.gitops import ApplyResult, Forge
+    from cloudbalance.gitops import ApplyResult, Forge, GitTarget
     from cloudbalance.store import Store
 
 __all__ = [
@@ -842,27 +842,29 @@ def _later_writers(repo: str | Path, plan_id: str) -> tuple[bool, bool]:
 
 def propose_reverts(
     verifications: Iterable[Verification],
-    repo: str | Path,
+    repo: str | Path | GitTarget,
     *,
-    mode: Literal["dry-run", "commit", "branch", "pr"] = "pr",
+    mode: Mode = "pr",
     store: Store | None = None,
     forge: Forge | None = None,
-    push: bool = True,
-    remote: str = "origin",
+    push: bool | None = None,
+    remote: str | None = None,
     run_id: str | None = None,
 ) -> list[RevertOutcome]:
     """Propose the revert of every verification that calls for one.
 
     Args:
         verifications: From :func:`verify_applied` or :func:`verify_plan`.
-        repo: The infrastructure repository.
+        repo: Where to write: the :class:`~cloudbalance.gitops.GitTarget` of the configuration
+            (``cloudbalance.gitops.target_from_settings``: its forge, remote, base and pushing),
+            or a bare repository path (GitHub from the remote URL, ``origin``).
         mode: ``pr`` (default: a person merges it), ``commit`` (where the policies allow direct
             commits), ``branch`` or ``dry-run``.
         store: Audit log: each outcome is recorded as a ``revert`` step, and a plan whose revert
             was already proposed is not proposed again.
-        forge: Where pull requests are opened (``pr`` mode).
-        push: Push what was committed.
-        remote: The remote branches are pushed to.
+        forge: Override of the target's forge.
+        push: Override of the target's pushing (a bare path pushes when the remote exists).
+        remote: Override of the target's remote.
         run_id: Audit-log run id.
 
     Returns:
@@ -870,8 +872,13 @@ def propose_reverts(
         gives ``blocked`` (reported, nothing written); errors give ``failed`` and do not stop the
         other reverts.
     """
-    from cloudbalance.gitops import revert
+    import dataclasses
 
+    from cloudbalance.gitops import GitTarget
+
+    target = repo if isinstance(repo, GitTarget) else GitTarget(Path(repo))
+    overrides: dict[str, Any] = {"forge": forge, "push": push, "remote": remote}
+    target = dataclasses.replace(target, **{k: v for k, v in overrides.items() if v is not None})
     run = run_id or uuid.uuid4().hex[:12]
     outcomes: list[RevertOutcome] = []
     for verification in verifications:
@@ -887,7 +894,7 @@ def propose_reverts(
             )
         else:
             try:
-                human, later_plan = _later_writers(repo, plan_id)
+                human, later_plan = _later_writers(target.repo, plan_id)
                 if human:
                     raise ConflictError(
                         file="stack config",
@@ -895,15 +902,7 @@ def propose_reverts(
                         expected="the values the plan wrote",
                         found="a person's later commit",
                     )
-                result = revert(
-                    plan_id,
-                    repo,
-                    mode=mode,
-                    forge=forge,
-                    push=push,
-                    remote=remote,
-                    evidence=evidence,
-                )
+                result = target.revert(plan_id, mode=mode, evidence=evidence)
                 if not result.diff:
                     status: Literal["superseded", "dry-run", "proposed"] = "superseded"
                     detail = "nothing to revert: " + "; ".join(result.notes)

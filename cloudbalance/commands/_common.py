@@ -22,6 +22,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cloudbalance.config import Settings, find_config, load_config
+from cloudbalance.models import MODES, Mode
 from cloudbalance.store import Store
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "emit_frame",
     "open_store",
     "parse_day",
+    "parse_mode_option",
     "progress",
     "settings_for",
 ]
@@ -75,6 +77,21 @@ def parse_day(value: str | None, option: str) -> datetime | None:
 
         day = day.astimezone(UTC).replace(tzinfo=None)
     return day
+
+
+def parse_mode_option(value: str, allowed: tuple[Mode, ...] = MODES) -> Mode:
+    """A ``--mode`` value as the one :data:`~cloudbalance.models.Mode` type.
+
+    Raises:
+        ConfigError: Not one of ``allowed``, listing them.
+    """
+    from cloudbalance.exceptions import ConfigError
+    from cloudbalance.models import parse_mode
+
+    try:
+        return parse_mode(value, allowed)
+    except ValueError as err:
+        raise ConfigError(f"--mode: {err}") from err
 
 
 def settings_for(config: Path | None, *, required: bool = False) -> Settings:

@@ -16,22 +16,11 @@ import typer
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
-    from cloudbalance.gitops import ApplyResult, Forge, Guardrails
-
-_MODES = ("dry-run", "commit", "branch", "pr", "auto")
-
-
-def _settings(config: Path | None) -> Settings | None:
-    from cloudbalance.config import find_config, load_config
-
-    if config is not None:
-        return load_config(config)
-    found = find_config()
-    return load_config(found) if found is not None else None
+    from cloudbalance.gitops import ApplyResult, Guardrails
 
 
 def _guardrails(
-    settings: Settings | None,
+    settings: Settings,
     *,
     min_confidence: float | None,
     max_moves: int | None,
@@ -43,7 +32,7 @@ def _guardrails(
 
     from cloudbalance.gitops import FreezeWindow, Guardrails
 
-    rails = Guardrails.from_settings(settings) if settings is not None else Guardrails()
+    rails = Guardrails.from_settings(settings)
     values: dict[str, Any] = {}
     if min_confidence is not None:
         values["min_confidence"] = min_confidence
@@ -70,22 +59,6 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
             max_share_moved=rails.max_share_moved,
             freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
         ),
-    )
-
-
-def _forge(
-    settings: Settings | None, *, kind: str, api_url: str | None, repository: str | None
-) -> Forge:
-    from cloudbalance.exceptions import GitOpsError
-    from cloudbalance.gitops import Forge
-
-    if kind not in ("github", "gitlab"):
-        raise GitOpsError(f"unknown forge {kind!r}; use github or gitlab")
-    git = settings.git if settings is not None else None
-    return Forge(
-        kind="github" if kind == "github" else "gitlab",
-        repository=repository or (git.github_repo if git else None),
-        api_url=api_url or (git.api_url if git else None),
     )
 
 
@@ -172,7 +145,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
         base: Annotated[str | None, typer.Option(help="Branch pull requests target.")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
@@ -195,8 +171,9 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
+        from cloudbalance import steps
+        from cloudbalance.commands._common import parse_mode_option, settings_for
         from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import apply
         from cloudbalance.models import Plan
 
         try:
@@ -205,14 +182,8 @@ def register(app: typer.Typer) -> None:
             raise GitOpsError(f"{plan_file}: cannot read the plan: {err.strerror}") from err
         except (ValueError, KeyError, TypeError) as err:
             raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
-        settings = _settings(config)
-        chosen = "dry-run" if dry_run else mode
-        if chosen is not None and chosen not in _MODES:
-            raise GitOpsError(f"unknown mode {chosen!r}; use one of {', '.join(_MODES)}")
-        hints: dict[str, str] = {}
-        if settings is not None:
-            hints.update({w.name: w.stack for w in settings.workload_models() if w.stack})
-        hints.update(_parse_stacks(stack or []))
+        settings = settings_for(config)
+        chosen = parse_mode_option("dry-run" if dry_run else mode or settings.git.mode)
         rails = _guardrails(
             settings,
             min_confidence=min_confidence,
@@ -220,30 +191,32 @@ def register(app: typer.Typer) -> None:
             max_share=max_share,
             freeze=freeze or [],
         )
-        policy_check = None
-        if policies:  # every apply is checked; without a config, by the starter policies
-            from cloudbalance.policy import policy_gate
-
-            policy_check = policy_gate(
-                _with_guardrails(settings, rails) if settings is not None else None,
-                mode=chosen or (settings.git.mode if settings is not None else "dry-run"),
-            )
-        result = apply(
-            plan,
-            repo
-            if repo is not None
-            else (settings.resolve(settings.git.repo) if settings else "."),
-            mode=chosen,  # type: ignore[arg-type]
-            guardrails=rails,
-            workloads=hints,
-            remote=remote or (settings.git.remote if settings else "origin"),
-            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+        settings = _with_guardrails(settings, rails)
+        target = steps.git_target(
+            settings,
+            repo=repo,
+            remote=remote,
+            base=base,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
-            base=base or (settings.git.base if settings else None),
-            policy_check=policy_check,
+        )
+        step = steps.apply_plan(
+            settings,
+            plan,
+            target=target,
+            mode=chosen,
+            hints=_parse_stacks(stack or []),
+            policies=policies,
             overwrite_edits=overwrite_edits,
         )
-        _report(result, as_json=as_json)
+        if step.applied is None:  # not a working copy, or a plan that changes nothing
+            if not target.repo.is_dir() or "Git working copy" in step.detail:
+                raise GitOpsError(f"{target.repo} is not a Git working copy")
+            typer.echo(f"nothing to apply: {step.detail}")
+            return
+        _report(step.applied, as_json=as_json)
 
     @app.command("revert")
     def revert_command(
@@ -254,7 +227,10 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="commit, branch, pr or dry-run.")] = "commit",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
-        forge: Annotated[str, typer.Option(help="github or gitlab.")] = "github",
+        forge: Annotated[
+            str | None,
+            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+        ] = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests.")
@@ -270,24 +246,24 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
-        from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import revert
+        from cloudbalance import steps
+        from cloudbalance.commands._common import parse_mode_option, settings_for
+        from cloudbalance.models import REVERT_MODES
 
-        chosen = "dry-run" if dry_run else mode
-        if chosen not in ("dry-run", "commit", "branch", "pr"):
-            raise GitOpsError(
-                f"unknown mode {chosen!r} for revert; use dry-run, commit, branch, pr"
-            )
-        settings = _settings(config)
-        result = revert(
-            plan_id,
-            repo
-            if repo is not None
-            else (settings.resolve(settings.git.repo) if settings else "."),
-            mode=chosen,  # type: ignore[arg-type]
-            remote=remote or (settings.git.remote if settings else "origin"),
-            forge=_forge(settings, kind=forge, api_url=api_url, repository=repository),
+        chosen = parse_mode_option("dry-run" if dry_run else mode, REVERT_MODES)
+        settings = settings_for(config)
+        target = steps.git_target(
+            settings,
+            repo=repo,
+            remote=remote,
+            forge=forge,
+            api_url=api_url,
+            repository=repository,
             push=push,
+        )
+        result = target.revert(
+            plan_id,
+            mode=chosen,
             overwrite_edits=overwrite_edits,
         )
         _report(result, as_json=as_json)

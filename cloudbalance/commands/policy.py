@@ -332,38 +332,28 @@ def register(app: typer.Typer) -> None:
         store: StoreOption = None,
     ) -> None:
         """Compare each applied plan with what it expected and with not moving; revert if worse."""
-        from cloudbalance.commands._common import open_store
+        from cloudbalance import steps
+        from cloudbalance.commands._common import open_store, parse_mode_option
         from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.gitops import Forge
-        from cloudbalance.verify import propose_reverts, verify_applied
+        from cloudbalance.models import REVERT_MODES
 
-        if mode not in ("pr", "commit", "branch", "dry-run"):
-            raise GitOpsError(f"unknown mode {mode!r}; use pr, commit, branch or dry-run")
+        chosen = parse_mode_option(mode, REVERT_MODES)
         settings = settings_for(config)
-        rails = settings.guardrails
-        where = repo if repo is not None else settings.resolve(settings.git.repo)
-        limit = threshold if threshold is not None else rails.rollback_threshold
-        command = health_check if health_check is not None else rails.health_check
+        day = _day(as_of, option="--as-of")
+        when = datetime(day.year, day.month, day.day) if day is not None else steps.now()
+        target = steps.git_target(settings, repo=repo)
+        if not target.repo.is_dir():
+            raise GitOpsError(f"{target.repo} is not a Git working copy")
         with open_store(settings, store) as opened:
-            day = _day(as_of, option="--as-of")
-            results = verify_applied(
-                where,
-                opened,
-                now=datetime(day.year, day.month, day.day) if day is not None else None,
-                workloads=settings.workload_models(),
-                threshold=limit,
-                health_check=command,
+            checked = steps.verify(
+                steps.Context(settings, opened, when),
+                target=target,
+                revert=revert,
+                mode=chosen,
+                threshold=threshold,
+                health_check=health_check,
             )
-            outcomes = []
-            if revert:
-                forge = Forge(repository=settings.git.github_repo, api_url=settings.git.api_url)
-                outcomes = propose_reverts(
-                    results,
-                    where,
-                    mode=mode,  # type: ignore[arg-type]
-                    store=opened,
-                    forge=forge,
-                )
+        results, outcomes = checked.verified, checked.reverts
         if as_json:
             payload = {
                 "verifications": [v.to_dict() for v in results],

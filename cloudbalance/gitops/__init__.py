@@ -19,7 +19,8 @@ This is where cloudbalance touches production, so it is built to be boring:
 Modules: ``_stackfile`` (discovery, schema, surgical edits), ``_diff`` (the change and its
 diff), ``_guardrails`` (limits, freeze windows, the policy hook), ``_git`` (the git CLI, and
 why), ``_forge`` (GitHub and GitLab REST), ``_message`` (commit message, PR body, trailers),
-``_apply`` (the orchestration).
+``_apply`` (the orchestration), ``_target`` (the repository, remote, base, forge and policy gate
+of a configuration, built once by :func:`target_from_settings`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from cloudbalance.gitops._stackfile import (
     read_placements,
     validate_stack_config,
 )
+from cloudbalance.gitops._target import GitTarget, forge_kind, target_from_settings
 
 __all__ = [
     "WORKLOADS_KEY",
@@ -52,6 +54,7 @@ __all__ = [
     "FileChange",
     "Forge",
     "FreezeWindow",
+    "GitTarget",
     "Guardrails",
     "Mode",
     "PlacementChange",
@@ -63,9 +66,11 @@ __all__ = [
     "apply",
     "discover_stacks",
     "edit_placements",
+    "forge_kind",
     "parse_trailers",
     "read_placements",
     "repository_lock",
     "revert",
+    "target_from_settings",
     "validate_stack_config",
 ]

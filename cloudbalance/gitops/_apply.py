@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from cloudbalance.exceptions import (
     ConflictError,
@@ -23,10 +22,13 @@ from cloudbalance.exceptions import (
     PolicyDeniedError,
     StackConfigError,
 )
-from cloudbalance.gitops._diff import FileChange, StackDiff
+from cloudbalance.gitops._diff import FileChange, StackDiff, three_way
 from cloudbalance.gitops._forge import BRANCH_PREFIX, Forge, PullRequest, repository_from_url
 from cloudbalance.gitops._git import Git, repository_lock
-from cloudbalance.gitops._guardrails import MODES, Guardrails, Mode, PolicyCheck
+from cloudbalance.gitops._guardrails import Guardrails, PolicyCheck
+from cloudbalance.gitops._heal import Intent, digest, heal, write_text_atomic
+from cloudbalance.gitops._heal import clear as clear_journal
+from cloudbalance.gitops._heal import write as write_journal
 from cloudbalance.gitops._message import (
     PLAN_TRAILER,
     REVERT_TRAILER,
@@ -36,12 +38,13 @@ from cloudbalance.gitops._message import (
 )
 from cloudbalance.gitops._stackfile import (
     WORKLOADS_KEY,
+    PlacementChange,
     StackFile,
     discover_stacks,
     edit_placements,
     read_placements,
 )
-from cloudbalance.models import Location, Plan, Workload
+from cloudbalance.models import MODES, REVERT_MODES, Location, Mode, Plan, Workload
 
 __all__ = ["ApplyResult", "apply", "revert"]
 
@@ -311,64 +314,105 @@ def _push_target(git: Git, remote: str) -> tuple[str, str] | None:
     return None
 
 
-def _ensure_in_sync(git: Git) -> None:
-    """Refuse when the branch and its upstream differ: we push only our own commit.
+def _ensure_in_sync(git: Git) -> list[str]:
+    """Bring the branch up to its upstream when it is only behind; refuse when it is ahead.
 
-    Behind: our commit could not be pushed without a force (and the plan would be written over
-    a stale file). Ahead: pushing would publish the user's own unpushed commits with ours.
+    Behind only: a fast-forward (``git merge --ff-only``, the working copy being clean) loses
+    nothing and is what a person would do before writing; a daily job must not stop at "pull
+    first" because someone merged a change upstream, or because a refused push was undone.
+    Ahead: pushing would publish the user's own unpushed commits with ours, so it refuses.
+
+    Returns:
+        A note when the branch was fast-forwarded.
 
     Raises:
-        GitOpsError: Saying which way they differ and what to do.
+        GitOpsError: Saying how the branch and its upstream differ and what to do.
     """
     upstream = git.upstream()
     if upstream is None:
-        return
+        return []
     up_remote, up_branch = upstream
     branch = git.current_branch()
     git.fetch(up_remote, f"refs/heads/{up_branch}")
-    behind = git.out("rev-list", "--count", "HEAD..FETCH_HEAD")
-    if behind != "0":
-        raise GitOpsError(
-            f"{branch} is {behind} commit(s) behind {up_remote}/{up_branch}; pull first "
-            "(cloudbalance never force-pushes)"
-        )
     ahead = git.out("rev-list", "--count", "FETCH_HEAD..HEAD")
     if ahead != "0":
         raise GitOpsError(
             f"{branch} has {ahead} commit(s) not on {up_remote}/{up_branch}; push them first "
             "(cloudbalance pushes only its own commit), or use --no-push"
         )
+    behind = git.out("rev-list", "--count", "HEAD..FETCH_HEAD")
+    if behind == "0":
+        return []
+    git.run("merge", "--ff-only", "-q", "FETCH_HEAD")
+    return [f"fast-forwarded {branch} by {behind} commit(s) from {up_remote}/{up_branch}"]
+
+
+def _trailer_of(message: str) -> tuple[str, str]:
+    """The trailer that marks a commit as cloudbalance's: ``(key, plan id)``."""
+    trailers = parse_trailers(message)
+    key = PLAN_TRAILER if PLAN_TRAILER in trailers else REVERT_TRAILER
+    return key, trailers.get(key, "")
 
 
 def _commit_here(
     git: Git, diff: StackDiff, message: str, *, remote: str, push: bool
 ) -> tuple[str, str, bool, list[str]]:
-    """Commit the diff on the checked-out branch; push it to its upstream when asked."""
+    """Commit the diff on the checked-out branch; push it to its upstream when asked.
+
+    The write is announced in the journal first (see ``_heal``): a run killed at any point
+    after that is finished or undone by the next one. A push the remote refuses undoes the
+    local commit, so nothing is left that blocks the next run.
+    """
     notes: list[str] = []
     branch = git.current_branch()
     upstream = _push_target(git, remote) if push else None
+    parent = git.head()
+    files = {c.stack.path: c.after for c in diff.files if c.changes}
+    key, plan_id = _trailer_of(message)
+    write_journal(
+        git,
+        Intent(
+            kind="commit",
+            trailer=key,
+            plan_id=plan_id,
+            branch=branch,
+            parent=parent,
+            files={path: digest(text) for path, text in files.items()},
+            push=upstream is not None,
+            remote=upstream[0] if upstream else None,
+            remote_branch=upstream[1] if upstream else None,
+        ),
+    )
     written: list[Path] = []
     try:
         for change in diff.files:
             if change.changes:
                 target = git.root / change.stack.path
-                target.write_text(change.after, encoding="utf-8", newline="")
+                write_text_atomic(target, change.after)
                 written.append(target)
         sha = git.commit_files(list(diff.paths), message)
     except BaseException:
         git.run("reset", "-q", "--", *diff.paths, check=False)
         for change in diff.files:
             if change.changes and (git.root / change.stack.path) in written:
-                (git.root / change.stack.path).write_text(
-                    change.before, encoding="utf-8", newline=""
-                )
+                write_text_atomic(git.root / change.stack.path, change.before)
+        clear_journal(git)
         raise
     pushed = False
     if push and upstream is not None:
-        git.push(upstream[0], sha, upstream[1])
+        try:
+            git.push(upstream[0], sha, upstream[1])
+        except GitOpsError as err:
+            git.run("reset", "-q", "--keep", parent)
+            clear_journal(git)
+            raise GitOpsError(
+                f"{err}; the local commit {sha[:12]} was undone, so the next run starts from "
+                f"{upstream[0]}/{upstream[1]} again"
+            ) from None
         pushed = True
     elif push:
         notes.append(f"not pushed: {branch} has no upstream branch")
+    clear_journal(git)
     return sha, branch, pushed, notes
 
 
@@ -387,11 +431,33 @@ def _commit_branch(
     remote: str,
     push: bool,
     existing_remote_tip: str | None = None,
+    pull: Mapping[str, str] | None = None,
 ) -> tuple[str, bool]:
-    """Commit the diff on ``branch`` (new, or continuing ``existing_remote_tip``) and push it."""
+    """Commit the diff on ``branch`` (new, or continuing ``existing_remote_tip``) and push it.
+
+    The write is announced in the journal (see ``_heal``), with ``pull``, the pull request to
+    open once the branch is pushed: the caller clears the journal when it has opened it. A
+    refused push puts the local branch back where it was.
+    """
     git.check_branch_name(branch)
     files = {c.stack.path: c.after for c in diff.files if c.changes}
     sha = git.commit_tree(parent, files, message)
+    local = f"refs/heads/{branch}"
+    key, plan_id = _trailer_of(message)
+    intent = Intent(
+        kind="branch",
+        trailer=key,
+        plan_id=plan_id,
+        branch=branch,
+        parent=parent,
+        files={path: digest(text) for path, text in files.items()},
+        push=push,
+        remote=remote,
+        remote_branch=branch,
+        commit=sha,
+        old_tip=git.head(local) if git.ref_exists(local) else None,
+        pull=pull,
+    )
     if existing_remote_tip is None:
         if git.ref_exists(f"refs/heads/{branch}"):
             raise GitOpsError(
@@ -400,10 +466,10 @@ def _commit_branch(
             )
         if push and git.remote_branch(remote, branch) is not None:
             raise GitOpsError(f"branch {branch} already exists on {remote}; refusing to overwrite")
+        write_journal(git, intent)
         git.update_branch(branch, sha, None)
     else:
-        local = f"refs/heads/{branch}"
-        old = git.head(local) if git.ref_exists(local) else None
+        old = intent.old_tip
         if old is not None and old != existing_remote_tip:
             is_ancestor = git.run(
                 "merge-base", "--is-ancestor", old, existing_remote_tip, check=False
@@ -413,9 +479,20 @@ def _commit_branch(
                     f"local branch {branch} has commits that are not on {remote}; push or "
                     "delete them first"
                 )
+        write_journal(git, intent)
         git.update_branch(branch, sha, old)
     if push:
-        git.push(remote, sha, branch)
+        try:
+            git.push(remote, sha, branch)
+        except GitOpsError:
+            if intent.old_tip is None:
+                git.run("update-ref", "-d", local, sha)
+            else:
+                git.update_branch(branch, intent.old_tip, sha)
+            clear_journal(git)
+            raise
+    if pull is None:
+        clear_journal(git)
     return sha, push
 
 
@@ -511,16 +588,17 @@ def apply(
     git = Git.open(repo)
     when = now or _utcnow()
     with repository_lock(git, timeout=lock_timeout):
+        notes: list[str] = []
         if chosen_mode != "dry-run":
+            notes += heal(git, forge=forge)
             git.ensure_clean()
             git.current_branch()
             if push:
-                _ensure_in_sync(git)
+                notes += _ensure_in_sync(git)
         # The working copy (clean outside dry runs, so equal to HEAD up to Git's end-of-line
         # filters, which it keeps): what is written back keeps the file's own line endings.
         known = None if overwrite_edits else _known(plan)
         diff = _diff(git, None, targets, hints, known=known)
-        notes: list[str] = []
         warnings: list[str] = _stale(plan, diff)
         if policy_check is not None:
             outcome = policy_check(plan, diff)
@@ -662,10 +740,36 @@ def _pull_request(
                 notes=(*remarks, "nothing to change: the stack config already matches the plan"),
             )
         branch = f"{BRANCH_PREFIX}{plan.plan_id}"
+        proposed = _already_proposed(git, diff, branch, remote=remote, push=True)
+        if proposed is not None:
+            # An earlier run made (and maybe pushed) this very branch, then stopped before
+            # its pull request was opened: open it now instead of refusing the branch.
+            if git.remote_branch(remote, branch) != proposed:
+                git.push(remote, proposed, branch)
+            pull = forge.open(repository, branch=branch, base=base_branch, title=subject, body=body)
+            return ApplyResult(
+                plan.plan_id,
+                "pr",
+                diff,
+                message,
+                proposed,
+                branch,
+                True,
+                pull,
+                (*remarks, f"{branch} was pushed without its pull request: opened it"),
+            )
         created, pushed = _commit_branch(
-            git, diff, message, branch=branch, parent=git.head(), remote=remote, push=True
+            git,
+            diff,
+            message,
+            branch=branch,
+            parent=git.head(),
+            remote=remote,
+            push=True,
+            pull={"repository": repository, "base": base_branch, "title": subject, "body": body},
         )
         pull = forge.open(repository, branch=branch, base=base_branch, title=subject, body=body)
+        clear_journal(git)
         return ApplyResult(
             plan.plan_id, "pr", diff, message, created, branch, pushed, pull, tuple(remarks)
         )
@@ -719,14 +823,107 @@ def _find_plan_commit(git: Git, plan_id: str) -> str:
     )
 
 
+def _placement_changes(
+    before: Mapping[str, Mapping[Location, int]], after: Mapping[str, Mapping[Location, int]]
+) -> list[PlacementChange]:
+    """Every placement value that differs (an entry removed reads as ``after`` 0)."""
+    changes = []
+    for workload in sorted(set(before) | set(after)):
+        old, new = before.get(workload, {}), after.get(workload, {})
+        for location in sorted(set(old) | set(new)):
+            if old.get(location) != new.get(location):
+                changes.append(
+                    PlacementChange(workload, location, old.get(location), new.get(location, 0))
+                )
+    return changes
+
+
+def _revert_file(
+    git: Git, sha: str, stack: StackFile, current_text: str, overwrite_edits: bool
+) -> FileChange | None:
+    """The edit that takes back what commit ``sha`` did to one stack file; None: nothing to do.
+
+    A three-way merge of the file's text (:func:`three_way`): the plan's own change (its
+    commit's text back to its parent's) is taken out of the current text, so the lines the plan
+    wrote, and the entries it added, return exactly as they were (byte for byte) while later
+    changes to other lines stay. When a later change touched the same lines, that is a person's
+    (or a later plan's) decision the revert would overwrite: :class:`ConflictError`, unless
+    ``overwrite_edits``, which restores the values the plan changed by a minimal edit.
+    """
+    path = stack.path
+    parent_text = git.show(f"{sha}^", path) or ""
+    plan_text = git.show(sha, path) or ""
+    before_plan = read_placements(parent_text, file=path) if parent_text else {}
+    plan_wrote = read_placements(plan_text, file=f"{path}@{sha[:12]}")
+    current = read_placements(current_text, file=path)
+    changed = {
+        workload: {
+            loc
+            for loc in set(wrote) | set(before_plan.get(workload, {}))
+            if wrote.get(loc) != before_plan.get(workload, {}).get(loc)
+        }
+        for workload, wrote in plan_wrote.items()
+    }
+    changed = {w: locs for w, locs in changed.items() if locs and w in current}
+    if not changed:
+        return None
+    restored = three_way(plan_text, current_text, parent_text)
+    exact = restored is not None
+    if restored is None:
+        for workload, locations in sorted(changed.items()):
+            for location in sorted(locations):
+                wrote, found = plan_wrote[workload].get(location), current[workload].get(location)
+                if found != wrote and not overwrite_edits:
+                    raise ConflictError(
+                        file=path,
+                        key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",
+                        expected=wrote,
+                        found=found,
+                    )
+        if not overwrite_edits:
+            raise ConflictError(
+                file=path,
+                key=f"the lines plan commit {sha[:12]} wrote",
+                expected="the text the plan wrote",
+                found="a later change of the same lines",
+            )
+        targets = {
+            w: {
+                **current[w],
+                **{loc: before_plan.get(w, {}).get(loc, 0) for loc in changed[w]},
+            }
+            for w in changed
+        }
+        restored, _ = edit_placements(current_text, targets, file=path)
+    after = read_placements(restored, file=path)
+    for workload, locations in changed.items():
+        for location in locations:
+            want = before_plan.get(workload, {}).get(location)
+            got = after.get(workload, {}).get(location)
+            if not exact:  # the value edit keeps an added entry, at 0 replicas
+                want, got = want or 0, got or 0
+            if got != want:
+                raise GitOpsError(
+                    f"{path}: the revert of {sha[:12]} would not restore {workload} at "
+                    f"{location} to {want}; please report this with the stack file"
+                )
+    changes = _placement_changes(current, after)
+    if not changes and restored == current_text:
+        return None
+    return FileChange(
+        stack, current_text, restored, tuple(changes), {w: current.get(w, {}) for w in changed}
+    )
+
+
 def revert(
     plan_id: str,
     repo: str | Path = ".",
     *,
-    mode: Literal["dry-run", "commit", "branch", "pr"] = "commit",
+    mode: Mode = "commit",
     remote: str = "origin",
     forge: Forge | None = None,
     push: bool = True,
+    base: str | None = None,
     lock_timeout: float = 0.0,
     overwrite_edits: bool = False,
     evidence: str = "",
@@ -745,15 +942,17 @@ def revert(
         GitOpsError: No commit of that plan, already reverted, dirty tree, detached head.
         ConflictError: A value the plan wrote was changed since; the revert would overwrite it.
     """
-    if mode not in ("dry-run", "commit", "branch", "pr"):
-        raise GitOpsError(f"unknown mode {mode!r} for revert; use dry-run, commit, branch or pr")
+    if mode not in REVERT_MODES:
+        raise GitOpsError(f"unknown mode {mode!r} for revert; use {', '.join(REVERT_MODES)}")
     _check_plan_id(plan_id)
     git = Git.open(repo)
     with repository_lock(git, timeout=lock_timeout):
+        healed: list[str] = []
         if mode != "dry-run":
+            healed += heal(git, forge=forge)
             git.ensure_clean()
             if push or mode == "pr":
-                _ensure_in_sync(git)
+                healed += _ensure_in_sync(git)
         sha = _find_plan_commit(git, plan_id)
         done = git.log_messages("HEAD", grep=f"^{REVERT_TRAILER}: {re.escape(plan_id)}$")
         if any(parse_trailers(m).get(REVERT_TRAILER) == plan_id for _, m in done):
@@ -762,42 +961,10 @@ def revert(
         touched = git.out("diff-tree", "--no-commit-id", "--name-only", "-r", sha).splitlines()
         files: list[FileChange] = []
         for path in sorted(p for p in touched if p in stacks):
-            parent_text = git.show(f"{sha}^", path) or ""
-            before_plan = read_placements(parent_text, file=path) if parent_text else {}
-            plan_wrote = read_placements(git.show(sha, path) or "", file=path)
             current_text = _read(git, "HEAD" if mode != "dry-run" else None, path)
-            current = read_placements(current_text, file=path)
-            targets: dict[str, dict[Location, int]] = {}
-            for workload, wrote in plan_wrote.items():
-                old = before_plan.get(workload, {})
-                changed = {loc for loc in set(wrote) | set(old) if wrote.get(loc) != old.get(loc)}
-                if not changed or workload not in current:
-                    continue
-                target = dict(current[workload])
-                for location in sorted(changed):
-                    if current[workload].get(location) != wrote.get(location) and not (
-                        overwrite_edits
-                    ):
-                        raise ConflictError(
-                            file=path,
-                            key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",
-                            expected=wrote.get(location),
-                            found=current[workload].get(location),
-                        )
-                    target[location] = old.get(location, 0)
-                targets[workload] = target
-            if not targets:
-                continue
-            after, changes = edit_placements(current_text, targets, file=path)
-            files.append(
-                FileChange(
-                    stacks[path],
-                    current_text,
-                    after,
-                    tuple(changes),
-                    {w: current[w] for w in targets},
-                )
-            )
+            change = _revert_file(git, sha, stacks[path], current_text, overwrite_edits)
+            if change is not None:
+                files.append(change)
         diff = StackDiff(tuple(files))
         subject, body = render_revert(
             plan_id,
@@ -810,7 +977,11 @@ def revert(
         message = f"{subject}\n\n{body}"
         if not diff:
             return ApplyResult(
-                plan_id, mode, diff, message, notes=("nothing to revert: values already restored",)
+                plan_id,
+                mode,
+                diff,
+                message,
+                notes=(*healed, "nothing to revert: values already restored"),
             )
         if mode == "dry-run":
             return ApplyResult(plan_id, mode, diff, message)
@@ -819,10 +990,12 @@ def revert(
                 git, diff, message, remote=remote, push=push
             )
             return ApplyResult(
-                plan_id, mode, diff, message, commit, branch, pushed, notes=tuple(notes)
+                plan_id, mode, diff, message, commit, branch, pushed, notes=(*healed, *notes)
             )
         branch = f"{BRANCH_PREFIX}revert-{plan_id}"
-        base_branch = _base_branch(git)
+        base_branch = base or _base_branch(git)
+        the_forge = forge or Forge()
+        repository = _resolve_forge_repo(git, the_forge, remote) if mode == "pr" else ""
         commit, pushed = _commit_branch(
             git,
             diff,
@@ -831,12 +1004,18 @@ def revert(
             parent=git.head(),
             remote=remote,
             push=push or mode == "pr",
+            pull=(
+                {"repository": repository, "base": base_branch, "title": subject, "body": body}
+                if mode == "pr"
+                else None
+            ),
         )
         pull = None
         if mode == "pr":
-            the_forge = forge or Forge()
-            repository = _resolve_forge_repo(git, the_forge, remote)
             pull = the_forge.open(
                 repository, branch=branch, base=base_branch, title=subject, body=body
             )
-        return ApplyResult(plan_id, mode, diff, message, commit, branch, pushed, pull)
+            clear_journal(git)
+        return ApplyResult(
+            plan_id, mode, diff, message, commit, branch, pushed, pull, tuple(healed)
+        )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from cloudbalance.gitops._stackfile import PlacementChange, StackFile
 from cloudbalance.models import Location
 
-__all__ = ["FileChange", "StackDiff", "line_opcodes", "unified_diff"]
+__all__ = ["FileChange", "StackDiff", "line_opcodes", "three_way", "unified_diff"]
 
 
 def line_opcodes(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, int, int, int, int]]:
@@ -49,6 +49,55 @@ def line_opcodes(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, int, int
     if tail:
         ops.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
     return ops
+
+
+def _regions(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int, int, int]]:
+    """The changed regions ``(a1, a2, b1, b2)`` turning ``a`` into ``b``."""
+    return [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in line_opcodes(a, b) if tag != "equal"]
+
+
+def _overlap(t1: int, t2: int, o1: int, o2: int) -> bool:
+    """Whether two changes of the same base lines touch the same lines (adjacent is fine)."""
+    if t1 == t2 and o1 == o2:
+        return t1 == o1  # two insertions at one place: their order is unknown
+    if t1 == t2:
+        return o1 < t1 < o2
+    if o1 == o2:
+        return t1 < o1 < t2
+    return t1 < o2 and o1 < t2
+
+
+def three_way(base: str, ours: str, theirs: str) -> str | None:
+    """Apply the change ``base`` -> ``theirs`` to ``ours``; None when the two changes collide.
+
+    A line-based three-way merge like ``git merge-file``, except that changes to adjacent
+    lines do not collide: in a stack file the placements of one workload are adjacent lines,
+    and reverting a plan's ``aws`` line must not be refused because a person has since
+    changed the ``gcp`` line under it. Changes to the same lines collide, unless both sides made
+    the same change. When ``ours`` is ``base`` the result is ``theirs`` byte for byte.
+    """
+    if ours == base:
+        return theirs
+    b = base.splitlines(keepends=True)
+    o = ours.splitlines(keepends=True)
+    t = theirs.splitlines(keepends=True)
+    our_changes = _regions(b, o)
+    their_changes = []
+    for t1, t2, j1, j2 in _regions(b, t):
+        same = [c for c in our_changes if (c[0], c[1]) == (t1, t2) and o[c[2] : c[3]] == t[j1:j2]]
+        if same:
+            continue  # both sides made this very change (a later plan wrote the old value back)
+        if any(_overlap(t1, t2, o1, o2) for o1, o2, _, _ in our_changes):
+            return None
+        their_changes.append((t1, t2, j1, j2))
+    result = list(o)
+    for t1, t2, j1, j2 in reversed(their_changes):
+        # Where the base lines t1..t2 are in ``ours``: shifted by our changes before them
+        # (an insertion of ours exactly at t1 comes before theirs).
+        shift = sum((k2 - k1) - (a2 - a1) for a1, a2, k1, k2 in our_changes if a2 <= t1)
+        start = t1 + shift
+        result[start : start + (t2 - t1)] = t[j1:j2]
+    return "".join(result)
 
 
 class _StackFileMatcher(difflib.SequenceMatcher[str]):

@@ -1,22 +1,30 @@
 """Pull requests on GitHub and merge requests on GitLab, through their REST APIs.
 
-Only the standard library is used (``urllib``): four calls per forge do not justify a client
-dependency. The token comes from ``GITHUB_TOKEN`` / ``GITLAB_TOKEN`` (or a variable named in
-:class:`Forge`) at call time; it is sent in a header, never stored on disk, never put in a URL,
-and removed from every error message. The API base URL is configurable for GitHub Enterprise,
-self-hosted GitLab, and tests against a local server.
+Only the standard library is used (``urllib``, which honours ``HTTPS_PROXY``): four calls per
+forge do not justify a client dependency. The token comes from ``GITHUB_TOKEN`` /
+``GITLAB_TOKEN`` (or a variable named in :class:`Forge`) at call time; it is sent in a header,
+never stored on disk, never put in a URL, and removed from every error message. The API base URL
+is configurable for GitHub Enterprise, self-hosted GitLab, and tests against a local server.
+
+A daily job must never hang on a forge that accepts the connection and then says nothing, so
+every request has a connect timeout, a read timeout (per socket read) and an overall deadline.
+A redirect is followed only within the same scheme, host and port: ``urllib`` would otherwise
+carry the ``Authorization`` header to whatever host the redirect names.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.request import Request
 
 from cloudbalance.exceptions import GitOpsError
 from cloudbalance.gitops._git import redact
@@ -66,6 +74,73 @@ class PullRequest:
     created: bool
 
 
+class _TimedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection whose socket waits ``read_timeout`` per read once connected."""
+
+    read_timeout: float = 30.0
+
+    def connect(self) -> None:
+        super().connect()  # bounded by the connect timeout (``timeout``)
+        self.sock.settimeout(self.read_timeout)
+
+
+class _TimedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection: TCP and TLS handshake within the connect timeout, then reads."""
+
+    read_timeout: float = 30.0
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class _TimedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def _connection(self, host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = _TimedHTTPConnection(host, **kwargs)
+        connection.read_timeout = self.read_timeout
+        return connection
+
+    def http_open(self, req: Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req)
+
+
+class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def _connection(self, host: str, **kwargs: Any) -> http.client.HTTPSConnection:
+        connection = _TimedHTTPSConnection(host, **kwargs)
+        connection.read_timeout = self.read_timeout
+        return connection
+
+    def https_open(self, req: Request) -> http.client.HTTPResponse:
+        return self.do_open(self._connection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme, host and port: the token goes nowhere else."""
+
+    def redirect_request(
+        self,
+        req: Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> Request | None:
+        old = urllib.parse.urlsplit(req.full_url)
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+            return None  # not followed: the caller sees the 3xx answer
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 @dataclass(frozen=True)
 class Forge:
     """Where pull requests are opened.
@@ -77,14 +152,25 @@ class Forge:
             ``https://gitlab.com/api/v4``. None: the public service's.
         token_env: Environment variable holding the token (default ``GITHUB_TOKEN`` or
             ``GITLAB_TOKEN``).
-        timeout: Seconds per HTTP request.
+        connect_timeout: Seconds to connect (TCP and TLS handshake).
+        read_timeout: Seconds to wait for each read of the answer.
+        deadline: Seconds one request may take in all (a server trickling bytes is cut off).
     """
 
     kind: Literal["github", "gitlab"] = "github"
     repository: str | None = None
     api_url: str | None = None
     token_env: str | None = None
-    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("github", "gitlab"):
+            raise GitOpsError(f"unknown forge {self.kind!r}; use github or gitlab")
+        for name in ("connect_timeout", "read_timeout", "deadline"):
+            if not getattr(self, name) > 0:
+                raise GitOpsError(f"forge {name} must be > 0 seconds, got {getattr(self, name)}")
 
     @property
     def base_url(self) -> str:
@@ -117,19 +203,37 @@ class Forge:
             headers["Content-Type"] = "application/json"
         url = self.base_url + path
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        opener = urllib.request.build_opener(
+            _TimedHTTPHandler(self.read_timeout),
+            _TimedHTTPSHandler(self.read_timeout),
+            _SameOriginRedirects(),
+        )
+        give_up = time.monotonic() + self.deadline
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
+            with opener.open(request, timeout=self.connect_timeout) as response:
+                chunks = []
+                while chunk := response.read1(65536):
+                    chunks.append(chunk)
+                    if time.monotonic() > give_up:
+                        raise TimeoutError(f"no complete answer within {self.deadline:g} s")
+                payload = b"".join(chunks)
         except urllib.error.HTTPError as err:
             detail = err.read().decode("utf-8", "replace")[:500]
+            if 300 <= err.code < 400:
+                detail = f"redirect to {err.headers.get('Location')!r} not followed ({detail})"
             raise GitOpsError(
                 redact(f"{self.kind} API {method} {path} answered {err.code}: {detail}", [token])
-            ) from err
+            ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             reason = getattr(err, "reason", err)
+            if isinstance(reason, TimeoutError) or isinstance(err, TimeoutError):
+                reason = (
+                    f"timed out ({reason or 'no answer'}; connect {self.connect_timeout:g} s, "
+                    f"read {self.read_timeout:g} s)"
+                )
             raise GitOpsError(
                 redact(f"{self.kind} API at {self.base_url} unreachable: {reason}", [token])
-            ) from err
+            ) from None
         return json.loads(payload) if payload else None
 
     # -- GitHub ------------------------------------------------------------------------------

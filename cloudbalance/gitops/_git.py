@@ -350,10 +350,11 @@ class Git:
             env=self.token_credentials(remote),
         )
         if result.returncode != 0:
-            detail = redact((result.stderr or result.stdout).strip(), _secrets_from_env())
+            text = (result.stderr or result.stdout).strip()
+            detail = "; ".join(line.strip() for line in text.splitlines() if line.strip())
             raise GitOpsError(
-                f"push of {branch} to {remote} was refused (never forced; pull and run again): "
-                f"{detail}"
+                f"push of {branch} to {remote} was refused (never forced): "
+                f"{redact(detail, _secrets_from_env())}"
             )
 
 

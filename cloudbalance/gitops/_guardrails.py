@@ -11,19 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
 
 from cloudbalance.exceptions import GitOpsError
 from cloudbalance.gitops._diff import StackDiff
-from cloudbalance.models import Plan
+from cloudbalance.models import MODES, Mode, Plan
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
 
 __all__ = ["MODES", "FreezeWindow", "Guardrails", "Mode", "PolicyCheck", "PolicyResult"]
-
-Mode = Literal["dry-run", "commit", "branch", "pr", "auto"]
-MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,9 @@ class AwsAutoScalingFleet(pulumi.ComponentResource):
         ami = aws.ssm.get_parameter_output(name=AMI_PARAMETER, region=args.region, opts=invoke)
         vpc = aws.ec2.get_vpc_output(default=True, region=args.region, opts=invoke)
         subnets = aws.ec2.get_subnets_output(
-            region=args.region, filters=[{"name": "vpc-id", "values": [vpc.id]}], opts=invoke
+            region=args.region,
+            filters=[{"name": "vpc-id", "values": [vpc.id]}],  # type: ignore[list-item]
+            opts=invoke,
         )
         template = aws.ec2.LaunchTemplate(
             f"{name}",

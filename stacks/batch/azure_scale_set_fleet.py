@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native as azure_native
+from pulumi_azure_native.compute import StorageAccountTypes
 
-UBUNTU = {
+UBUNTU: azure_native.compute.ImageReferenceArgsDict = {
     "publisher": "Canonical",
     "offer": "ubuntu-24_04-lts",
     "sku": "server",
@@ -87,7 +88,7 @@ class AzureScaleSetFleet(pulumi.ComponentResource):
             opts=child,
         )
         subnet_id = network.subnets.apply(lambda subnets: subnets[0].id if subnets else "")
-        profile: dict[str, object] = {
+        profile: azure_native.compute.VirtualMachineScaleSetVMProfileArgsDict = {
             "os_profile": {
                 "computer_name_prefix": args.workload[:9],
                 "admin_username": args.admin_username,
@@ -107,9 +108,9 @@ class AzureScaleSetFleet(pulumi.ComponentResource):
             "storage_profile": {
                 "image_reference": UBUNTU,
                 "os_disk": {
-                    "create_option": "FromImage",
-                    "caching": "ReadWrite",
-                    "managed_disk": {"storage_account_type": "Standard_LRS"},
+                    "create_option": azure_native.compute.DiskCreateOptionTypes.FROM_IMAGE,
+                    "caching": azure_native.compute.CachingTypes.READ_WRITE,
+                    "managed_disk": {"storage_account_type": StorageAccountTypes.STANDARD_LRS},
                 },
             },
             "network_profile": {
@@ -134,8 +135,12 @@ class AzureScaleSetFleet(pulumi.ComponentResource):
             location=args.region,
             orchestration_mode="Uniform",
             overprovision=False,
-            sku={"name": args.vm_size, "tier": "Standard", "capacity": args.replicas},
-            upgrade_policy={"mode": "Manual"},
+            sku=azure_native.compute.SkuArgs(
+                name=args.vm_size, tier="Standard", capacity=args.replicas
+            ),
+            upgrade_policy=azure_native.compute.UpgradePolicyArgs(
+                mode=azure_native.compute.UpgradeMode.MANUAL
+            ),
             virtual_machine_profile=profile,
             tags=tags,
             opts=child,

@@ -42,7 +42,7 @@ class GcpInstanceGroupFleetArgs:
     network: str = "default"
 
 
-def scheduling(spot: bool) -> dict[str, object]:
+def scheduling(spot: bool) -> gcp.compute.InstanceTemplateSchedulingArgsDict:
     """Instance scheduling for spot or standard capacity (Compute Engine's required pairings)."""
     if spot:
         return {
@@ -80,8 +80,17 @@ class GcpInstanceGroupFleet(pulumi.ComponentResource):
             name_prefix=f"{args.workload}-",
             region=args.region,
             machine_type=args.machine_type,
-            disks=[{"boot": True, "auto_delete": True, "source_image": DEBIAN}],
-            network_interfaces=[{"network": args.network, "access_configs": [{}]}],
+            disks=[
+                gcp.compute.InstanceTemplateDiskArgs(
+                    boot=True, auto_delete=True, source_image=DEBIAN
+                )
+            ],
+            network_interfaces=[
+                gcp.compute.InstanceTemplateNetworkInterfaceArgs(
+                    network=args.network,
+                    access_configs=[gcp.compute.InstanceTemplateNetworkInterfaceAccessConfigArgs()],
+                )
+            ],
             metadata_startup_script=args.startup_script,
             scheduling=scheduling(args.spot),
             labels=labels,

@@ -138,7 +138,9 @@ class AwsFargateService(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        forward = [{"type": "forward", "target_group_arn": target_group.arn}]
+        forward = [
+            aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)
+        ]
         listeners = [
             aws.lb.Listener(
                 f"{name}",
@@ -247,6 +249,8 @@ class AwsFargateService(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         vpc = aws.ec2.get_vpc_output(default=True, region=region, opts=invoke)
         subnets = aws.ec2.get_subnets_output(
-            region=region, filters=[{"name": "vpc-id", "values": [vpc.id]}], opts=invoke
+            region=region,
+            filters=[{"name": "vpc-id", "values": [vpc.id]}],  # type: ignore[list-item]
+            opts=invoke,
         )
         return vpc.id, subnets.ids

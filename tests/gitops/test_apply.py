@@ -460,7 +460,7 @@ def test_plan_spanning_two_projects_changes_both_in_one_commit(infra, plan_facto
     assert len(result.diff.changes) == 4
 
 
-def test_push_is_refused_when_the_remote_moved_on_and_nothing_is_forced(
+def test_a_branch_behind_its_remote_is_fast_forwarded_and_nothing_is_forced(
     infra, plan_factory, tmp_path
 ) -> None:
     other = tmp_path / "other"
@@ -469,12 +469,27 @@ def test_push_is_refused_when_the_remote_moved_on_and_nothing_is_forced(
     subprocess.run(["git", "-C", str(other), "commit", "-qam", "docs"], check=True)
     subprocess.run(["git", "-C", str(other), "push", "-q"], check=True)
     remote_main = infra.remote_git("rev-parse", "main")
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert any("fast-forwarded main by 1 commit(s) from origin/main" in n for n in result.notes)
+    assert infra.git("rev-parse", "HEAD^") == remote_main  # on top of theirs, nothing forced
+    assert infra.remote_git("rev-parse", "main") == result.commit
+    assert (infra.root / "README.md").read_text() == "someone else\n"
+
+
+def test_a_refused_push_leaves_nothing_that_blocks_the_next_run(infra, plan_factory) -> None:
+    hook = infra.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+    hook.chmod(0o755)
     head = infra.head()
-    with pytest.raises(GitOpsError, match="behind origin/main; pull first"):
+    with pytest.raises(GitOpsError, match=r"protected branch.*local commit .* was undone"):
         apply(shift_plan(plan_factory), infra.root, mode="commit")
-    assert infra.remote_git("rev-parse", "main") == remote_main
     assert infra.head() == head
     assert infra.git("status", "--porcelain") == ""
+    assert not (infra.root / ".git" / "cloudbalance-journal.json").exists()
+    hook.unlink()
+    result = apply(shift_plan(plan_factory), infra.root, mode="commit")
+    assert result.pushed
+    assert infra.remote_git("rev-parse", "main") == result.commit
 
 
 def test_failing_commit_hook_leaves_the_working_copy_clean(infra, plan_factory) -> None:
@@ -694,3 +709,63 @@ def test_two_worktrees_of_one_repository_share_the_lock(infra, plan_factory, tmp
         pytest.raises(GitOpsError, match="another cloudbalance run"),
     ):
         apply(shift_plan(plan_factory), infra.root, mode="commit")
+
+
+def test_revert_removes_the_entries_the_plan_added_byte_for_byte(infra, plan_factory) -> None:
+    original = infra.prod.read_bytes()
+    grow = {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 2, "azure:westeurope": 3}}
+    applied = apply(plan_factory(grow, current=CURRENT), infra.root, mode="commit")
+    assert "azure" in applied.diff.unified()
+    result = revert("p-20261124-a1", infra.root)
+    assert infra.prod.read_bytes() == original  # no `replicas: 0` entry left behind
+    assert [(c.location.key, c.before, c.after) for c in result.diff.changes] == [
+        ("aws:us-east-1", 3, 6),
+        ("azure:westeurope", 3, 0),
+    ]
+
+
+def test_revert_keeps_later_unrelated_edits_of_a_person(infra, plan_factory) -> None:
+    original = infra.prod.read_text()
+    apply(
+        plan_factory({"checkout": {"aws:us-east-1": 4, "gcp:us-central1": 2}}, current=CURRENT),
+        infra.root,
+        mode="commit",
+    )
+    edited = infra.prod.read_text()
+    for old, new in (
+        ("# Production stack", "# The production stack"),
+        ("replicas: 2}  # overflow", "replicas: 1}  # overflow"),  # the line next to ours
+        ("          replicas: 4\n", "          replicas: 5\n"),  # another workload
+    ):
+        edited = edited.replace(old, new)
+    infra.prod.write_text(edited)
+    infra.commit_all("ops: hand edits")
+    revert("p-20261124-a1", infra.root)
+    expected = (
+        original.replace("# Production stack", "# The production stack")
+        .replace("replicas: 2}  # overflow", "replicas: 1}  # overflow")
+        .replace("          replicas: 4\n", "          replicas: 5\n")
+    )
+    assert infra.prod.read_text() == expected
+
+
+def test_revert_refuses_when_a_person_rewrote_the_lines_the_plan_wrote(infra, plan_factory) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    edited = infra.prod.read_text().replace("replicas: 3}    # primary", "replicas: 3}  # keep!")
+    infra.prod.write_text(edited)
+    infra.commit_all("ops: note")
+    with pytest.raises(ConflictError, match="the lines plan commit"):
+        revert("p-20261124-a1", infra.root)
+    assert infra.prod.read_text() == edited
+
+
+def test_revert_of_a_plan_a_later_plan_already_undid_changes_nothing(infra, plan_factory) -> None:
+    original = infra.prod.read_bytes()
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    apply(plan_factory(CURRENT, current=SHIFT, plan_id="p2"), infra.root, mode="commit")
+    assert infra.prod.read_bytes() == original
+    head = infra.head()
+    result = revert("p-20261124-a1", infra.root)
+    assert not result.diff
+    assert result.notes == ("nothing to revert: values already restored",)
+    assert infra.head() == head

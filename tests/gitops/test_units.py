@@ -4,7 +4,7 @@ import pytest
 
 from cloudbalance.exceptions import GitOpsError
 from cloudbalance.gitops import Guardrails, parse_trailers
-from cloudbalance.gitops._diff import unified_diff
+from cloudbalance.gitops._diff import three_way, unified_diff
 from cloudbalance.gitops._forge import repository_from_url
 from cloudbalance.gitops._git import redact
 
@@ -129,3 +129,24 @@ def test_ssh_remotes_get_no_token_helper(tmp_path, monkeypatch) -> None:
     )
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_secret_value")
     assert Git.open(tmp_path).token_credentials("origin") == {}
+
+
+BASE = "a\nb\nc\nd\ne\n"
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "merged"),
+    [
+        (BASE, "a\nB\nc\nd\ne\n", "a\nB\nc\nd\ne\n"),  # nothing else changed: theirs exactly
+        ("a\nb\nC\nd\ne\n", "a\nB\nc\nd\ne\n", "a\nB\nC\nd\ne\n"),  # adjacent lines merge
+        ("x\na\nb\nc\nd\ne\ny\n", "a\nB\nc\nd\n", "x\na\nB\nc\nd\ny\n"),  # shifted by ours
+        ("a\nb\nc\nd\ne\nf\n", "a\nb\nc\n", "a\nb\nc\nf\n"),  # a removal next to an append
+        ("a\nB\nc\nd\ne\n", "a\nB\nc\nd\ne\n", "a\nB\nc\nd\ne\n"),  # the same change twice
+        ("a\nb2\nc\nd\ne\n", "a\nB\nc\nd\ne\n", None),  # the same line, differently
+        ("a\nb\nc\nd\ne\nf\n", "a\nb\nc\nd\ne\ng\n", None),  # two appends: order unknown
+    ],
+)
+def test_three_way_takes_one_change_out_keeping_the_others(
+    ours: str, theirs: str, merged: str | None
+) -> None:
+    assert three_way(BASE, ours, theirs) == merged

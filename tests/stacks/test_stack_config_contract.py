@@ -99,3 +99,38 @@ def test_a_plan_written_by_gitops_is_what_the_program_declares(
 
     components = {r.name for r in run.resources if r.typ.startswith("cloudbalance:")}
     assert components == {f"{workload}-{key}" for key in expected}
+
+
+def test_one_workload_name_rule_for_cloudbalance_and_the_stacks() -> None:
+    import json
+    import re
+
+    from cloudbalance.models import WORKLOAD_NAME
+
+    schema = json.loads(
+        (
+            Path(__file__).resolve().parents[2] / "cloudbalance/schemas/stack-config.schema.json"
+        ).read_text()
+    )
+    stack_rule = re.search(
+        r'NAME_PATTERN = re.compile\(r"([^"]+)"\)',
+        (STACKS / "common" / "workload_placements.py").read_text(),
+    )
+    assert stack_rule is not None
+    assert stack_rule.group(1) == WORKLOAD_NAME.pattern
+    assert schema["$defs"]["workloads"]["propertyNames"]["pattern"] == WORKLOAD_NAME.pattern
+    for copy in ("service", "batch"):  # each project carries the shared file as it is
+        assert (STACKS / copy / "workload_placements.py").read_text() == (
+            STACKS / "common" / "workload_placements.py"
+        ).read_text()
+
+
+def test_a_workload_the_stacks_cannot_name_is_refused_at_config_time(tmp_path: Path) -> None:
+    from cloudbalance.config import load_config
+    from cloudbalance.exceptions import ConfigError
+
+    (tmp_path / "cloudbalance.yaml").write_text(
+        "workloads:\n  Checkout_API:\n    match: {tags: [checkout]}\n"
+    )
+    with pytest.raises(ConfigError, match=r"cloudbalance.yaml:2: workloads.Checkout_API: .*lower"):
+        load_config(tmp_path / "cloudbalance.yaml")

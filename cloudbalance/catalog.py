@@ -41,6 +41,7 @@ from cloudbalance.exceptions import Issue, SchemaError
 from cloudbalance.models import Location
 from cloudbalance.provider import cloud_id
 from cloudbalance.schema import validate_forecast, validate_prices
+from cloudbalance.units import period_hours  # re-exported: periods are parsed in units only
 
 __all__ = [
     "Catalog",
@@ -67,23 +68,6 @@ _HOURS_PER_UNIT: dict[str, float] = {
 _EPS = 1e-9
 _CACHE_SIZE = 8
 _CACHE: OrderedDict[str, Catalog] = OrderedDict()
-
-
-def period_hours(period: str) -> float:
-    """Length in hours of a pandas offset alias such as ``1D``, ``D``, ``1h``, ``6h``, ``7D``.
-
-    Raises:
-        ValueError: When the alias is not a fixed length of time (months are not).
-    """
-    try:
-        offset = pd.tseries.frequencies.to_offset(period)
-        delta = pd.Timedelta(offset)  # type: ignore[arg-type]  # Day is not a Tick in pandas 3
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"period {period!r} is not a fixed length of time") from err
-    hours = float(delta / pd.Timedelta(hours=1))
-    if hours <= 0:
-        raise ValueError(f"period {period!r} must be positive")
-    return hours
 
 
 def frame_digest(*frames: pd.DataFrame | None) -> str:

@@ -37,6 +37,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cloudbalance.commands.gitops",
     "cloudbalance.commands.policy",
     "cloudbalance.commands.stacks",
+    "cloudbalance.commands.notify",
 )
 
 app = typer.Typer(
@@ -79,9 +80,10 @@ for _module in _COMMAND_MODULES:
 _PANELS: dict[str, str] = {
     **dict.fromkeys(("demo", "run", "report", "schedule"), "Start here"),
     **dict.fromkeys(("ingest", "sync", "costs", "providers", "config"), "Data"),
-    **dict.fromkeys(("forecast", "anomalies", "plan"), "Forecast and plan"),
+    **dict.fromkeys(("forecast", "anomalies", "plan", "budgets"), "Forecast and plan"),
     **dict.fromkeys(("apply", "revert", "check", "policy", "verify"), "Act and guard"),
     **dict.fromkeys(("stack", "preview", "up"), "Pulumi stacks"),
+    **dict.fromkeys(("notify",), "Tell people"),
 }
 
 

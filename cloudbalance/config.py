@@ -25,12 +25,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from cloudbalance.budgets import SpendBudget
 from cloudbalance.exceptions import ConfigError
 from cloudbalance.models import Location, Mode, Workload, WorkloadMatch, check_workload_name
+from cloudbalance.notify.settings import NotificationSettings
 
 __all__ = [
     "CONFIG_FILENAME",
-    "BudgetSettings",
     "CurrencySettings",
     "ForecastSettings",
     "FreezeWindow",
@@ -40,6 +41,7 @@ __all__ = [
     "QuotaSettings",
     "Settings",
     "StoreSettings",
+    "SyncSettings",
     "WorkloadSettings",
     "example_config",
     "find_config",
@@ -60,6 +62,29 @@ class StoreSettings:
 
     path: str = ".cloudbalance/store.duckdb"
     lock_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How ``cloudbalance sync`` pulls the providers (see docs/providers.md).
+
+    Attributes:
+        lookback_days: History pulled on a provider's first sync.
+        deadline: Seconds one provider may take in all (costs and prices, retries included);
+            a provider still busy then is reported failed and the others' data is kept.
+        deadlines: Per provider name, a deadline other than ``deadline``.
+        stale_after_days: A run warns when a cloud's latest complete day is older than this
+            many days.
+    """
+
+    lookback_days: int = 90
+    deadline: float = 900.0
+    deadlines: dict[str, float] = field(default_factory=dict)
+    stale_after_days: int = 3
+
+    def deadline_for(self, provider: str) -> float:
+        """The deadline of ``provider`` in seconds."""
+        return self.deadlines.get(provider, self.deadline)
 
 
 @dataclass(frozen=True)
@@ -150,21 +175,12 @@ class QuotaSettings:
 
 
 @dataclass(frozen=True)
-class BudgetSettings:
-    """A spending cap for one cloud over the planning horizon."""
-
-    cloud: str
-    amount: float
-
-
-@dataclass(frozen=True)
 class PlanSettings:
     """Planner defaults (see docs/planning.md)."""
 
     quantile: float = 0.8
     max_gap: float = 0.005
     quotas: tuple[QuotaSettings, ...] = ()
-    budgets: tuple[BudgetSettings, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,18 +243,24 @@ class Settings:
     Attributes:
         path: The file the settings came from (``None`` when built in code).
         workload_tag: The tag key whose value names a cost line's workload.
+        budgets: Spending caps per cloud, workload, account or tag (docs/budgets.md); the
+            per-cloud ones are also the planner's budgets.
+        notifications: Channels and rules for alerts (docs/notifications.md).
     """
 
     version: int = 1
     store: StoreSettings = field(default_factory=StoreSettings)
     currency: CurrencySettings = field(default_factory=CurrencySettings)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sync: SyncSettings = field(default_factory=SyncSettings)
     workload_tag: str = "workload"
     workloads: dict[str, WorkloadSettings] = field(default_factory=dict)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     git: GitSettings = field(default_factory=GitSettings)
+    budgets: tuple[SpendBudget, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     path: Path | None = None
 
     @property
@@ -450,6 +472,18 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
                 f"{where}.replica",
                 line("workloads", name, "replica"),
             )
+    if settings.sync.lookback_days < 1:
+        raise loader.error(
+            "must be at least 1", "sync.lookback_days", line("sync", "lookback_days")
+        )
+    if settings.sync.stale_after_days < 0:
+        raise loader.error(
+            "must not be negative", "sync.stale_after_days", line("sync", "stale_after_days")
+        )
+    for name, seconds in {"": settings.sync.deadline, **settings.sync.deadlines}.items():
+        if seconds <= 0:
+            key = f"sync.deadlines.{name}" if name else "sync.deadline"
+            raise loader.error("must be positive", key, line(*key.split(".")))
     if not 0 < settings.forecast.interval < 1:
         raise loader.error("must be in (0, 1)", "forecast.interval", line("forecast", "interval"))
     if settings.forecast.horizon < 1:
@@ -461,6 +495,21 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
             raise loader.error(
                 "end is before start", "guardrails.freeze", line("guardrails", "freeze")
             )
+    _check_budgets_and_notifications(settings, loader, root)
+
+
+def _check_budgets_and_notifications(
+    settings: Settings, loader: _Loader, root: CommentedMap
+) -> None:
+    """The ``budgets`` and ``notifications`` sections (see docs/budgets.md, notifications.md)."""
+    budgets = root.get("budgets") if isinstance(root, Mapping) else None
+    for i, budget in enumerate(settings.budgets):
+        for problem in budget.problems():
+            at = loader.line_of(budgets, i) if budgets is not None else None
+            raise loader.error(problem, f"budgets[{i}]", at or loader.line_of(root, "budgets"))
+    section = root.get("notifications") if isinstance(root, Mapping) else None
+    for key, problem in settings.notifications.problems():
+        raise loader.error(problem, key, loader.line_of(section, key.split(".")[1].split("[")[0]))
 
 
 def load_config(path: str | Path | None = None) -> Settings:
@@ -498,6 +547,14 @@ def load_config(path: str | Path | None = None) -> Settings:
     if root is None:
         root = CommentedMap()
     loader = _Loader(file.resolve())
+    plan_node = root.get("plan") if isinstance(root, Mapping) else None
+    if isinstance(plan_node, Mapping) and "budgets" in plan_node:
+        raise loader.error(
+            "budgets moved to the top-level `budgets:` section, one list for people and the "
+            "planner: write `budgets: [{cloud: aws, amount: 12000}]` (monthly; docs/budgets.md)",
+            "plan.budgets",
+            loader.line_of(plan_node, "budgets"),
+        )
     settings = loader.build(Settings, root, "", 1)
     settings = dataclasses.replace(settings, path=file.resolve())
     _check(settings, loader, root)

@@ -9,7 +9,8 @@ CloudBalanceError
 ├── ProviderError                a cost provider failed (provider)
 │   ├── ProviderNotFoundError    no plugin of that name is installed (lists the valid names)
 │   ├── CredentialsError         credentials missing, expired or refused
-│   └── ThrottledError           the API kept throttling after our retries
+│   ├── ThrottledError           the API kept throttling after our retries
+│   └── ProviderTimeoutError     no answer within the provider's deadline (seconds)
 ├── ForecastError                forecasting failed (series)
 │   └── InsufficientHistoryError too few points to forecast
 ├── PlanError                    planning failed (workload)
@@ -49,6 +50,7 @@ __all__ = [
     "PolicyError",
     "ProviderError",
     "ProviderNotFoundError",
+    "ProviderTimeoutError",
     "PulumiNotInstalledError",
     "SchemaError",
     "StackConfigError",
@@ -193,6 +195,18 @@ class ThrottledError(ProviderError):
 
     def __init__(self, message: str, *, provider: str | None = None, attempts: int = 0) -> None:
         self.attempts = attempts
+        super().__init__(message, provider=provider)
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer within its deadline (an endpoint that accepts and hangs).
+
+    Attributes:
+        seconds: The deadline that passed.
+    """
+
+    def __init__(self, message: str, *, provider: str | None = None, seconds: float) -> None:
+        self.seconds = seconds
         super().__init__(message, provider=provider)
 
 

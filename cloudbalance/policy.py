@@ -855,11 +855,13 @@ def _placements_doc(
 def _periods_per_month(period: str) -> float:
     import pandas as pd
 
+    from cloudbalance.units import period_length
+
     try:
-        length = pd.Timedelta(period if period[:1].isdigit() else f"1{period}")
-    except (ValueError, TypeError):
+        length = period_length(period)
+    except ValueError:
         return 30.0
-    return pd.Timedelta(days=30) / length if length.total_seconds() > 0 else 30.0
+    return pd.Timedelta(days=30) / length
 
 
 def _monthly_by_cloud(

@@ -50,6 +50,7 @@ from cloudbalance.models import Location
 __all__ = [
     "CLOUD_IDS",
     "ENTRY_POINT_GROUP",
+    "EXPORT_REVISION_DAYS",
     "CostProvider",
     "ProviderCheck",
     "ProviderFactory",
@@ -61,6 +62,11 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "cloudbalance.providers"
+
+#: Trailing days a sync of export files reads again: AWS Data Exports and Azure FocusCost
+#: exports rewrite the current (and at month close the previous) month, so a little over a
+#: month covers every restated day of a daily job.
+EXPORT_REVISION_DAYS = 35
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,18 @@ class CostProvider(Protocol):
     Attributes:
         name: The registered name (``aws``, ``azure``, ``gcp``, ``focus``...).
         revision_days: How many trailing days the source still revises; ``cloudbalance sync``
-            re-pulls them on every run (clouds restate recent days for hours to days).
+            re-pulls them on every run (clouds restate recent days for hours to days; FOCUS
+            exports rewrite whole months, so the ``focus`` provider re-reads 35 days).
+
+    **Time limits.** Every network request of a provider must have a connect and a read timeout
+    (the built-in plugins take ``connect_timeout``/``read_timeout`` options). On top of them,
+    ``cloudbalance sync`` gives each provider an overall deadline (``sync.deadline``): it calls
+    :meth:`costs` and :meth:`prices` in a worker thread, reports a provider still busy at the
+    deadline as failed (:class:`~cloudbalance.exceptions.ProviderTimeoutError`) and drops its
+    late answer. A provider never writes to the store itself.
+
+    **Units.** ``ConsumedUnit`` may be written as the source writes it (``seconds``, ``Hrs``,
+    ``10 Hours``): the store normalises it at ingest (:mod:`cloudbalance.units`).
     """
 
     name: str

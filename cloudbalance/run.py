@@ -117,6 +117,7 @@ def run(
             settings, store, when, dry_run=dry_run, tell=tell, run_id=result.run_id
         )
         forecasted: stages.ForecastStep | None = None
+        verified: stages.VerifyStep | None = None
         calls: dict[str, Callable[[], StepResult]] = {
             "sync": lambda: stages.sync(ctx),
             "forecast": lambda: stages.forecast(ctx),
@@ -132,7 +133,12 @@ def run(
             "apply": lambda: stages.apply_plan(settings, result.plan, now=when, dry_run=dry_run),
             "verify": lambda: stages.verify(ctx),
             "report": lambda: stages.report(
-                ctx, folder=folder, forecasted=forecasted, made=result.plan, steps=result.steps
+                ctx,
+                folder=folder,
+                forecasted=forecasted,
+                made=result.plan,
+                steps=result.steps,
+                verified=verified,
             ),
         }
         for name in STEPS:
@@ -157,8 +163,20 @@ def run(
                 result.plan = outcome.plan
             elif isinstance(outcome, stages.ApplyStep):
                 result.applied = outcome.applied
+            elif isinstance(outcome, stages.VerifyStep):
+                verified = outcome
             elif isinstance(outcome, stages.ReportStep):
                 result.reports = dict(outcome.paths)
+        if settings.notifications.channels:
+            # after every other step (the report is written first); never fatal
+            tell("notify")
+            try:
+                with store.step(result.run_id, "notify", {"now": when.isoformat()}) as outputs:
+                    outcome = stages.notify(ctx, result.steps)
+                    outputs.update(_audit(outcome))
+            except CloudBalanceError as err:
+                outcome = StepResult("notify", "failed", str(err))
+            result.steps.append(outcome)
         return result
 
 

@@ -1,5 +1,12 @@
 """From cost lines to the series the forecaster reads and the placement the planner starts from.
 
+**Ragged edges.** The clouds deliver their exports at different hours, so on a given morning one
+cloud may hold yesterday while another stops the day before. A latest period that holds only
+some clouds is not a period of low spend, and the series of workloads on different clouds would
+not end together (the planner needs one grid). :func:`complete_until` finds the end of the last
+period every current cloud has complete, and says which clouds hold the others back: cut the
+costs there before the three views below.
+
 Three views of one costs frame:
 
 - :func:`cost_series`: money per workload (or provider, region, service) and period;
@@ -7,16 +14,18 @@ Three views of one costs frame:
 - :func:`current_placement`: replicas per workload and location in the latest period.
 
 Demand is read from compute lines (``ServiceCategory == "Compute"``) whose ``ConsumedUnit`` is
-hours: one replica is one instance of the workload's shape, so instance-hours divided by the hours
-in a period is replicas. Money is never summed across currencies: a frame in several currencies
-gets one series per (key, currency), with the currency in the id.
+time (hours; seconds, minutes and packs such as ``10 Hours`` are converted by
+:mod:`cloudbalance.units`): one replica is one instance of the workload's shape, so
+instance-hours divided by the hours in a period is replicas. Money is never summed across
+currencies: a frame in several currencies gets one series per (key, currency), with the currency
+in the id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -25,8 +34,10 @@ import pandas as pd
 from cloudbalance.exceptions import Issue, SchemaError
 from cloudbalance.models import Location, Placement, Workload
 from cloudbalance.provider import cloud_id
+from cloudbalance.units import HOURS, normalise_consumed, period_hours, period_length
 
 __all__ = [
+    "DEFAULT_MAX_LAG",
     "KINDS",
     "Forecasts",
     "complete_until",
@@ -36,6 +47,10 @@ __all__ = [
     "price_series",
 ]
 
+#: A cloud further behind the latest than this is stale (a run warns about it), not a ragged
+#: edge: it does not hold back the others' complete periods.
+DEFAULT_MAX_LAG = timedelta(days=3)
+
 _KEYS = {
     "workload": "x_Workload",
     "provider": "ProviderName",
@@ -44,14 +59,6 @@ _KEYS = {
     "service": "ServiceName",
     "account": "BillingAccountId",
 }
-
-_HOUR_UNITS = {"hours", "hour", "hrs", "hr", "h", "instance-hours"}
-
-
-def _hours(freq: str) -> float:
-    return float(
-        pd.Timedelta(str(freq) if freq[0].isdigit() else f"1{freq}").total_seconds() / 3600
-    )
 
 
 def _fill(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -70,6 +77,62 @@ def _fill(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
             }
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def _cloud_ends(costs: pd.DataFrame, freq: str) -> pd.Series:
+    """Per cloud, the end of its last complete period (``ChargePeriodEnd`` floored to ``freq``)."""
+    short = (costs["ChargePeriodEnd"] - costs["ChargePeriodStart"]) <= period_length(freq)
+    frame = costs.loc[short.to_numpy(dtype=bool)]
+    cloud = (
+        frame["x_Cloud"].fillna(frame["ProviderName"].map(cloud_id)).fillna(frame["ProviderName"])
+    )
+    ends = frame.groupby(cloud.to_numpy())["ChargePeriodEnd"].max()
+    return pd.Series(ends.dt.floor(freq)).sort_index()
+
+
+def complete_until(
+    costs: pd.DataFrame,
+    *,
+    freq: str = "D",
+    now: datetime | None = None,
+    max_lag: timedelta = DEFAULT_MAX_LAG,
+) -> tuple[datetime, tuple[str, ...]]:
+    """The end (exclusive) of the periods every current cloud has complete, and what waits.
+
+    Clouds deliver their exports at different hours, so on a given morning one of them may be
+    a day behind. Its missing day is not a drop in demand or cost: the periods after the
+    earliest cloud's last complete period are left out of the series (and said so) until it
+    arrives. A period is complete when a cloud's lines reach its end (hourly lines up to
+    midnight, or a daily line) and, given ``now``, when it is over.
+
+    Args:
+        costs: A costs frame.
+        freq: The period of the series to be built.
+        now: The run's time: a period that has not ended by then is never complete.
+        max_lag: A cloud whose data ends more than this before the latest cloud's is stale
+            (the sync step warns about it): it does not hold the others back.
+
+    Returns:
+        The first period start to leave out, and one note per cloud that holds the others back.
+
+    Raises:
+        SchemaError: The frame holds no cost line of a period or shorter.
+    """
+    ends = _cloud_ends(costs, freq)
+    if ends.empty:
+        raise SchemaError("costs", [Issue("no cost lines to find the complete periods of")])
+    latest = ends.max()
+    if now is not None:
+        latest = min(latest, pd.Timestamp(now).floor(freq))
+    current = ends[ends >= latest - pd.Timedelta(max_lag)]
+    edge = min(current.min(), latest) if len(current) else latest
+    step = period_length(freq)  # notes name the last period held, not its exclusive end
+    notes = tuple(
+        f"{name}: data ends {end - step:%Y-%m-%d} while the others reach "
+        f"{latest - step:%Y-%m-%d}; the periods after {end - step:%Y-%m-%d} wait for its export"
+        for name, end in current[current < latest].items()
+    )
+    return pd.Timestamp(edge).to_pydatetime(), notes
 
 
 def cost_series(
@@ -118,10 +181,15 @@ def cost_series(
 
 
 def _compute_hours(costs: pd.DataFrame) -> pd.DataFrame:
-    unit = costs["ConsumedUnit"].astype("string").str.strip().str.lower()
-    mask = (costs["ServiceCategory"] == "Compute") & unit.isin(_HOUR_UNITS).fillna(False)
-    mask &= costs["x_Workload"].notna() & (costs["ChargeCategory"] == "Usage")
-    return costs.loc[mask.to_numpy(dtype=bool)]
+    """Compute usage lines of attributed workloads, ``ConsumedQuantity`` in hours.
+
+    Units are normalised at ingest; a frame built elsewhere (seconds, ``Hrs``, ``10 Hours``)
+    is normalised here by the same rule (:mod:`cloudbalance.units`).
+    """
+    mask = (costs["ServiceCategory"] == "Compute") & costs["x_Workload"].notna()
+    mask &= costs["ChargeCategory"] == "Usage"
+    compute = normalise_consumed(costs.loc[mask.to_numpy(dtype=bool)])
+    return compute[(compute["ConsumedUnit"] == HOURS).to_numpy(dtype=bool)]
 
 
 def demand_series(
@@ -138,7 +206,7 @@ def demand_series(
         {
             "unique_id": compute["x_Workload"].astype(str),
             "ds": compute["ChargePeriodStart"].dt.floor(freq),
-            "y": compute["ConsumedQuantity"].astype(float) / _hours(freq),
+            "y": compute["ConsumedQuantity"].astype(float) / period_hours(freq),
         }
     )
     grouped = frame.groupby(["unique_id", "ds"])["y"].sum()
@@ -170,7 +238,7 @@ def current_placement(
     grouped = latest.groupby(["x_Workload", "cloud", "RegionId"], as_index=False)[
         "ConsumedQuantity"
     ].sum()
-    hours = _hours(freq)
+    hours = period_hours(freq)
     return tuple(
         Placement(
             str(row.x_Workload),
@@ -193,27 +261,6 @@ def price_series(prices: pd.DataFrame, *, kinds: Sequence[str] = ("spot",)) -> p
     frame["ds"] = pd.to_datetime(frame["observed_at"]).dt.floor("D")
     daily = frame.rename(columns={"unit_price": "y"}).groupby(["unique_id", "ds"])["y"].mean()
     return daily.reset_index()
-
-
-def complete_until(costs: pd.DataFrame, *, freq: str = "D") -> tuple[datetime, tuple[str, ...]]:
-    """The end (exclusive) of the periods every cloud has delivered, and what was left out.
-
-    Clouds deliver their exports at different hours, so on a given morning one of them may be
-    a day behind. Its missing day is not a drop in demand or cost: the periods after the
-    earliest cloud's last period are left out of the series (and said so) until it arrives.
-    """
-    day = costs["ChargePeriodStart"].dt.floor(freq)
-    cloud = costs["x_Cloud"].fillna(costs["ProviderName"].map(cloud_id)).fillna("unknown")
-    last = day.groupby(cloud.to_numpy()).max()
-    step = pd.tseries.frequencies.to_offset(freq if freq[0].isdigit() else f"1{freq}")
-    edge = last.min() + step
-    behind = last[last < last.max()]
-    notes = tuple(
-        f"{name}: data ends {when:%Y-%m-%d} while the others reach {last.max():%Y-%m-%d}; "
-        f"the periods after {when:%Y-%m-%d} wait for its export"
-        for name, when in behind.sort_index().items()
-    )
-    return pd.Timestamp(edge).to_pydatetime(), notes
 
 
 #: What a series measures: demand in replicas, cost per workload or per cloud in money, and

@@ -15,6 +15,7 @@ as ``failed`` and goes on with the steps that do not need it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +28,13 @@ from cloudbalance.exceptions import CloudBalanceError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cloudbalance.budgets import BudgetStatus
     from cloudbalance.config import Settings
     from cloudbalance.gitops import ApplyResult, GitTarget
     from cloudbalance.models import Mode, Plan, Workload
     from cloudbalance.series import Forecasts
     from cloudbalance.store import Store
-    from cloudbalance.sync import ProviderSync
+    from cloudbalance.sync import Freshness, ProviderSync
     from cloudbalance.verify import RevertOutcome, Verification
 
 __all__ = [
@@ -58,9 +60,6 @@ __all__ = [
 
 Status = Literal["ok", "failed", "skipped"]
 STEPS: tuple[str, ...] = ("sync", "forecast", "plan", "apply", "verify", "report")
-
-#: A cloud whose newest cost day is older than this, before the run's day, is warned about.
-STALE_AFTER_DAYS = 3
 
 
 def _noop(_message: str) -> None:
@@ -122,9 +121,10 @@ class StepResult:
 
 @dataclass(frozen=True)
 class SyncStep(StepResult):
-    """What each provider loaded."""
+    """What each provider loaded, and what data each cloud stands on after it."""
 
     providers: tuple[ProviderSync, ...] = ()
+    freshness: tuple[Freshness, ...] = ()
 
 
 def sync(
@@ -134,43 +134,41 @@ def sync(
 
     One provider failing does not lose the others: the step is ``failed`` and says which.
     """
-    if not ctx.settings.providers:
-        return SyncStep("sync", "skipped", "no provider configured (using the store as is)")
+    from cloudbalance.sync import freshness
     from cloudbalance.sync import sync as run_sync
 
-    # up to the end of the run's own day (``--as-of``), not the wall clock's
-    day = ctx.now.replace(hour=0, minute=0, second=0, microsecond=0)
-    results = tuple(
-        run_sync(
-            ctx.settings,
-            ctx.store,
-            names=names,
-            since=since,
-            until=day + timedelta(days=1),
-            progress=ctx.tell,
+    fresh = freshness(ctx.store, stale_after_days=ctx.settings.sync.stale_after_days, now=ctx.now)
+    if not ctx.settings.providers:  # a store filled by `ingest` goes stale too: still said
+        return SyncStep(
+            "sync",
+            "skipped",
+            "no provider configured (using the store as is)",
+            warnings=_stale(fresh),
+            freshness=fresh,
         )
+
+    results = tuple(
+        run_sync(ctx.settings, ctx.store, names=names, since=since, progress=ctx.tell, now=ctx.now)
     )
     failed = [r for r in results if not r.ok]
     detail = "; ".join(
         f"{r.provider}: {r.rows:,} rows" if r.ok else f"{r.provider} failed: {r.error}"
         for r in results
     )
+    fresh = freshness(ctx.store, stale_after_days=ctx.settings.sync.stale_after_days, now=ctx.now)
     return SyncStep(
-        "sync", "failed" if failed else "ok", detail, warnings=_stale(ctx), providers=results
+        "sync",
+        "failed" if failed else "ok",
+        detail,
+        warnings=_stale(fresh),
+        providers=results,
+        freshness=fresh,
     )
 
 
-def _stale(ctx: Context) -> tuple[str, ...]:
-    """A warning per cloud whose newest cost day is older than ``sync.stale_after_days``."""
-    limit = STALE_AFTER_DAYS
-    out = []
-    for cloud, day in sorted(ctx.store.data_as_of().items()):
-        if ctx.now - day > timedelta(days=limit):
-            out.append(
-                f"{cloud}: data ends {day:%Y-%m-%d}, older than {limit} day(s) before "
-                f"{ctx.now:%Y-%m-%d}; is its export still delivered?"
-            )
-    return tuple(out)
+def _stale(fresh: Sequence[Freshness]) -> tuple[str, ...]:
+    """A warning per cloud whose data ends more than ``sync.stale_after_days`` before the run."""
+    return tuple(f.warning for f in fresh if f.warning)
 
 
 # -- forecast ----------------------------------------------------------------------------------
@@ -234,7 +232,7 @@ def forecast(ctx: Context) -> ForecastStep:
             "the store holds no cost lines; run `cloudbalance ingest` or configure providers"
         )
     fs = ctx.settings.forecast
-    edge, ragged = complete_until(costs, freq=fs.freq)
+    edge, ragged = complete_until(costs, freq=fs.freq, now=ctx.now)
     warnings = list(ragged)
     costs = costs[costs["ChargePeriodStart"] < edge].reset_index(drop=True)
     history: dict[str, pd.DataFrame] = {
@@ -331,7 +329,8 @@ def plan(
         return PlanStep(
             "plan", "skipped", "no prices in the store (sync a provider that has prices)"
         )
-    from cloudbalance.planner import Budget, Quota
+    from cloudbalance.budgets import planner_budgets
+    from cloudbalance.planner import Quota
     from cloudbalance.planner import plan as make_plan
 
     ps = ctx.settings.plan
@@ -346,7 +345,7 @@ def plan(
         price_forecast=forecasts.of("price"),
         accuracy=forecasts.accuracy_of("demand"),
         quotas=[Quota(_location(q.location), q.vcpus) for q in ps.quotas],
-        budgets=[Budget(b.cloud, b.amount) for b in ps.budgets],
+        budgets=planner_budgets(ctx.settings, now=ctx.now),
         min_saving=ctx.settings.guardrails.min_saving,
         min_saving_pct=ctx.settings.guardrails.min_saving_pct,
         max_gap=ps.max_gap,
@@ -391,33 +390,57 @@ def git_target(
     settings: Settings,
     *,
     repo: Path | None = None,
+    mode: Mode | None = None,
     remote: str | None = None,
     base: str | None = None,
     forge: str | None = None,
     api_url: str | None = None,
     repository: str | None = None,
     push: bool = True,
+    hints: Mapping[str, str] | None = None,
+    policies: bool = True,
+    now: datetime | None = None,
 ) -> GitTarget:
     """The Git target of the settings, with a command line's overrides on top.
 
-    Built by :func:`cloudbalance.gitops.target_from_settings` (repository, remote, base, forge,
-    guardrails, workloads' stacks); pushing only when asked and the remote exists.
+    Built by :func:`cloudbalance.gitops.target_from_settings`: repository, mode, remote, base,
+    forge, guardrails, the workloads' stacks and the Rego policy gate, once for every writer.
+
+    Args:
+        settings: The configuration (its ``guardrails:`` carry any command-line limits).
+        repo: Override of ``git.repo``.
+        mode: Override of ``git.mode``.
+        remote: Override of ``git.remote``.
+        base: Override of ``git.base``.
+        forge: ``github`` or ``gitlab`` (default: told by the API URL or the remote's host).
+        api_url: Override of ``git.api_url``.
+        repository: Override of ``git.github_repo``.
+        push: ``False`` never pushes; ``True`` pushes when the remote exists.
+        hints: More ``workload -> project/stack`` hints, over the configured ``stack``s.
+        policies: Evaluate the Rego guardrails before writing.
+        now: The clock the policies' freeze windows are judged by.
+
+    Raises:
+        GitOpsError: An unknown forge.
     """
+    from cloudbalance.exceptions import GitOpsError
     from cloudbalance.gitops import target_from_settings
 
-    where = repo if repo is not None else settings.resolve(settings.git.repo)
-    name = remote or settings.git.remote
-    kind: Any = forge
+    if forge is not None and forge not in ("github", "gitlab"):
+        raise GitOpsError(f"unknown forge {forge!r}; use github or gitlab")
     return target_from_settings(
         settings,
-        repo=where,
-        remote=name,
+        repo=repo,
+        mode=mode,
+        remote=remote,
         base=base,
-        kind=kind,
+        kind=forge,  # type: ignore[arg-type]
         api_url=api_url,
         repository=repository,
-        push=push and _has_remote(where, name),
-        policies=False,
+        push=None if push else False,
+        workloads=hints,
+        policies=policies,
+        now=now,
     )
 
 
@@ -435,57 +458,33 @@ def apply_plan(
     now: datetime | None = None,
     dry_run: bool = False,
     target: GitTarget | None = None,
-    mode: Mode | None = None,
-    hints: Mapping[str, str] | None = None,
-    policies: bool = True,
     overwrite_edits: bool = False,
 ) -> ApplyStep:
     """Write the plan's first period into the stack config through Git, behind the policy gate.
 
-    The one step that needs no store: a plan file and the settings are enough.
+    The one step that needs no store: a plan file and the settings are enough. An apply that an
+    earlier run left half done (killed, push refused) is finished or undone first, even on a
+    day when the plan changes nothing.
 
     Args:
         settings: The configuration.
         made: The plan.
         now: The clock freeze windows are judged by (default: now).
         dry_run: Force the ``dry-run`` mode.
-        target: Where to write (default: :func:`git_target` of the settings).
-        mode: ``dry-run``, ``commit``, ``branch``, ``pr`` or ``auto`` (default: ``git.mode``).
-        hints: ``workload -> project/stack`` where a workload lives, on top of the configured
-            ``stack`` of each workload.
-        policies: Evaluate the Rego guardrails before writing (the starter policies and
-            ``guardrails.policies``).
+        target: Where and how to write (default: :func:`git_target` of the settings).
         overwrite_edits: Write over values a person changed since the last plan.
     """
-    where = target or git_target(settings)
+    where = target or git_target(settings, mode="dry-run" if dry_run else None, now=now)
+    if dry_run and where.mode != "dry-run":
+        where = dataclasses.replace(where, mode="dry-run")
     is_git = _is_git(where.repo)
     if made is None or not made.moves:
         why = "no plan" if made is None else "the plan changes nothing"
-        # An apply killed on an earlier day is finished or undone even when nothing moves today.
         healed = where.heal() if is_git and not dry_run else []
         return ApplyStep("apply", "skipped", "; ".join([why, *healed]))
     if not is_git:
         return ApplyStep("apply", "skipped", f"{where.repo} is not a Git working copy")
-    from cloudbalance.gitops import Guardrails, apply
-    from cloudbalance.policy import policy_gate
-
-    chosen: Mode = "dry-run" if dry_run else (mode or settings.git.mode)
-    stacks = {w.name: w.stack for w in settings.workload_models() if w.stack}
-    stacks.update(hints or {})
-    applied = apply(
-        made,
-        where.repo,
-        mode=chosen,
-        guardrails=Guardrails.from_settings(settings),
-        workloads=stacks,
-        remote=where.remote,
-        forge=where.forge,
-        base=where.base,
-        policy_check=policy_gate(settings, mode=chosen) if policies else None,
-        push=where.pushes(),
-        now=now,
-        overwrite_edits=overwrite_edits,
-    )
+    applied = where.apply(made, now=now, overwrite_edits=overwrite_edits)
     at = f" {applied.commit[:10]} on {applied.branch}" if applied.commit else ""
     return ApplyStep(
         "apply",
@@ -586,8 +585,10 @@ def report(
     forecasted: ForecastStep | None = None,
     made: Plan | None = None,
     steps: Sequence[StepResult] = (),
+    verified: VerifyStep | None = None,
+    budgets: Sequence[BudgetStatus] | None = None,
 ) -> ReportStep:
-    """Write the HTML, Markdown and JSON reports.
+    """Write the HTML, Markdown and JSON reports (assembled by ``report.build_report``).
 
     Args:
         ctx: The context.
@@ -596,59 +597,53 @@ def report(
             the history read from the store).
         made: This run's plan (default: the latest plan in the store).
         steps: This run's steps, for the run table.
+        verified: This run's verify step (default: what verify last recorded per plan).
+        budgets: Budget statuses (default: evaluated on the store).
     """
-    from cloudbalance.report import ChartGroup, ReportData, write_reports
-    from cloudbalance.series import Forecasts, cost_series
+    from cloudbalance.report import build_report, write_reports
 
-    if forecasted is None or forecasted.forecasts is None:
-        costs = ctx.store.costs()
-        freq = ctx.settings.forecast.freq
-        history = (
-            {
-                "cost": cost_series(costs, by="workload", freq=freq),
-                "cloud_cost": cost_series(costs, by="cloud", freq=freq),
-            }
-            if not costs.empty
-            else {}
-        )
-        forecasts = Forecasts.from_store(ctx.store)
-        anomalies = None
-        as_of = ctx.store.data_as_of()
-        data_as_of = max(as_of.values()) if as_of else None
-    else:
-        forecasts = forecasted.forecasts
-        history = dict(forecasted.history)
-        anomalies = forecasted.anomalies
-        data_as_of = forecasted.data_as_of
-    if made is None:
-        made = ctx.store.latest_plan()
-    titles = {
-        "cost": ("Cost per workload", "USD/day"),
-        "cloud_cost": ("Cost per cloud", "USD/day"),
-        "demand": ("Demand per workload", "replicas"),
-    }
-    groups = []
-    for kind, (title, unit) in titles.items():
-        past = history.get(kind)
-        if past is None or past.empty:
-            continue
-        found = None
-        if anomalies is not None and not anomalies.empty and "kind" in anomalies:
-            found = anomalies[anomalies["kind"] == kind].drop(columns="kind")
-        groups.append(ChartGroup(title, unit, past, forecasts.of(kind), found))
-    day = data_as_of or ctx.now
-    data = ReportData(
-        title=f"cloudbalance forecast, data as of {day:%Y-%m-%d}",
-        generated_at=ctx.now,
-        groups=groups,
-        accuracy=forecasts.accuracy,
-        spikes=forecasts.spikes,
-        plan=made,
+    ran = forecasted is not None and forecasted.forecasts is not None
+    data = build_report(
+        ctx.settings,
+        ctx.store,
+        now=ctx.now,
+        forecasts=forecasted.forecasts if forecasted is not None and ran else None,
+        history=forecasted.history if forecasted is not None and ran else None,
+        anomalies=forecasted.anomalies if forecasted is not None and ran else None,
+        data_as_of=forecasted.data_as_of if forecasted is not None and ran else None,
+        plan=made if made is not None else ctx.store.latest_plan(),
         steps=[s.to_dict() for s in steps],
-        currency=made.currency if made else "USD",
+        verified=[v.to_dict() for v in verified.verified] if verified is not None else None,
+        budgets=budgets,
     )
     paths = write_reports(data, folder or ctx.settings.resolve("reports"))
     return ReportStep("report", "ok", str(paths["html"]), paths=paths)
+
+
+# -- notify ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotifyStep(StepResult):
+    """What was told to whom (``cloudbalance.notify.NotifyResult``)."""
+
+    told: Any = None
+
+
+def notify(ctx: Context, steps: Sequence[StepResult]) -> NotifyStep:
+    """Tell the configured channels what a run found, after its other steps.
+
+    Events come from the steps' typed results (spikes, anomalies, the plan written, reverts,
+    failed steps) and the budgets; each is sent once, and a channel that fails makes this step
+    ``failed`` without touching the others (see docs/notifications.md).
+    """
+    if not ctx.settings.notifications.channels:
+        return NotifyStep("notify", "skipped", "no notification channel configured")
+    from cloudbalance.notify import events_from_steps, notify_run
+
+    events = events_from_steps(ctx.settings, ctx.store, ctx.run_id or "", steps)
+    told = notify_run(ctx.settings, ctx.store, events, now=ctx.now)
+    return NotifyStep("notify", "failed" if told.failed else "ok", told.summary(), told=told)
 
 
 # -- Git helpers -------------------------------------------------------------------------------

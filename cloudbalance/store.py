@@ -50,11 +50,12 @@ from cloudbalance.schema import (
     validate_costs,
     validate_prices,
 )
+from cloudbalance.units import consumed_sql
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
 
-__all__ = ["IngestResult", "Store"]
+__all__ = ["IngestResult", "Store", "first_row"]
 
 SCHEMA_VERSION = 1
 
@@ -135,6 +136,16 @@ CREATE TABLE IF NOT EXISTS runs (
 
 #: The columns a load's relation must provide (x_Cloud, x_Workload may be NULL and are derived).
 _LOAD_COLUMNS = [c for c in COSTS.names if c not in ("x_Cloud", "x_Workload", "x_IngestedAt")]
+
+
+#: Consumed quantities and units in canonical units: normalised once, here, for every load.
+_CONSUMED = dict(
+    zip(
+        ("ConsumedQuantity", "ConsumedUnit"),
+        consumed_sql('src."ConsumedQuantity"', 'src."ConsumedUnit"'),
+        strict=True,
+    )
+)
 
 
 def _now() -> datetime:
@@ -245,7 +256,7 @@ class Store:
         # stores written before forecasts carried their kind as data
         for table in ("forecasts", "accuracy", "spikes"):
             self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS kind VARCHAR")
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = first_row(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
         if row is None:
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         elif int(row[0]) > SCHEMA_VERSION:
@@ -356,7 +367,9 @@ class Store:
             workload = f"coalesce(src.x_Workload, {workload})"
             cloud = f"coalesce(src.x_Cloud, {cloud})"
         columns = ", ".join(f'"{c}"' for c in COSTS.names)
-        projection = ", ".join([f'src."{c}"' for c in COSTS.names if c in _LOAD_COLUMNS[:-1]])
+        projection = ", ".join(
+            [_CONSUMED.get(c, f'src."{c}"') for c in COSTS.names if c in _LOAD_COLUMNS[:-1]]
+        )
         # COSTS column order: ... Tags, x_Cloud, x_Workload, x_Source, x_IngestedAt
         insert = (
             f"INSERT INTO costs ({columns}, x_LoadId) "
@@ -365,7 +378,8 @@ class Store:
         )
         with self.transaction() as con:
             try:
-                con.execute(insert, [*(params or []), _now(), load_id])
+                # the statement's own placeholders come before those of ``select_sql``
+                con.execute(insert, [_now(), load_id, *(params or [])])
             except duckdb.ConstraintException as err:
                 raise SchemaError(
                     "costs", [Issue(f"a required value is missing: {_first_line(err)}")]
@@ -412,46 +426,53 @@ class Store:
         frame = pd.DataFrame(losers, columns=["p", "a", "d", "s"])
         self.con.register("superseded_keys", frame)
         try:
-            row = self.con.execute(
-                "DELETE FROM costs WHERE x_LoadId = ? AND "
-                "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
-                "CAST(ChargePeriodStart AS DATE), x_Source) "
-                "IN (SELECT p, a, d, s FROM superseded_keys)",
-                [load_id],
-            ).fetchone()
+            row = first_row(
+                self.con.execute(
+                    "DELETE FROM costs WHERE x_LoadId = ? AND "
+                    "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                    "CAST(ChargePeriodStart AS DATE), x_Source) "
+                    "IN (SELECT p, a, d, s FROM superseded_keys)",
+                    [load_id],
+                )
+            )
         finally:
             self.con.unregister("superseded_keys")
         return int(row[0]) if row else 0
 
     def _load_summary(self, load_id: str) -> tuple[int, int, tuple[str, ...], tuple[str, ...], int]:
         """Rows, keys, sources, currencies and backwards periods of one load, in one scan."""
-        row = self.con.execute(
-            "SELECT count(*), count(DISTINCT (coalesce(x_Cloud, ProviderName), BillingAccountId, "
-            "CAST(ChargePeriodStart AS DATE))), list(DISTINCT x_Source ORDER BY x_Source), "
-            "list(DISTINCT BillingCurrency ORDER BY BillingCurrency), "
-            "count(*) FILTER (WHERE ChargePeriodEnd <= ChargePeriodStart) "
-            "FROM costs WHERE x_LoadId = ?",
-            [load_id],
-        ).fetchone()
+        row = first_row(
+            self.con.execute(
+                "SELECT count(*), count(DISTINCT (coalesce(x_Cloud, ProviderName), "
+                "BillingAccountId, CAST(ChargePeriodStart AS DATE))), "
+                "list(DISTINCT x_Source ORDER BY x_Source), "
+                "list(DISTINCT BillingCurrency ORDER BY BillingCurrency), "
+                "count(*) FILTER (WHERE ChargePeriodEnd <= ChargePeriodStart) "
+                "FROM costs WHERE x_LoadId = ?",
+                [load_id],
+            )
+        )
         assert row is not None  # an aggregate always yields one row
         return int(row[0]), int(row[1]), tuple(row[2] or ()), tuple(row[3] or ()), int(row[4])
 
     def _replace_keys(self, load_id: str) -> int:
-        row = self.con.execute(
-            "DELETE FROM costs WHERE x_LoadId <> ? AND "
-            "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
-            "CAST(ChargePeriodStart AS DATE)) IN ("
-            "  SELECT DISTINCT coalesce(x_Cloud, ProviderName), BillingAccountId, "
-            "  CAST(ChargePeriodStart AS DATE) "
-            "  FROM costs WHERE x_LoadId = ?)",
-            [load_id, load_id],
-        ).fetchone()
+        row = first_row(
+            self.con.execute(
+                "DELETE FROM costs WHERE x_LoadId <> ? AND "
+                "(coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                "CAST(ChargePeriodStart AS DATE)) IN ("
+                "  SELECT DISTINCT coalesce(x_Cloud, ProviderName), BillingAccountId, "
+                "  CAST(ChargePeriodStart AS DATE) "
+                "  FROM costs WHERE x_LoadId = ?)",
+                [load_id, load_id],
+            )
+        )
         return int(row[0]) if row else 0
 
     def reattribute(self, attribution: Attribution) -> int:
         """Recompute ``x_Workload`` for every stored row (after the workload rules changed)."""
         with self.transaction() as con:
-            row = con.execute(f"UPDATE costs SET x_Workload = {attribution.sql()}").fetchone()
+            row = first_row(con.execute(f"UPDATE costs SET x_Workload = {attribution.sql()}"))
         return int(row[0]) if row else 0
 
     def costs(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
@@ -470,6 +491,32 @@ class Store:
             "count(*) AS rows FROM costs GROUP BY ALL ORDER BY ALL"
         ).df()
 
+    def data_as_of(self, *, now: datetime | None = None) -> dict[str, datetime]:
+        """Per cloud, the end (exclusive, naive UTC) of the latest complete day of cost data.
+
+        What every result stands on: a report, a forecast or a plan says "data as of" this,
+        not the day it ran.
+
+        A day is complete when the cloud's charges reach its end (a daily line, or hourly lines
+        up to midnight) and the day is over (before ``now``'s day; default: today). A cloud whose
+        latest day is still running, or that delivers a day late, is as of the day before.
+        Lines longer than a day (a monthly fee, a purchase) say nothing about freshness.
+
+        Args:
+            now: The run's time (naive UTC); days from it on are never complete.
+        """
+        today = (now or _now()).replace(hour=0, minute=0, second=0, microsecond=0)
+        rows = self.con.execute(
+            "SELECT coalesce(x_Cloud, ProviderName), max(ChargePeriodEnd) FROM costs "
+            "WHERE ChargePeriodEnd - ChargePeriodStart <= INTERVAL 1 DAY GROUP BY ALL"
+        ).fetchall()
+        out: dict[str, datetime] = {}
+        for cloud, end in rows:
+            if end is not None:
+                whole_days = _naive(end).replace(hour=0, minute=0, second=0, microsecond=0)
+                out[str(cloud)] = min(whole_days, today)
+        return dict(sorted(out.items()))
+
     def last_charge(self, *, source_prefix: str | None = None) -> datetime | None:
         """Start of the latest charge held (optionally only rows whose ``x_Source`` starts so)."""
         sql = "SELECT max(ChargePeriodStart) FROM costs"
@@ -477,21 +524,9 @@ class Store:
         if source_prefix is not None:
             sql += " WHERE starts_with(x_Source, ?)"
             params.append(source_prefix)
-        row = self.con.execute(sql, params).fetchone()
+        row = first_row(self.con.execute(sql, params))
         value = row[0] if row else None
         return value if isinstance(value, datetime) else None
-
-    def data_as_of(self) -> dict[str, datetime]:
-        """Per cloud, the end (exclusive) of the latest day of cost data held.
-
-        What every result stands on: a report, a forecast or a plan says "data as of" this,
-        not the day it ran.
-        """
-        rows = self.con.execute(
-            "SELECT coalesce(x_Cloud, lower(ProviderName)) AS cloud, "
-            "max(ChargePeriodStart)::date + INTERVAL 1 DAY FROM costs GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        return {str(cloud): _naive(end) for cloud, end in rows if end is not None}
 
     def summary(
         self,
@@ -551,9 +586,9 @@ class Store:
 
     def sync_state(self, provider: str) -> datetime | None:
         """End (exclusive) of the last successful sync of ``provider``, if any."""
-        row = self.con.execute(
-            "SELECT synced_until FROM sync_state WHERE provider = ?", [provider]
-        ).fetchone()
+        row = first_row(
+            self.con.execute("SELECT synced_until FROM sync_state WHERE provider = ?", [provider])
+        )
         return row[0] if row else None
 
     def set_sync_state(self, provider: str, synced_until: datetime) -> None:
@@ -625,9 +660,9 @@ class Store:
 
     def latest_forecast(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The most recent forecast frame, its accuracy and its spikes (empty when none)."""
-        row = self.con.execute(
-            "SELECT run_id FROM forecasts ORDER BY created_at DESC LIMIT 1"
-        ).fetchone()
+        row = first_row(
+            self.con.execute("SELECT run_id FROM forecasts ORDER BY created_at DESC LIMIT 1")
+        )
         if row is None:
             return (
                 pd.DataFrame(columns=FORECAST.names),
@@ -675,7 +710,7 @@ class Store:
         Raises:
             StoreError: No such plan (the message lists the latest ids).
         """
-        row = self.con.execute("SELECT body FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
+        row = first_row(self.con.execute("SELECT body FROM plans WHERE plan_id = ?", [plan_id]))
         if row is None:
             recent = [
                 r[0]
@@ -791,6 +826,17 @@ def _window(
         clauses.append(f"{column} < ?")
         params.append(pd.Timestamp(end).to_pydatetime())
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def first_row(result: duckdb.DuckDBPyConnection) -> Any:
+    """The first row of a statement's result, reading the result to its end.
+
+    ``fetchone()`` leaves the result open, and DuckDB then refuses the connection's next
+    ``register`` ("unfinished result from execute()"): the bug that broke every sync after the
+    first. Every single-row read of the store goes through here.
+    """
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 
 def _first_line(err: BaseException) -> str:

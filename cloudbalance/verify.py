@@ -318,14 +318,12 @@ class RevertOutcome:
 
 
 def _length(plan: Plan) -> timedelta:
-    import pandas as pd
+    from cloudbalance.units import period_length
 
     try:
-        length = pd.Timedelta(plan.period if plan.period[:1].isdigit() else f"1{plan.period}")
+        length = period_length(plan.period)
     except ValueError as err:
-        raise PlanError(f"plan {plan.plan_id}: period {plan.period!r} is not a duration") from err
-    if length <= pd.Timedelta(0):
-        raise PlanError(f"plan {plan.plan_id}: period {plan.period!r} must be positive")
+        raise PlanError(f"plan {plan.plan_id}: {err}") from err
     return length.to_pytimedelta()
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import pytest
 
@@ -7,7 +9,12 @@ from cloudbalance.attribution import Attribution
 from cloudbalance.demo.sample import generate_sample
 from cloudbalance.exceptions import SchemaError
 from cloudbalance.models import Location
-from cloudbalance.series import cost_series, current_placement, demand_series
+from cloudbalance.series import (
+    complete_until,
+    cost_series,
+    current_placement,
+    demand_series,
+)
 from cloudbalance.store import Store
 
 
@@ -61,3 +68,56 @@ def test_unknown_breakdowns_are_schema_errors(sample_costs: tuple) -> None:
         cost_series(costs, by="colour")
     with pytest.raises(SchemaError, match="cannot total"):
         cost_series(costs, measure="Tags")
+
+
+def _daily(cloud: str, days: int, *, first: str = "2026-11-01") -> pd.DataFrame:
+    start = pd.date_range(first, periods=days, freq="D")
+    return pd.DataFrame(
+        {
+            "ChargePeriodStart": start,
+            "ChargePeriodEnd": start + pd.Timedelta(days=1),
+            "ProviderName": cloud,
+            "x_Cloud": cloud,
+            "EffectiveCost": 1.0,
+        }
+    )
+
+
+def test_a_cloud_a_day_behind_sets_the_end_of_complete_data() -> None:
+    costs = pd.concat([_daily("aws", 10), _daily("azure", 9)], ignore_index=True)
+    edge, notes = complete_until(costs)
+    assert edge == datetime(2026, 11, 10)
+    assert notes == (
+        "azure: data ends 2026-11-09 while the others reach 2026-11-10; "
+        "the periods after 2026-11-09 wait for its export",
+    )
+
+
+def test_a_partial_latest_day_is_incomplete() -> None:
+    hourly = pd.date_range("2026-11-01", "2026-11-03 14:00", freq="h")
+    costs = pd.DataFrame(
+        {
+            "ChargePeriodStart": hourly,
+            "ChargePeriodEnd": hourly + pd.Timedelta(hours=1),
+            "ProviderName": "gcp",
+            "x_Cloud": "gcp",
+        }
+    )
+    assert complete_until(costs) == (datetime(2026, 11, 3), ())
+    # a daily line for today is not complete before today has ended
+    today = _daily("aws", 3)
+    assert complete_until(today, now=datetime(2026, 11, 3, 9)) == (datetime(2026, 11, 3), ())
+
+
+def test_a_stale_cloud_does_not_hold_the_others_back() -> None:
+    costs = pd.concat([_daily("aws", 20), _daily("gcp", 5)], ignore_index=True)
+    assert complete_until(costs) == (datetime(2026, 11, 21), ())
+
+
+def test_lines_longer_than_a_period_say_nothing_about_completeness() -> None:
+    monthly = _daily("aws", 1, first="2026-11-01")
+    monthly["ChargePeriodEnd"] = pd.Timestamp("2026-12-01")  # a monthly fee
+    costs = pd.concat([_daily("aws", 4), monthly], ignore_index=True)
+    assert complete_until(costs)[0] == datetime(2026, 11, 5)
+    with pytest.raises(SchemaError, match="no cost lines"):
+        complete_until(monthly)

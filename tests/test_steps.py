@@ -113,6 +113,9 @@ def test_complete_until_is_the_earliest_clouds_last_period() -> None:
             "ChargePeriodStart": pd.to_datetime(
                 ["2026-10-30", "2026-10-31", "2026-10-30", "2026-10-31", "2026-10-30"]
             ),
+            "ChargePeriodEnd": pd.to_datetime(
+                ["2026-10-31", "2026-11-01", "2026-10-31", "2026-11-01", "2026-10-31"]
+            ),
             "x_Cloud": ["aws", "aws", "azure", "azure", "gcp"],
             "ProviderName": ["AWS", "AWS", "Microsoft", "Microsoft", "Google Cloud"],
         }
@@ -138,7 +141,7 @@ def test_a_plan_that_starts_long_before_the_run_says_so(synced: Path, tmp_path: 
     assert made.data_as_of is not None
     assert made.data_as_of < late
     # the demo provider's data ends four weeks before the run's day: the sync says so
-    assert "aws: data ends 2026-11-01, older than 3 day(s) before 2026-11-29" in "".join(
+    assert "aws: data ends 2026-10-31, older than 3 day(s) before 2026-11-29" in "".join(
         stale.warnings
     )
 
@@ -151,9 +154,11 @@ def test_git_target_is_built_once_from_the_settings(synced: Path) -> None:
     assert target.base == "release"
     assert target.forge.repository == "acme/infra"
     assert target.forge.api_url == "https://ghe.example.com/api/v3"
-    assert target.push is False  # no such repository, so no remote to push to
+    assert target.mode == "pr"
+    assert target.pushes() is False  # no such repository, so no remote to push to
     other = steps.git_target(settings, remote="origin", api_url="https://gitlab.example.com")
     assert (other.remote, other.forge.api_url) == ("origin", "https://gitlab.example.com")
+    assert other.forge.kind == "gitlab"
 
 
 def test_the_report_command_and_the_run_share_one_step(

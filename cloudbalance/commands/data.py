@@ -132,6 +132,9 @@ def sync(
             )
         else:
             console.print(f"[red]failed[/] {r.provider}: {escape(str(r.error))}", highlight=False)
+    if result.freshness:
+        days = ", ".join(f"{f.cloud} {f.as_of:%Y-%m-%d}" for f in result.freshness)
+        console.print(f"data as of {days}", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
     if result.status == "failed":

@@ -195,22 +195,17 @@ def register(app: typer.Typer) -> None:
         target = steps.git_target(
             settings,
             repo=repo,
+            mode=chosen,
             remote=remote,
             base=base,
             forge=forge,
             api_url=api_url,
             repository=repository,
             push=push,
-        )
-        step = steps.apply_plan(
-            settings,
-            plan,
-            target=target,
-            mode=chosen,
             hints=_parse_stacks(stack or []),
             policies=policies,
-            overwrite_edits=overwrite_edits,
         )
+        step = steps.apply_plan(settings, plan, target=target, overwrite_edits=overwrite_edits)
         if step.applied is None:  # not a working copy, or a plan that changes nothing
             if not target.repo.is_dir() or "Git working copy" in step.detail:
                 raise GitOpsError(f"{target.repo} is not a Git working copy")

@@ -283,10 +283,11 @@ def register(app: typer.Typer) -> None:
             quotas = []
             budgets = []
             commitments = []
-            from cloudbalance.planner import Budget, Quota
+            from cloudbalance.budgets import planner_budgets
+            from cloudbalance.planner import Quota
 
             quotas = [Quota(Location.parse(q.location), q.vcpus) for q in settings.plan.quotas]
-            budgets = [Budget(b.cloud, b.amount) for b in settings.plan.budgets]
+            budgets = planner_budgets(settings)
             if not specs:
                 raise ConfigError(
                     "no workloads: give --workloads or configure them in cloudbalance.yaml"

@@ -82,6 +82,11 @@ def prepare_demo(folder: Path, sample: Sample) -> tuple[Settings, list[Path]]:
         "plan": {"quantile": 0.8},
         "guardrails": {"min_confidence_commit": 0.5, "min_saving": 1.0},
         "git": {"repo": "infra", "mode": "commit"},
+        # budgets for people (none per cloud alone, so the demo's plan is not capped by them)
+        "budgets": [
+            {"name": "all clouds", "amount": 7000},
+            {"workload": "checkout", "amount": 3000},
+        ],
     }
     yaml = YAML()
     yaml.default_flow_style = False

@@ -132,8 +132,10 @@ def prepare_series(
 
 def _fixed_step(freq: str) -> int:
     """Nanoseconds of a fixed pandas frequency (``D``, ``h``, ``15min``); months are not fixed."""
+    from cloudbalance.units import period_length
+
     try:
-        step = int(pd.tseries.frequencies.to_offset(freq).nanos)
+        step = int(period_length(freq).value)
     except ValueError as err:
         raise ForecastError(
             f"frequency {freq!r} is not a fixed step; use minutes, hours, days or weeks"

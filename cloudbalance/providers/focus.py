@@ -33,16 +33,20 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from cloudbalance.attribution import Attribution, cloud_case_sql, sql_literal
+from cloudbalance.attribution import Attribution, sql_literal
 from cloudbalance.exceptions import ConfigError, Issue, ProviderError, SchemaError
 from cloudbalance.models import Location
-from cloudbalance.provider import ProviderCheck
+from cloudbalance.provider import EXPORT_REVISION_DAYS, ProviderCheck
 from cloudbalance.schema import COSTS, NULL_STRINGS, Column, FrameSchema
-from cloudbalance.store import IngestResult, Store
+from cloudbalance.store import IngestResult, Store, first_row
 
-__all__ = ["FocusProvider", "FocusReader", "discover_files"]
+__all__ = ["DEFAULT_REVISION_DAYS", "FocusProvider", "FocusReader", "discover_files"]
 
 _SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+#: Trailing days a ``sync`` of FOCUS files reads again (exports rewrite whole months).
+DEFAULT_REVISION_DAYS = EXPORT_REVISION_DAYS
+MAX_REVISION_DAYS = 400
 _PERIOD = ("ChargePeriodStart", "ChargePeriodEnd")
 
 #: Older or newer FOCUS names -> the FOCUS 1.2 name we store.
@@ -280,9 +284,9 @@ class FocusReader:
             )
         counts = [f"count(*) FILTER (WHERE {cond})" for _, _, cond in checks]
         names = f"list(DISTINCT {plan.exprs['ProviderName']})"
-        row = self.con.execute(
-            f"SELECT {', '.join([*counts, names])} FROM ({plan.scan})"
-        ).fetchone()
+        row = first_row(
+            self.con.execute(f"SELECT {', '.join([*counts, names])} FROM ({plan.scan})")
+        )
         assert row is not None  # an aggregate always yields one row
         bad = [(c, p, cond, int(n)) for (c, p, cond), n in zip(checks, row, strict=False) if n]
         if bad:
@@ -333,18 +337,34 @@ class FocusReader:
         return " UNION ALL ".join(parts), files, sorted(providers)
 
     def ingest(
-        self, store: Store, paths: Iterable[str | Path], *, attribution: Attribution | None = None
+        self,
+        store: Store,
+        paths: Iterable[str | Path],
+        *,
+        attribution: Attribution | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> IngestResult:
-        """Load FOCUS files into ``store`` (idempotently; see the store's ingest key)."""
+        """Load FOCUS files into ``store`` (idempotently; see the store's ingest key).
+
+        Args:
+            store: Where to load; the reader must use its connection.
+            paths: Files, globs or folders.
+            attribution: Workload rules.
+            start: Only charges from this instant (a day boundary: the store replaces days).
+            end: Only charges before this instant (exclusive).
+        """
         if store.con is not self.con:
             raise ValueError("the reader must use the store's connection")
         sql, files, providers = self.select_sql(paths)
+        where, params = _window_sql(start, end)
         self.progress(f"loading {len(files)} file(s)")
         return store.load_relation(
-            sql,
+            f"SELECT * FROM ({sql}){where}",
             attribution=attribution,
             source_order=[str(f) for f in files],
             provider_names=providers,
+            params=params,
         )
 
     def read(
@@ -354,28 +374,22 @@ class FocusReader:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> pd.DataFrame:
-        """Read FOCUS files into a costs frame (optionally only charges in ``[start, end)``)."""
-        sql, _, _ = self.select_sql(paths)
-        where, params = [], []
-        if start is not None:
-            where.append("ChargePeriodStart >= ?")
-            params.append(start)
-        if end is not None:
-            where.append("ChargePeriodStart < ?")
-            params.append(end)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        names = [c.name for c in COSTS.columns]
-        select = ", ".join(
-            f"{cloud_case_sql()} AS x_Cloud"
-            if n == "x_Cloud"
-            else f"NULL::VARCHAR AS {n}"
-            if n == "x_Workload"
-            else f"NULL::TIMESTAMP AS {n}"
-            if n == "x_IngestedAt"
-            else _quote(n)
-            for n in names
-        )
-        return self.con.execute(f"SELECT {select} FROM ({sql}){clause}", params).df()
+        """Read FOCUS files into a costs frame (optionally only charges in ``[start, end)``).
+
+        The frame is what :meth:`ingest` would store: a (provider, billing account, day) found
+        in several files is taken from the newest file only, never summed (exports re-deliver
+        whole months as new files), and consumed units are normalised. It is read through a
+        throw-away in-memory store so that the rule has one home. ``x_Workload`` is left empty:
+        the store that loads the frame attributes it with its own rules.
+        """
+        with Store(":memory:") as scratch:
+            FocusReader(scratch.con, progress=self.progress).ingest(
+                scratch, paths, start=start, end=end
+            )
+            frame = scratch.costs()
+        frame["x_Workload"] = None
+        frame["x_IngestedAt"] = pd.NaT
+        return frame
 
 
 class FocusProvider:
@@ -383,18 +397,35 @@ class FocusProvider:
 
     Options (``providers.focus`` in cloudbalance.yaml):
         paths: Files, globs or folders (a string or a list).
+        revision_days: Trailing days every ``sync`` reads again (default
+            :data:`DEFAULT_REVISION_DAYS`): AWS Data Exports rewrite the whole month, Azure
+            restates days, and a day found in several files is taken from the newest one.
     """
 
     name = "focus"
-    revision_days = 0
 
-    def __init__(self, paths: str | Sequence[str] = ()) -> None:
+    def __init__(
+        self, paths: str | Sequence[str] = (), revision_days: int = DEFAULT_REVISION_DAYS
+    ) -> None:
         self.paths = [paths] if isinstance(paths, str) else list(paths)
         if not self.paths:
             raise ConfigError(
                 "providers.focus.paths: give the FOCUS files, globs or folders to read",
                 key="providers.focus.paths",
             )
+        if isinstance(revision_days, bool) or not isinstance(revision_days, int):
+            raise ConfigError(
+                f"providers.focus.revision_days: expected a whole number of days, "
+                f"got {revision_days!r}",
+                key="providers.focus.revision_days",
+            )
+        if not 0 <= revision_days <= MAX_REVISION_DAYS:
+            raise ConfigError(
+                f"providers.focus.revision_days: expected 0..{MAX_REVISION_DAYS}, "
+                f"got {revision_days}",
+                key="providers.focus.revision_days",
+            )
+        self.revision_days = revision_days
 
     def costs(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Charges in ``[start, end)`` from the configured files."""
@@ -417,6 +448,17 @@ class FocusProvider:
         except ConfigError as err:
             return ProviderCheck(self.name, ok=False, detail=str(err), missing="FOCUS files")
         return ProviderCheck(self.name, ok=True, detail=f"{len(files)} file(s)")
+
+
+def _window_sql(start: datetime | None, end: datetime | None) -> tuple[str, list[datetime]]:
+    where, params = [], []
+    if start is not None:
+        where.append("ChargePeriodStart >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("ChargePeriodStart < ?")
+        params.append(end)
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def required_schema() -> FrameSchema:

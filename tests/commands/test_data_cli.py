@@ -174,3 +174,21 @@ def test_providers_list_shows_the_builtin_plugins(capsys: pytest.CaptureFixture[
     assert code == 0
     assert "focus" in out
     assert "demo" in out
+
+
+def test_sync_runs_every_day_and_says_what_data_it_stands_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exports").mkdir()
+    focus_rows(3).to_csv(tmp_path / "exports" / "a.csv", index=False)
+    (tmp_path / "cloudbalance.yaml").write_text(
+        "providers:\n  focus: {paths: exports}\nsync: {lookback_days: 3650}\n"
+    )
+    for _ in range(2):
+        code, out, err = run(capsys, "sync")
+        assert code == 0, err
+        assert "data as of aws 2025-01-03" in out
+        assert "warning aws: data ends 2025-01-03" in out  # the sample is from 2025: stale
+    code, out, err = run(capsys, "sync", "--since", "2025-01-01")
+    assert code == 0, err

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
 
 from cloudbalance.exceptions import ConfigError
+from cloudbalance.provider import EXPORT_REVISION_DAYS
 
 __all__ = ["DIMENSIONS", "AWSOptions", "GroupKey", "parse_options"]
 
@@ -90,7 +91,9 @@ class AWSOptions:
             data is enabled in the billing console). Older parts of a window are skipped.
         billing_account_id: The payer account id written to ``BillingAccountId``; found with
             ``sts:GetCallerIdentity`` when not given.
-        revision_days: Trailing days ``cloudbalance sync`` re-pulls (AWS restates up to ~3 days).
+        revision_days: Trailing days ``cloudbalance sync`` re-pulls (AWS restates up to ~3 days
+            in Cost Explorer; with ``source: export`` the default is 35, because Data Exports
+            rewrite the whole month, and a day in several files is taken from the newest).
         export_bucket: S3 bucket of the Data Export (``source: export``).
         export_prefix: Key prefix of the export (``<prefix>/<export-name>/data/``).
         export_format: ``focus`` (FOCUS 1.0+) or ``cur2`` (CUR 2.0), both Parquet.
@@ -101,6 +104,9 @@ class AWSOptions:
         pricing_region: Endpoint region of the Price List API (us-east-1, eu-central-1 or
             ap-south-1).
         max_attempts: Tries per API call, the first included, on throttling and transient errors.
+        connect_timeout: Seconds to wait for a connection to an AWS endpoint.
+        read_timeout: Seconds to wait for each answer (an endpoint that accepts and never
+            answers fails after this, and is retried like any transient failure).
     """
 
     profile: str | None = None
@@ -125,6 +131,8 @@ class AWSOptions:
     operating_system: str = "Linux"
     pricing_region: str = "us-east-1"
     max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
 
 
 def _key(name: str) -> str:
@@ -217,10 +225,16 @@ def parse_options(options: Mapping[str, Any]) -> AWSOptions:
             values[name] = _int(name, value, 1, 20)
         elif name in ("regions", "instance_types"):
             values[name] = _strings(name, value)
+        elif name in ("connect_timeout", "read_timeout"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                _raise(name, f"must be a positive number of seconds, got {value!r}")
+            values[name] = float(value)
         elif name == "spot":
             if not isinstance(value, bool):
                 _raise(name, f"must be true or false, got {value!r}")
             values[name] = value
+    if values.get("source") == "export" and "revision_days" not in values:
+        values["revision_days"] = EXPORT_REVISION_DAYS
     parsed = AWSOptions(**values)
     if parsed.source == "export" and not parsed.export_bucket:
         raise _fail("export_bucket", "is required when source is 'export'")

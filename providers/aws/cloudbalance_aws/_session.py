@@ -263,8 +263,8 @@ class AWSClients:
         return Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             user_agent_extra="cloudbalance",
-            connect_timeout=10,
-            read_timeout=60,
+            connect_timeout=self.options.connect_timeout,
+            read_timeout=self.options.read_timeout,
         )
 
     def client(self, service: str, region: str | None = None) -> Any:

@@ -83,3 +83,54 @@ def test_importing_and_building_the_provider_does_not_import_boto3() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("value", [0, -2, "slow", False])
+def test_timeouts_must_be_positive_seconds(value: object) -> None:
+    with pytest.raises(ConfigError, match="positive number of seconds") as caught:
+        AWSProvider(read_timeout=value)
+    assert caught.value.key == "providers.aws.read_timeout"
+
+
+def test_every_client_gets_the_connect_and_read_timeouts() -> None:
+    provider = AWSProvider(connect_timeout=3, read_timeout=7.5)
+    config = provider.clients._config()
+    assert (config.connect_timeout, config.read_timeout) == (3.0, 7.5)
+    assert (AWSProvider().clients._config().read_timeout) == 60.0
+
+
+def test_an_endpoint_that_never_answers_fails_after_the_read_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+    import time
+    from datetime import datetime
+
+    import boto3
+
+    from cloudbalance.exceptions import ProviderError
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    server = socket.create_server(("127.0.0.1", 0), backlog=16)
+    host, port = server.getsockname()[:2]
+    try:
+        provider = AWSProvider(read_timeout=0.3, max_attempts=1, billing_account_id="123456789012")
+        provider.sleep = lambda _seconds: None
+        client = boto3.Session(region_name="us-east-1").client(
+            "ce", endpoint_url=f"http://{host}:{port}", config=provider.clients._config()
+        )
+        provider.clients.register("ce", "us-east-1", client)
+        started = time.monotonic()
+        with pytest.raises(ProviderError):
+            provider.costs(datetime(2026, 11, 1), datetime(2026, 11, 3))
+        assert time.monotonic() - started < 5
+    finally:
+        server.close()
+
+
+def test_data_exports_reread_a_month_because_they_rewrite_it() -> None:
+    exported = AWSProvider(source="export", export_bucket="billing")
+    assert exported.revision_days == 35
+    assert AWSProvider().revision_days == 3
+    assert AWSProvider(source="export", export_bucket="b", revision_days=7).revision_days == 7

@@ -87,14 +87,24 @@ def default_credential() -> Any:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
-def cost_client(credential: Any, endpoint: str) -> Any:
+def cost_client(
+    credential: Any, endpoint: str, *, connect_timeout: float, read_timeout: float
+) -> Any:
     """A ``CostManagementClient`` against ``endpoint`` with azure-core retries switched off.
 
-    Each request must carry :func:`request_options` (see there).
+    Every request has a connect and a read timeout (azure-core waits 300 s by default, and an
+    endpoint that accepts and never answers would hang the sync that long per try). Each
+    request must carry :func:`request_options` (see there).
     """
     from azure.mgmt.costmanagement import CostManagementClient
 
-    return CostManagementClient(credential, base_url=endpoint, retry_total=0)
+    return CostManagementClient(
+        credential,
+        base_url=endpoint,
+        retry_total=0,
+        connection_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
 
 
 def request_options(endpoint: str) -> dict[str, Any]:
@@ -106,8 +116,8 @@ def request_options(endpoint: str) -> dict[str, Any]:
     return {"enforce_https": False} if _is_local(endpoint) else {}
 
 
-def prices_client(endpoint: str) -> Any:
-    """An unauthenticated azure-core pipeline for the public Retail Prices API."""
+def prices_client(endpoint: str, *, connect_timeout: float, read_timeout: float) -> Any:
+    """An unauthenticated azure-core pipeline for the public Retail Prices API (with timeouts)."""
     from azure.core import PipelineClient
     from azure.core.pipeline.policies import (
         ContentDecodePolicy,
@@ -122,7 +132,12 @@ def prices_client(endpoint: str) -> Any:
         ContentDecodePolicy(),
         RetryPolicy(retry_total=0),
     ]
-    return PipelineClient(base_url=endpoint, policies=policies)
+    return PipelineClient(
+        base_url=endpoint,
+        policies=policies,
+        connection_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:

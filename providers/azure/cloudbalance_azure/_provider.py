@@ -20,7 +20,7 @@ from cloudbalance.exceptions import (
     ProviderError,
 )
 from cloudbalance.models import Location
-from cloudbalance.provider import ProviderCheck
+from cloudbalance.provider import EXPORT_REVISION_DAYS, ProviderCheck
 from cloudbalance.retry import RetryPolicy
 from cloudbalance.schema import validate_costs
 from cloudbalance_azure._client import (
@@ -40,6 +40,7 @@ OPTIONS: tuple[str, ...] = (
     "amortized",
     "billing_account",
     "chunk_days",
+    "connect_timeout",
     "credential",
     "currency",
     "endpoint",
@@ -47,6 +48,7 @@ OPTIONS: tuple[str, ...] = (
     "management_group",
     "max_attempts",
     "prices_endpoint",
+    "read_timeout",
     "regions",
     "reservation_term",
     "resource_group",
@@ -82,7 +84,8 @@ class AzureProvider:
             each key costs one more query per chunk.
         amortized: Also query ``AmortizedCost`` for ``EffectiveCost`` (default true).
         chunk_days: Days per query, 1..366 (default 31).
-        revision_days: Trailing days ``cloudbalance sync`` re-pulls (default 5: usage arrives
+        revision_days: Trailing days ``cloudbalance sync`` re-pulls (default 35 with
+            ``export_paths``, whose month-to-date files are rewritten; else 5: usage arrives
             up to 72 hours late and amortized charges settle in the first days of a month).
         regions: ARM regions whose prices :meth:`prices` reads when no locations are given
             (default: every region, which is several hundred pages).
@@ -92,6 +95,8 @@ class AzureProvider:
         export_paths: FocusCost export files, globs or folders on disk; when given, costs are
             read from them (through the core FOCUS reader) instead of the query API.
         max_attempts: Tries per request on throttling and transient errors (default 5).
+        connect_timeout / read_timeout: Seconds to wait for a connection and for each answer
+            (default 10 and 60); a request that times out is retried like a transient failure.
         endpoint / prices_endpoint: Other ARM or prices endpoints (sovereign clouds, tests).
         credential: A ``TokenCredential`` object (from Python only); default
             ``DefaultAzureCredential``.
@@ -129,8 +134,11 @@ class AzureProvider:
         self.regions = _strings(options.get("regions"), "regions")
         self.amortized = bool(options.get("amortized", True))
         self.chunk_days = self._int(options, "chunk_days", 31, 1, MAX_CHUNK_DAYS)
-        self.revision_days = self._int(options, "revision_days", 5, 0, 60)
+        default_revision = EXPORT_REVISION_DAYS if self.export_paths else 5
+        self.revision_days = self._int(options, "revision_days", default_revision, 0, 60)
         self.max_attempts = self._int(options, "max_attempts", 5, 1, 20)
+        self.connect_timeout = self._seconds(options, "connect_timeout", 10.0)
+        self.read_timeout = self._seconds(options, "read_timeout", 60.0)
         self.currency: str | None = options.get("currency")
         term = str(options.get("reservation_term", "1 Year"))
         if term.lower() not in {"1 year", "3 years"}:
@@ -167,6 +175,16 @@ class AzureProvider:
                 key=f"providers.azure.{key}",
             )
         return value
+
+    @staticmethod
+    def _seconds(options: Mapping[str, Any], key: str, default: float) -> float:
+        value = options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(
+                f"providers.azure.{key}: expected a positive number of seconds, got {value!r}",
+                key=f"providers.azure.{key}",
+            )
+        return float(value)
 
     @staticmethod
     def _sizes(value: object) -> dict[str, tuple[float, float]]:
@@ -206,7 +224,12 @@ class AzureProvider:
 
     def _cost_client(self) -> Any:
         if self._client is None:
-            self._client = cost_client(self._credential_or_default(), self.endpoint)
+            self._client = cost_client(
+                self._credential_or_default(),
+                self.endpoint,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
         return self._client
 
     def costs(self, start: datetime, end: datetime) -> pd.DataFrame:
@@ -266,7 +289,11 @@ class AzureProvider:
             if not regions:
                 return prices_frame([], observed_at=_now())
         if self._prices_client is None:
-            self._prices_client = prices_client(self.prices_endpoint)
+            self._prices_client = prices_client(
+                self.prices_endpoint,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
         query = PriceQuery(
             client=self._prices_client,
             endpoint=self.prices_endpoint,

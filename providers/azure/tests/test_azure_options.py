@@ -138,3 +138,8 @@ def test_unsafe_endpoints_and_non_credentials_are_config_errors(
     with pytest.raises(ConfigError, match=message) as info:
         AzureProvider(subscription_id=SUB, **options)
     assert "my-secret" not in str(info.value)
+
+
+def test_focus_cost_exports_reread_a_month_because_they_rewrite_it() -> None:
+    assert AzureProvider(export_paths="exports/").revision_days == 35
+    assert AzureProvider(subscription_id=SUB).revision_days == 5

@@ -78,11 +78,14 @@ def run_query(
     location: str | None,
     maximum_bytes_billed: int | None,
     page_size: int | None = None,
+    timeout: float | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``query`` with the BigQuery client and return every result row as a dict.
 
     Retries are left to the caller (:func:`cloudbalance.retry.retry_call`): the client's own
     retry and job-retry are switched off so one policy, with an injectable sleep, decides.
+    ``timeout`` bounds each HTTP request (connect and read), so an endpoint that accepts and
+    never answers fails instead of hanging.
     """
     from google.cloud import bigquery
 
@@ -105,6 +108,7 @@ def run_query(
         retry=None,
         job_retry=None,
         page_size=page_size,
+        api_timeout=timeout,
     )
     return [dict(row.items()) for row in rows]
 

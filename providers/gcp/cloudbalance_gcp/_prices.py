@@ -74,6 +74,7 @@ def list_skus(
     currency: str,
     page_size: int,
     call: Callable[[Callable[[], Any]], Any],
+    timeout: float = 60.0,
 ) -> list[Any]:
     """Every Compute Engine SKU, page by page, each page fetched through ``call``.
 
@@ -92,7 +93,7 @@ def list_skus(
         }
 
         def one_page(request: dict[str, Any] = request) -> Any:
-            pager = client.list_skus(request=request, retry=None, timeout=60.0)
+            pager = client.list_skus(request=request, retry=None, timeout=timeout)
             return next(iter(pager.pages))
 
         page = call(guarded(one_page, "Cloud Billing Catalog list_skus"))

@@ -48,6 +48,7 @@ OPTIONS: tuple[str, ...] = (
     "regions",
     "resources",
     "revision_days",
+    "timeout",
 )
 
 
@@ -154,6 +155,8 @@ class GCPProvider:
         credentials_file: A service-account or external-account key file instead of ADC.
         page_size: Catalog SKUs per page.
         max_attempts: Tries per request on throttling and transient errors.
+        timeout: Seconds each request may take, connecting and reading (default 60; the
+            Google clients take one number for both).
         bigquery_endpoint: Override the BigQuery API endpoint (private service connect).
         catalog_endpoint: Override the Cloud Billing API endpoint.
         credentials: Python only: a ``google.auth`` credentials object to use as is.
@@ -186,6 +189,7 @@ class GCPProvider:
         credentials_file: str | None = None,
         page_size: int = 5000,
         max_attempts: int = 5,
+        timeout: float = 60.0,
         bigquery_endpoint: str | None = None,
         catalog_endpoint: str | None = None,
         credentials: Any = None,
@@ -248,6 +252,11 @@ class GCPProvider:
         self.credentials_file = _str("credentials_file", credentials_file)
         self.page_size = _int("page_size", page_size, minimum=1)
         self.policy = RetryPolicy(attempts=_int("max_attempts", max_attempts, minimum=1))
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ConfigError(
+                f"must be a positive number of seconds, got {timeout!r}", key=_key("timeout")
+            )
+        self.timeout = float(timeout)
         self.bigquery_endpoint = _str("bigquery_endpoint", bigquery_endpoint)
         self.catalog_endpoint = _str("catalog_endpoint", catalog_endpoint)
         self._credentials = credentials
@@ -363,6 +372,7 @@ class GCPProvider:
                     query,
                     location=self.location,
                     maximum_bytes_billed=self.maximum_bytes_billed,
+                    timeout=self.timeout,
                 ),
                 what,
             )
@@ -396,6 +406,7 @@ class GCPProvider:
             currency=self.currency,
             page_size=self.page_size,
             call=self._retry,
+            timeout=self.timeout,
         )
         rates = parse_skus(skus)
         return compose_prices(rates, self.machine_types, observed_at=observed, regions=regions)

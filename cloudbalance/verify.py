@@ -197,7 +197,7 @@ class Verification:
             "periods": self.periods,
             "currency": self.currency,
             "plan_saving": round(self.plan_saving, 2),
-            "expected_saving": round(self.expected, 2),
+            "expected": round(self.expected, 2),
             "saving": round(self.saving, 2),
             "realised": round(self.realised, 4),
             "counterfactual": round(self.counterfactual, 4),

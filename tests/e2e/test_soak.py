@@ -29,17 +29,6 @@ pytestmark = pytest.mark.slow
 
 DAYS = 5
 
-#: A store result left open after ``fetchone()`` (``Store._migrate``, ``Store.sync_state``) makes
-#: every sync after the store's first open fail: every run exits 3, nothing is forecast or planned.
-STORE_OPEN_RESULT = (
-    "sync fails after the store's first open (a fetchone() result left open in Store; "
-    "sync branch: 'Store reads single rows to the end')"
-)
-#: The focus provider has no revision window and sums a day found in several files.
-RESTATEMENTS = (
-    "restated days are never re-read and a day in several files is summed, not taken from the "
-    "newest file (sync branch: focus revision window, newest file wins)"
-)
 #: A person's edit of a value the last plan wrote makes every later apply refuse (exit 3).
 PERSON_EDIT = (
     "after a person's edit of a managed value every later apply refuses to overwrite it and the "
@@ -92,7 +81,7 @@ def test_the_days_carry_every_fault_in_each_cloud_s_format(soak: Soak) -> None:
     assert "A Person|Raise checkout by one replica by hand" in authors
 
 
-@pytest.mark.xfail(strict=True, reason=f"{STORE_OPEN_RESULT}; {PERSON_EDIT}")
+@pytest.mark.xfail(strict=True, reason=PERSON_EDIT)
 def test_every_run_exits_0_but_the_killed_one_which_recovers_the_next_day(soak: Soak) -> None:
     killed = [r for r in soak.results if r.killed]
     assert len(killed) == 1, "the armed kill fired in no run (no apply pushed anything)"
@@ -101,7 +90,6 @@ def test_every_run_exits_0_but_the_killed_one_which_recovers_the_next_day(soak: 
     assert codes == dict.fromkeys(codes, 0)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{STORE_OPEN_RESULT}; {RESTATEMENTS}")
 def test_the_store_equals_the_exports_newest_file_wins_every_day(soak: Soak) -> None:
     assert {str(c.day): list(c.store) for c in soak.checks} == {str(c.day): [] for c in soak.checks}
 
@@ -129,7 +117,7 @@ def test_commits_reports_and_verify_show_the_same_saving(soak: Soak) -> None:
         code = main(["verify", "--json", "--as-of", last.isoformat(), "-c", str(soak.config)])
     assert code == 0
     again = {
-        v["plan_id"]: (v["status"], v["periods"], v["saving"], v["expected_saving"])
+        v["plan_id"]: (v["status"], v["periods"], v["saving"], v["expected"])
         for v in json.loads(buffer.getvalue())["verifications"]
     }
     assert again == recorded

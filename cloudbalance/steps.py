@@ -257,9 +257,10 @@ def forecast(ctx: Context) -> ForecastStep:
             return_accuracy=True,
         )
     forecasts = Forecasts.combine(results)
+    labels = ctx.store.anomaly_feedback()  # people's YES/NO/PLANNED_ACTIVITY labels apply
     anomalies = pd.concat(
         [
-            detect_anomalies(history[kind]).assign(kind=kind)
+            detect_anomalies(history[kind], feedback=labels).assign(kind=kind)
             for kind in ("cost", "cloud_cost")
             if not history[kind].empty
         ]

@@ -24,6 +24,7 @@ concurrent run, then raises :class:`~cloudbalance.exceptions.StoreLockedError` n
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,6 +55,7 @@ from cloudbalance.units import consumed_sql
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
+    from cloudbalance.forecast.feedback import AnomalyFeedback
 
 __all__ = ["IngestResult", "Store", "first_row"]
 
@@ -131,6 +133,15 @@ CREATE TABLE IF NOT EXISTS runs (
   inputs JSON,
   outputs JSON,
   error VARCHAR
+);
+CREATE TABLE IF NOT EXISTS anomaly_feedback (
+  anomaly_id VARCHAR NOT NULL,
+  unique_id VARCHAR NOT NULL,
+  start TIMESTAMP NOT NULL,
+  label VARCHAR NOT NULL,
+  impact DOUBLE,
+  note VARCHAR,
+  labelled_at TIMESTAMP NOT NULL
 );
 """
 
@@ -786,6 +797,30 @@ class Store:
     def runs(self, limit: int = 50) -> pd.DataFrame:
         """The latest audit-log entries, newest first."""
         return self.con.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", [limit]).df()
+
+    # ------------------------------------------------------------------ anomaly feedback
+
+    def add_anomaly_feedback(self, feedback: AnomalyFeedback) -> None:
+        """Append a label on an anomaly; the history is kept (the newest label applies)."""
+        self.con.execute(
+            "INSERT INTO anomaly_feedback VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                feedback.anomaly_id,
+                feedback.unique_id,
+                feedback.start.to_pydatetime(),
+                str(feedback.label),
+                None if math.isnan(feedback.impact) else feedback.impact,
+                feedback.note,
+                feedback.labelled_at or _now(),
+            ],
+        )
+
+    def anomaly_feedback(self) -> pd.DataFrame:
+        """Every label given on anomalies, oldest first (``FEEDBACK_COLUMNS``)."""
+        return self.con.execute(
+            "SELECT anomaly_id, unique_id, start, label, impact, note, labelled_at "
+            "FROM anomaly_feedback ORDER BY labelled_at, rowid"
+        ).df()
 
 
 _GROUPS: dict[str, str] = {

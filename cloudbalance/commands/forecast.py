@@ -220,50 +220,150 @@ def register(app: typer.Typer) -> None:
         for warning in result.spikes[:10]:
             err_console.print(f"spike: {warning}", highlight=False)
 
-    @app.command("anomalies")
+    anomalies_app = typer.Typer(
+        help="Flag anomalous incidents in history; label them (feedback) so later runs learn.",
+        invoke_without_command=True,
+    )
+
+    @anomalies_app.callback()
     def anomalies_cmd(
+        ctx: typer.Context,
         input_: Annotated[
-            Path,
+            Path | None,
             typer.Option("--input", "-i", dir_okay=False, help="Series file (.csv or .parquet)."),
-        ],
+        ] = None,
         output: Annotated[
-            Path,
+            Path | None,
             typer.Option(
                 "--output", "-o", dir_okay=False, help="File to write (.csv or .parquet)."
             ),
-        ],
+        ] = None,
+        events: Annotated[
+            Path | None,
+            typer.Option(
+                "--events", dir_okay=False, help="Also write one row per incident, by impact."
+            ),
+        ] = None,
         threshold: Annotated[
-            float, typer.Option(help="Robust z-score above which a point is anomalous.")
-        ] = 3.5,
+            float | None,
+            typer.Option(help="Robust z-score at which a point starts an incident [default: 6]."),
+        ] = None,
         freq: Annotated[str | None, typer.Option(help="Force a frequency (D, h, 15min).")] = None,
         aggregate: Annotated[
             str, typer.Option(help="How duplicated timestamps combine: sum, mean, max or last.")
         ] = "sum",
+        config: Annotated[
+            Path | None,
+            typer.Option(
+                "--config", "-c", dir_okay=False, help="cloudbalance.yaml (feedback store)."
+            ),
+        ] = None,
+        store: Annotated[
+            Path | None,
+            typer.Option(help="Store whose anomaly feedback applies (read only if it exists)."),
+        ] = None,
     ) -> None:
-        """Flag anomalous points in cost history: unique_id, ds, y, anomaly, score."""
-        from cloudbalance.forecast import detect_anomalies
+        """Flag anomalous incidents: unique_id, ds, y, anomaly, score, expected, anomaly_id, ..."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from cloudbalance.forecast import anomaly_events, detect_anomalies
+        from cloudbalance.forecast.anomalies import DEFAULT_THRESHOLD
 
+        if input_ is None or output is None:
+            raise ForecastError("anomalies needs --input and --output (or the feedback subcommand)")
         series = read_series_file(input_)
         result = detect_anomalies(
             _with_file(series, str(input_)),
-            threshold=threshold,
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             freq=freq,
             aggregate=aggregate,  # type: ignore[arg-type]
+            feedback=_stored_feedback(config, store),
         )
         write_frame(result, output)
-        flagged = int(result["anomaly"].sum())
+        ranked = anomaly_events(result)
+        if events is not None:
+            write_frame(ranked, events)
+        flagged = ranked[ranked["anomaly"]]
         err_console.print(
-            f"{flagged} anomalous point(s) in {result['unique_id'].nunique()} series; "
-            f"wrote {output}",
+            f"{len(flagged)} anomal{'y' if len(flagged) == 1 else 'ies'} "
+            f"({int(result['anomaly'].sum())} point(s)) in {result['unique_id'].nunique()} "
+            f"series; {len(ranked) - len(flagged)} expected by feedback; wrote {output}",
             highlight=False,
         )
+        for row in flagged.head(10).itertuples(index=False):
+            err_console.print(
+                f"anomaly: {row.anomaly_id}: impact {row.impact:+,.2f} over {row.points} "
+                f"point(s), peak score {row.peak_score:+.1f}",
+                highlight=False,
+            )
+
+    @anomalies_app.command("feedback")
+    def feedback_cmd(
+        anomaly_id: Annotated[
+            str, typer.Argument(help="The anomaly_id of an incident (<series>@<start>).")
+        ],
+        label: Annotated[
+            str,
+            typer.Option(
+                "--label",
+                "-l",
+                help="yes (a real anomaly), no (a false alarm) or planned (planned activity).",
+            ),
+        ],
+        note: Annotated[str, typer.Option(help="Why, for the people after you.")] = "",
+        impact: Annotated[
+            float | None,
+            typer.Option(
+                help="The incident's impact; a later one of the same pattern up to 1.5x this "
+                "is suppressed too (default: any size)."
+            ),
+        ] = None,
+        config: Annotated[
+            Path | None,
+            typer.Option("--config", "-c", dir_okay=False, help="cloudbalance.yaml."),
+        ] = None,
+        store: Annotated[Path | None, typer.Option(help="Store file.")] = None,
+    ) -> None:
+        """Label an anomaly YES, NO or PLANNED_ACTIVITY; later runs respect it."""
+        import math
+
+        from cloudbalance.commands._common import open_store, settings_for
+        from cloudbalance.forecast.feedback import AnomalyFeedback, Label, parse_anomaly_id
+
+        parse_anomaly_id(anomaly_id)
+        entry = AnomalyFeedback(
+            anomaly_id=anomaly_id,
+            label=Label.parse(label),
+            impact=math.nan if impact is None else impact,
+            note=note,
+        )
+        with open_store(settings_for(config), store) as opened:
+            opened.add_anomaly_feedback(entry)
+            total = len(opened.anomaly_feedback())
+        err_console.print(
+            f"labelled {anomaly_id} {entry.label}; {total} label(s) in the store", highlight=False
+        )
+
+    app.add_typer(anomalies_app, name="anomalies")
+
+
+def _stored_feedback(config: Path | None, store: Path | None) -> pd.DataFrame | None:
+    """The store's anomaly labels, when a store exists (never creates one)."""
+    from cloudbalance.commands._common import open_store, settings_for
+
+    settings = settings_for(config)
+    path = store if store is not None else settings.store_path
+    if not path.is_file():
+        return None
+    with open_store(settings, path) as opened:
+        return opened.anomaly_feedback()
 
 
 def _with_file(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Validate the series columns here, so errors name the file, row and column."""
-    from cloudbalance.schema import SERIES
+    from cloudbalance.forecast.prepare import SERIES_INPUT
 
-    SERIES.validate(frame, file=source, extra="drop")
+    SERIES_INPUT.validate(frame, file=source, extra="drop")
     return frame
 
 

@@ -17,27 +17,39 @@ import sys
 import types
 from typing import Any
 
-from cloudbalance.forecast.api import ForecastResult, backtest, detect_anomalies, forecast
+from cloudbalance.forecast.api import (
+    ANOMALY_COLUMNS,
+    ForecastResult,
+    anomaly_events,
+    backtest,
+    detect_anomalies,
+    forecast,
+)
 from cloudbalance.forecast.base import Fitted, Forecaster, Prediction
 from cloudbalance.forecast.baseline import SeasonalNaive, Theta
 from cloudbalance.forecast.core import AUTO_CANDIDATES, MIN_HISTORY, MODELS, confidence_score
+from cloudbalance.forecast.feedback import AnomalyFeedback, Label
 from cloudbalance.forecast.prepare import infer_step
 from cloudbalance.forecast.prophet import ProphetForecaster
 from cloudbalance.forecast.spikes import SpikeRule, SpikeWarning
 
 __all__ = [
+    "ANOMALY_COLUMNS",
     "AUTO_CANDIDATES",
     "MIN_HISTORY",
     "MODELS",
+    "AnomalyFeedback",
     "Fitted",
     "ForecastResult",
     "Forecaster",
+    "Label",
     "Prediction",
     "ProphetForecaster",
     "SeasonalNaive",
     "SpikeRule",
     "SpikeWarning",
     "Theta",
+    "anomaly_events",
     "backtest",
     "confidence_score",
     "detect_anomalies",

@@ -1,4 +1,4 @@
-"""The public entry points: ``forecast``, ``backtest`` and ``detect_anomalies`` over frames."""
+"""The public entry points: ``forecast``, ``backtest``, ``detect_anomalies`` over frames."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ import numpy as np
 import pandas as pd
 
 from cloudbalance.exceptions import ForecastError
-from cloudbalance.forecast.anomalies import DEFAULT_THRESHOLD, anomaly_scores
+from cloudbalance.forecast.anomalies import (
+    DEFAULT_COOLDOWN,
+    DEFAULT_LOW,
+    DEFAULT_THRESHOLD,
+    anomaly_id,
+    detect,
+)
 from cloudbalance.forecast.base import Forecaster
 from cloudbalance.forecast.core import SeriesOutput, Spec, run_series
 from cloudbalance.forecast.executors import Executor, run_chunks
+from cloudbalance.forecast.feedback import Label, matching_feedback
 from cloudbalance.forecast.prepare import Aggregate, Prepared, prepare_series
 from cloudbalance.forecast.spikes import (
     SpikeRule,
@@ -26,7 +33,14 @@ from cloudbalance.forecast.spikes import (
 )
 from cloudbalance.schema import ACCURACY, FORECAST, validate_forecast
 
-__all__ = ["ForecastResult", "backtest", "detect_anomalies", "forecast"]
+__all__ = [
+    "ANOMALY_COLUMNS",
+    "ForecastResult",
+    "anomaly_events",
+    "backtest",
+    "detect_anomalies",
+    "forecast",
+]
 
 Errors = Literal["raise", "skip"]
 
@@ -80,6 +94,7 @@ def forecast(
     model: str | Forecaster = "auto",
     windows: int = 3,
     calibrate: bool = True,
+    robust: bool = True,
     spikes: SpikeRule | None = None,
     holidays_country: str | None = None,
     freq: str | None = None,
@@ -110,6 +125,9 @@ def forecast(
             ``seasonal_naive``, ``ensemble``, or any :class:`Forecaster`.
         windows: Backtest windows per series (0: no backtests, no calibration, confidence 0).
         calibrate: Scale intervals by the conformal factor from the backtests.
+        robust: Fit models on the history with its outliers (short incidents, see
+            :func:`cloudbalance.forecast.anomalies.robust_history`) replaced by their expected
+            values; errors are still measured on the raw series.
         spikes: The spike rule (default: 25% above the recent median, probability 0.5).
         holidays_country: ISO code (``US``, ``DE``) whose public holidays Prophet models.
         freq: Force a frequency (``D``, ``h``, ``15min``) instead of inferring it per series.
@@ -154,6 +172,7 @@ def forecast(
         model=model,
         windows=windows,
         calibrate=calibrate,
+        robust=robust,
         holidays_country=holidays_country,
         prophet_backend=prophet_backend,
         seed=seed,
@@ -286,42 +305,173 @@ def backtest(
     return result.candidates if per_model else result.accuracy
 
 
+#: Columns of the anomaly frame, in order.
+ANOMALY_COLUMNS: tuple[str, ...] = (
+    "unique_id",
+    "ds",
+    "y",
+    "anomaly",
+    "score",
+    "expected",
+    "anomaly_id",
+    "impact",
+    "feedback",
+)
+
+
 def detect_anomalies(
     series: pd.DataFrame,
     *,
     threshold: float = DEFAULT_THRESHOLD,
+    low: float = DEFAULT_LOW,
+    cooldown: float = DEFAULT_COOLDOWN,
     freq: str | None = None,
     aggregate: Aggregate = "sum",
+    feedback: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Flag anomalous historical points: ``unique_id, ds, y, anomaly, score, expected``.
+    """Flag anomalous incidents in history, one row per observed point.
 
-    ``score`` is the robust z-score of the point's residual from its seasonal level;
-    ``anomaly`` is ``|score| > threshold`` (see :mod:`cloudbalance.forecast.anomalies`). Gaps
-    are not rows; duplicated timestamps are aggregated first.
+    Columns: ``unique_id, ds, y, anomaly, score, expected, anomaly_id, impact, feedback``.
+    ``score`` is the robust z-score of the point's residual from its seasonal expectation;
+    ``anomaly`` marks the points of the incidents (see :mod:`cloudbalance.forecast.anomalies`);
+    ``anomaly_id`` names the incident a point belongs to (also when feedback suppressed it),
+    ``impact`` is the incident's ``sum(y - expected)`` (money for cost series) and ``feedback``
+    the label that applies to it (``YES``, ``NO``, ``PLANNED_ACTIVITY``; a ``NO`` or planned
+    label means ``anomaly`` is False). :func:`anomaly_events` gives one row per incident,
+    ranked by impact. Gaps are not rows; duplicated timestamps are aggregated first.
+
+    Args:
+        series: ``unique_id, ds, y``; empty ``y`` values are gaps.
+        threshold: ``|score|`` that triggers an incident.
+        low: ``|score|`` that extends an incident to its neighbouring points.
+        cooldown: Seasons (days of sub-daily data, weeks of daily data) after an incident
+            during which a new one is the same incident.
+        freq: Force a frequency instead of inferring it per series.
+        aggregate: How duplicated timestamps combine.
+        feedback: Labels from ``Store.anomaly_feedback()`` (see
+            :mod:`cloudbalance.forecast.feedback`).
+
+    Raises:
+        ForecastError: A threshold that is not a positive number.
     """
-    if threshold <= 0 or not math.isfinite(threshold):
-        raise ForecastError(f"threshold must be a positive number, got {threshold}")
+    for name, value in (("threshold", threshold), ("low", low)):
+        if value <= 0 or not math.isfinite(value):
+            raise ForecastError(f"{name} must be a positive number, got {value}")
+    if cooldown < 0 or not math.isfinite(cooldown):
+        raise ForecastError(f"cooldown must be zero or more, got {cooldown}")
     frames = []
     for prep in _prepare(series, freq=freq, aggregate=aggregate):
-        if prep.observed < 3:
-            expected = np.full(prep.y.size, np.nan)
-            score = np.zeros(prep.y.size)
-        else:
-            expected, score = anomaly_scores(prep)
-        ok = np.isfinite(prep.y)
-        score = np.where(np.isfinite(score), score, 0.0)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "unique_id": prep.unique_id,
-                    "ds": prep.ds[ok].astype("datetime64[us]"),
-                    "y": prep.y[ok],
-                    "anomaly": np.abs(score[ok]) > threshold,
-                    "score": score[ok],
-                    "expected": expected[ok],
-                }
-            )
-        )
+        frames.append(_anomaly_frame(prep, threshold, low, cooldown, feedback))
     if not frames:
-        return pd.DataFrame(columns=["unique_id", "ds", "y", "anomaly", "score", "expected"])
+        return pd.DataFrame({c: pd.Series(dtype=_anomaly_dtype(c)) for c in ANOMALY_COLUMNS})
     return pd.concat(frames, ignore_index=True)
+
+
+def _anomaly_dtype(column: str) -> str:
+    if column == "ds":
+        return "datetime64[us]"
+    if column == "anomaly":
+        return "bool"
+    if column in ("unique_id", "anomaly_id", "feedback"):
+        return "object"
+    return "float64"
+
+
+def _anomaly_frame(
+    prep: Prepared,
+    threshold: float,
+    low: float,
+    cooldown: float,
+    feedback: pd.DataFrame | None,
+) -> pd.DataFrame:
+    n = prep.y.size
+    flag = np.zeros(n, dtype=bool)
+    ids = np.full(n, None, dtype=object)
+    labels = np.full(n, None, dtype=object)
+    impact = np.full(n, np.nan)
+    if prep.observed < 3:
+        expected = np.full(n, np.nan)
+        score = np.zeros(n)
+    else:
+        found = detect(prep, threshold=threshold, low=low, cooldown=cooldown)
+        expected, score = found.expected, found.score
+        for inc in found.incidents:
+            span = slice(inc.start, inc.end + 1)
+            aid = anomaly_id(prep.unique_id, prep.ds[inc.start], prep.step_ns)
+            label = matching_feedback(
+                feedback,
+                prep.unique_id,
+                aid,
+                pd.Timestamp(prep.ds[inc.start]),
+                inc.impact,
+                prep.step_ns,
+            )
+            # the incident's unusual points; quiet points inside a merged incident are not
+            members = np.zeros(n, dtype=bool)
+            members[span] = np.abs(score[span]) > min(low, threshold)
+            ids[members] = aid
+            labels[members] = label
+            impact[members] = inc.impact
+            flag[members] = label is None or not Label(label).suppresses
+    ok = np.isfinite(prep.y)
+    return pd.DataFrame(
+        {
+            "unique_id": prep.unique_id,
+            "ds": prep.ds[ok].astype("datetime64[us]"),
+            "y": prep.y[ok],
+            "anomaly": flag[ok],
+            "score": score[ok],
+            "expected": expected[ok],
+            "anomaly_id": ids[ok],
+            "impact": impact[ok],
+            "feedback": labels[ok],
+        }
+    )
+
+
+def anomaly_events(anomalies: pd.DataFrame) -> pd.DataFrame:
+    """One row per incident of a :func:`detect_anomalies` frame, largest ``|impact|`` first.
+
+    Columns: ``anomaly_id, unique_id, start, end, peak_ds, peak_score, points, actual,
+    expected, impact, anomaly, feedback``. ``anomaly`` is False for incidents a label
+    suppressed; they are listed so the history of labelled incidents stays visible.
+    """
+    cols = [
+        "anomaly_id",
+        "unique_id",
+        "start",
+        "end",
+        "peak_ds",
+        "peak_score",
+        "points",
+        "actual",
+        "expected",
+        "impact",
+        "anomaly",
+        "feedback",
+    ]
+    rows = []
+    part = anomalies[anomalies["anomaly_id"].notna()]
+    for aid, g in part.groupby("anomaly_id", sort=False):
+        peak = int(np.argmax(np.abs(g["score"].to_numpy(np.float64))))
+        rows.append(
+            {
+                "anomaly_id": aid,
+                "unique_id": g["unique_id"].iloc[0],
+                "start": g["ds"].min(),
+                "end": g["ds"].max(),
+                "peak_ds": g["ds"].iloc[peak],
+                "peak_score": float(g["score"].iloc[peak]),
+                "points": len(g),
+                "actual": float(g["y"].sum()),
+                "expected": float(g["expected"].sum()),
+                "impact": float(g["impact"].iloc[0]),
+                "anomaly": bool(g["anomaly"].iloc[0]),
+                "feedback": g["feedback"].iloc[0],
+            }
+        )
+    out = pd.DataFrame(rows, columns=cols)
+    if out.empty:
+        return out
+    order = np.argsort(-np.abs(out["impact"].to_numpy(np.float64)), kind="stable")
+    return out.iloc[order].reset_index(drop=True)

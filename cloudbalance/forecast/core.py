@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from cloudbalance.exceptions import ForecastError, InsufficientHistoryError
+from cloudbalance.forecast.anomalies import FitHistory, calendar_values, fit_history
 from cloudbalance.forecast.base import Forecaster, Prediction
 from cloudbalance.forecast.baseline import SeasonalNaive, Theta
 from cloudbalance.forecast.calibrate import Calibration, apply_factor, calibrate, level_floor
@@ -34,6 +35,7 @@ __all__ = [
     "MODELS",
     "SeriesOutput",
     "Spec",
+    "clip_to_history",
     "confidence_score",
     "run_series",
 ]
@@ -55,8 +57,8 @@ AUTO_CANDIDATES: tuple[str, ...] = (
 )
 #: Appended to the reason when the choice and calibration come from a previous run.
 WARM_NOTE = " [warm start: choice and calibration kept from the previous run]"
-#: What the ensemble averages.
-ENSEMBLE_MEMBERS: tuple[str, ...] = ("prophet", "theta")
+#: What the ensemble combines, weighted by backtest skill.
+ENSEMBLE_MEMBERS: tuple[str, ...] = ("seasonal_naive", "theta", "prophet", "prophet_flexible")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class Spec:
         holidays_country: Country whose holidays Prophet models.
         prophet_backend: ``numpy`` (fast) or ``stan`` (the prophet library).
         seed: Seed of interval simulations.
+        robust: Fit models on the history with outlying incidents replaced by their expected
+            values (errors are still measured on the raw series).
         warm: Per-series state of a previous run (``ForecastResult.state``).
         rebacktest: With ``warm``, re-run backtests and model choice instead of reusing them.
     """
@@ -84,6 +88,7 @@ class Spec:
     holidays_country: str | None = None
     prophet_backend: str = "numpy"
     seed: int = 0
+    robust: bool = True
     warm: dict[str, dict[str, Any]] | None = None
     rebacktest: bool = False
 
@@ -143,15 +148,41 @@ def _season_for(prep: Prepared) -> int:
 def _fit_predict(
     model: Forecaster,
     ds: npt.NDArray[np.datetime64],
-    y: FloatArray,
+    history: FitHistory,
     step_ns: int,
     horizon: int,
     level: float,
     uid: str,
     init: dict[str, Any] | None = None,
 ) -> tuple[Prediction, dict[str, Any]]:
-    fitted = model.fit(ds, y, step_ns=step_ns, unique_id=uid, init=init)
-    return fitted.predict(horizon, level), fitted.params
+    """Fit on the prepared history; the forecast gets the calendar peaks back, then the clip."""
+    fitted = model.fit(ds, history.y, step_ns=step_ns, unique_id=uid, init=init)
+    pred = fitted.predict(horizon, level)
+    if history.calendar:
+        bump = calendar_values(pred.ds, history.calendar)
+        pred = Prediction(
+            ds=pred.ds, yhat=pred.yhat + bump, lower=pred.lower + bump, upper=pred.upper + bump
+        )
+    raw = history.y + calendar_values(ds, history.calendar) if history.calendar else history.y
+    return clip_to_history(pred, raw), fitted.params
+
+
+def clip_to_history(pred: Prediction, y: FloatArray) -> Prediction:
+    """A series that has never been negative gets a forecast that is never negative.
+
+    Costs, requests and replicas cannot go below zero; a symmetric interval around a low
+    forecast would say they can ("-5 USD/day"). Clipping here, where every candidate is fitted,
+    means backtests, model choice and calibration all judge the forecasts users will see.
+    """
+    finite = y[np.isfinite(y)]
+    if finite.size == 0 or float(finite.min()) < 0:
+        return pred
+    return Prediction(
+        ds=pred.ds,
+        yhat=np.maximum(pred.yhat, 0.0),
+        lower=np.maximum(pred.lower, 0.0),
+        upper=np.maximum(pred.upper, 0.0),
+    )
 
 
 def _mase_scale(y: FloatArray, season: int) -> float:
@@ -232,6 +263,15 @@ class _Backtest:
         return float(np.mean(mases)), float(np.mean(np.concatenate(smapes)))
 
 
+def _fit_history(prep: Prepared, spec: Spec, end: int | None = None) -> FitHistory:
+    """What models are fitted on: the history up to ``end`` (see ``fit_history``).
+
+    Each backtest origin cleans only its own past, so backtests never see the future.
+    """
+    part = prep if end is None else replace(prep, ds=prep.ds[:end], y=prep.y[:end])
+    return fit_history(part, robust=spec.robust)
+
+
 def _origins(n: int, horizon: int, windows: int, min_train: int) -> tuple[list[int], int]:
     """Window starts (grid indices) and the backtest horizon; empty when the history is short."""
     if windows <= 0:
@@ -258,9 +298,9 @@ def run_backtests(
     origins, h = _origins(prep.y.size, spec.horizon, spec.windows, int(reach))
     results = {name: _Backtest() for name in fitted_names}
     for origin in origins:
-        ds_tr, y_tr = prep.ds[:origin], prep.y[:origin]
+        ds_tr, y_tr = prep.ds[:origin], _fit_history(prep, spec, origin)
         y_te = prep.y[origin : origin + h]
-        scale = _mase_scale(y_tr, season)
+        scale = _mase_scale(prep.y[:origin], season)  # errors are judged on the raw series
         for name, model in models.items():
             bt = results[name]
             if bt.failed:
@@ -278,19 +318,63 @@ def run_backtests(
             bt.upper.append(pred.upper)
             bt.scale.append(scale)
     if ENSEMBLE in names:
-        parts = [results[m] for m in ENSEMBLE_MEMBERS]
-        ens = _Backtest()
-        if all(p.y and not p.failed for p in parts):
-            for i in range(len(origins)):
-                ens.y.append(parts[0].y[i])
-                ens.yhat.append(np.mean([p.yhat[i] for p in parts], axis=0))
-                ens.lower.append(np.mean([p.lower[i] for p in parts], axis=0))
-                ens.upper.append(np.mean([p.upper[i] for p in parts], axis=0))
-                ens.scale.append(parts[0].scale[i])
-        else:
-            ens.failed = "a member failed"
-        results[ENSEMBLE] = ens
-    return {k: v for k, v in results.items() if k in names}, len(origins)
+        results[ENSEMBLE] = _ensemble_backtest(results, len(origins))
+    # the ensemble's members stay in: their backtests are the evidence behind its weights
+    return {k: v for k, v in results.items() if k in names or ENSEMBLE in names}, len(origins)
+
+
+def _window_mase(bt: _Backtest, i: int) -> float:
+    y, yh = bt.y[i], bt.yhat[i]
+    ok = np.isfinite(y)
+    return float(np.mean(np.abs(y[ok] - yh[ok]))) / bt.scale[i] if ok.any() else math.nan
+
+
+def _weighted(arrays: dict[str, FloatArray], weights: dict[str, float]) -> FloatArray:
+    out: FloatArray = np.sum([weights[m] * a for m, a in arrays.items()], axis=0)
+    return out
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def ensemble_weights(mases: dict[str, float]) -> dict[str, float]:
+    """Weights of the ensemble members from their backtest MASE: ``1 / MASE^2``, normalised.
+
+    Inverse squared error weights the skilful members most while keeping every member in
+    (a hedge when the backtests are few and noisy); members with no finite score get nothing,
+    and with no scores at all the members are weighted equally.
+    """
+    finite = {n: m for n, m in mases.items() if math.isfinite(m)}
+    if not finite:
+        return {n: 1.0 / len(mases) for n in mases} if mases else {}
+    raw = {n: 1.0 / max(m, 1e-6) ** 2 for n, m in finite.items()}
+    total = sum(raw.values())
+    return {n: w / total for n, w in raw.items()}
+
+
+def _ensemble_backtest(results: dict[str, _Backtest], windows: int) -> _Backtest:
+    """The ensemble's backtest, honest: each window is combined with weights from the others."""
+    parts = {m: results[m] for m in ENSEMBLE_MEMBERS if m in results}
+    parts = {m: p for m, p in parts.items() if p.y and not p.failed and len(p.y) == windows}
+    ens = _Backtest()
+    if not parts:
+        ens.failed = "no ensemble member could be backtested"
+        return ens
+    for i in range(windows):
+        others = {
+            m: _finite_mean([_window_mase(p, j) for j in range(windows) if j != i])
+            for m, p in parts.items()
+        }
+        w = ensemble_weights(others)
+        first = next(iter(parts.values()))
+        ens.y.append(first.y[i])
+        ens.yhat.append(_weighted({m: parts[m].yhat[i] for m in w}, w))
+        ens.lower.append(_weighted({m: parts[m].lower[i] for m in w}, w))
+        ens.upper.append(_weighted({m: parts[m].upper[i] for m in w}, w))
+        ens.scale.append(first.scale[i])
+    return ens
 
 
 def _choose(metrics: dict[str, tuple[float, float]]) -> tuple[str, str]:
@@ -304,7 +388,7 @@ def _choose(metrics: dict[str, tuple[float, float]]) -> tuple[str, str]:
         return "seasonal_naive", "no candidate could be backtested; seasonal naive"
     best_mase, _, best = ranked[0]
     naive = metrics.get("seasonal_naive", (math.nan, math.nan))[0]
-    others = ", ".join(f"{n} {m:.3f}" for m, _, n in ranked[1:])
+    others = ", ".join(f"{n} {m:.3f}" for m, _, n in ranked if n != best)
     if math.isfinite(naive) and best_mase >= naive and best != "seasonal_naive":
         best = "seasonal_naive"
     if best == "seasonal_naive":
@@ -363,6 +447,7 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
                 warm.get("factor", 1.0),
                 warm.get("floor", 0.0),
                 warm.get("params"),
+                (warm.get("params") or {}).get("weights"),
             )
             kept = {**warm["accuracy"], "unique_id": uid}
             out.accuracy = {**kept, "reason": f"{kept.get('reason', '')}{WARM_NOTE}"}
@@ -430,7 +515,13 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
     )
     if spec.calibrate and cal.points and factor != 1.0:
         reason += f"; interval scaled by {factor:.2f} (backtest coverage {cal.coverage:.0%})"
-    params = _final(prep, spec, out, chosen, season, factor, cal.floor, None)
+    weights = None
+    if chosen == ENSEMBLE:
+        member_mase = {m: metrics[m][0] for m in ENSEMBLE_MEMBERS if m in metrics}
+        weights = ensemble_weights(member_mase)
+        shares = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
+        reason += f"; weights by backtest skill: {shares}"
+    params = _final(prep, spec, out, chosen, season, factor, cal.floor, None, weights)
     out.accuracy = {
         "unique_id": uid,
         "model": chosen,
@@ -468,7 +559,7 @@ def _backtest_custom(
                 pred, _ = _fit_predict(
                     m,
                     prep.ds[:origin],
-                    prep.y[:origin],
+                    _fit_history(prep, spec, origin),
                     prep.step_ns,
                     h,
                     spec.level,
@@ -495,30 +586,37 @@ def _final(
     factor: float,
     floor: float,
     init: dict[str, Any] | None,
+    weights: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Fit the chosen model on the whole history and forecast, with the calibrated interval."""
+    """Fit the chosen model on the whole history and forecast, with the calibrated interval.
+
+    ``weights`` are the ensemble's member weights (from the backtests, or a warm start).
+    """
     uid = prep.unique_id
     params: dict[str, Any] = {}
+    fit_y = _fit_history(prep, spec)
     if chosen == ENSEMBLE:
-        preds = []
-        for member in ENSEMBLE_MEMBERS:
+        weights = dict(weights or ensemble_weights(dict.fromkeys(ENSEMBLE_MEMBERS, math.nan)))
+        preds = {}
+        for member in weights:
             member_init = (init or {}).get(member)
             pred, p = _fit_predict(
                 _model(member, season, spec),
                 prep.ds,
-                prep.y,
+                fit_y,
                 prep.step_ns,
                 spec.horizon,
                 spec.level,
                 uid,
                 member_init,
             )
-            preds.append(pred)
+            preds[member] = pred
             params[member] = p
-        yhat = np.mean([p.yhat for p in preds], axis=0)
-        lower = np.mean([p.lower for p in preds], axis=0)
-        upper = np.mean([p.upper for p in preds], axis=0)
-        ds = preds[0].ds
+        params["weights"] = weights
+        yhat = _weighted({m: p.yhat for m, p in preds.items()}, weights)
+        lower = _weighted({m: p.lower for m, p in preds.items()}, weights)
+        upper = _weighted({m: p.upper for m, p in preds.items()}, weights)
+        ds = next(iter(preds.values())).ds
     else:
         model: Forecaster = (
             spec.model
@@ -526,11 +624,13 @@ def _final(
             else _model(chosen, season, spec)
         )
         pred, params = _fit_predict(
-            model, prep.ds, prep.y, prep.step_ns, spec.horizon, spec.level, uid, init
+            model, prep.ds, fit_y, prep.step_ns, spec.horizon, spec.level, uid, init
         )
         yhat, lower, upper, ds = pred.yhat, pred.lower, pred.upper, pred.ds
     if factor != 1.0:
         lower, upper = apply_factor(yhat, lower, upper, factor, floor or level_floor(prep.y))
+        scaled = clip_to_history(Prediction(ds=ds, yhat=yhat, lower=lower, upper=upper), prep.y)
+        lower, upper = scaled.lower, scaled.upper
     out.ds, out.yhat = ds, yhat
     out.lower, out.upper = np.minimum(lower, yhat), np.maximum(upper, yhat)
     out.model = chosen

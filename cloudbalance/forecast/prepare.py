@@ -11,7 +11,7 @@ minute and a week), puts every observation on that grid, aggregates what lands o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -21,7 +21,21 @@ import pandas as pd
 from cloudbalance.exceptions import ForecastError
 from cloudbalance.schema import SERIES
 
-__all__ = ["Aggregate", "Prepared", "infer_step", "prepare_series", "step_label"]
+__all__ = [
+    "SERIES_INPUT",
+    "Aggregate",
+    "Prepared",
+    "infer_step",
+    "prepare_series",
+    "step_label",
+]
+
+#: The series a user brings: like ``SERIES``, but an empty ``y`` is a missing point (a gap,
+#: reported per series), not an error: real exports have holes.
+SERIES_INPUT = replace(
+    SERIES,
+    columns=tuple(replace(c, nullable=True) if c.name == "y" else c for c in SERIES.columns),
+)
 
 Aggregate = Literal["sum", "mean", "max", "last"]
 
@@ -120,14 +134,26 @@ def prepare_series(
 
     Raises:
         SchemaError: Missing columns, unparseable timestamps or values (file, row, column).
-        ForecastError: A series with fewer than two distinct timestamps.
+        ForecastError: Every ``y`` value is empty (empty values are otherwise gaps).
     """
     if aggregate not in ("sum", "mean", "max", "last"):
         raise ForecastError(f"aggregate must be sum, mean, max or last, got {aggregate!r}")
-    data = SERIES.validate(frame, file=file, extra="drop")
+    data = SERIES_INPUT.validate(frame, file=file, extra="drop")
+    empty = data["y"].isna()
+    if empty.all() and len(data):
+        raise ForecastError(f"{file or 'the series'}: every y value is empty; nothing to use")
     forced = _fixed_step(freq) if freq else None
     for uid, part in data.groupby("unique_id", sort=True):
-        yield _regularise(str(uid), part, aggregate=aggregate, forced=forced)
+        holes = int(part["y"].isna().sum())
+        kept = part[part["y"].notna()] if holes else part
+        if kept.empty:
+            # nothing left of this series: it has no observation, which the caller reports
+            kept = part.iloc[:1]
+        prep = _regularise(str(uid), kept, aggregate=aggregate, forced=forced)
+        if holes:
+            note = f"{holes} empty y value(s) are treated as missing points"
+            prep = replace(prep, notes=(note, *prep.notes))
+        yield prep
 
 
 def _fixed_step(freq: str) -> int:

@@ -166,7 +166,7 @@ def test_anomalies_command_writes_flags_and_scores(tmp_path, capsys) -> None:
     result = pd.read_csv(out)
     assert list(result.columns[:5]) == ["unique_id", "ds", "y", "anomaly", "score"]
     assert result.loc[result["anomaly"], "ds"].tolist() == [frame.loc[50, "ds"]]
-    assert "1 anomalous point(s)" in capsys.readouterr().err
+    assert "1 anomaly (1 point(s))" in capsys.readouterr().err
 
 
 def test_unknown_output_type_is_a_user_error(tmp_path, capsys) -> None:

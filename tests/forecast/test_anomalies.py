@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from cloudbalance.exceptions import ForecastError
-from cloudbalance.forecast import detect_anomalies
+from cloudbalance.forecast import anomaly_events, detect_anomalies
 
 
 def test_injected_spike_credit_and_zero_day_are_flagged_and_nothing_else(make_series) -> None:
@@ -46,3 +47,76 @@ def test_very_short_series_are_scored_zero_not_an_error() -> None:
 def test_threshold_must_be_positive(make_series) -> None:
     with pytest.raises(ForecastError, match="threshold"):
         detect_anomalies(make_series(n=20), threshold=0)
+
+
+def _month_end_batch(months: int = 8, factor: float = 3.2, seed: int = 0) -> pd.DataFrame:
+    """Daily cost with a weekly cycle and a batch on the last two days of every month."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2025-01-01", periods=months * 30, freq="D")
+    y = 100 + 10 * np.sin(2 * np.pi * np.arange(ds.size) / 7) + rng.normal(0, 3, ds.size)
+    batch = ds.is_month_end | (ds + pd.Timedelta(days=1)).is_month_end
+    y = np.where(batch, y * factor, y)
+    return pd.DataFrame({"unique_id": "etl", "ds": ds, "y": y})
+
+
+def test_recurring_month_end_batch_is_expected_not_flagged() -> None:
+    series = _month_end_batch()
+    out = detect_anomalies(series)
+    assert not out["anomaly"].any()
+    # the expectation carries the batch instead
+    batch = out[out["ds"].dt.is_month_end]
+    assert (batch["expected"] > 2 * out["expected"].median()).all()
+
+
+def test_a_batch_that_runs_away_at_month_end_is_still_flagged() -> None:
+    series = _month_end_batch()
+    last = series.index[series["ds"].dt.is_month_end][-2]
+    series.loc[last, "y"] *= 3
+    out = detect_anomalies(series)
+    assert out.loc[out["anomaly"], "ds"].tolist() == [series.loc[last, "ds"]]
+
+
+def test_level_shift_is_one_incident_not_every_day_after_it(make_series) -> None:
+    series = make_series(n=200, slope=0, weekly=10, noise=1, seed=2)
+    series.loc[120:, "y"] += 60
+    out = detect_anomalies(series)
+    events = anomaly_events(out)
+    assert len(events[events["anomaly"]]) <= 1
+    assert out["anomaly"].sum() <= 7
+
+
+def test_heavy_tailed_noise_does_not_flood(make_series) -> None:
+    rng = np.random.default_rng(7)
+    series = make_series(n=24 * 60, freq="h", weekly=0, daily=20, noise=0, seed=1)
+    series["y"] = np.maximum(series["y"] + 3 * rng.standard_t(3, len(series)), 0)
+    series.loc[700:705, "y"] += 150  # one real incident
+    out = detect_anomalies(series)
+    events = anomaly_events(out)
+    flagged = events[events["anomaly"]]
+    assert 1 <= len(flagged) <= 3
+    assert flagged["start"].iloc[0] <= series.loc[705, "ds"]
+    assert out["anomaly"].mean() < 0.01
+
+
+def test_incidents_carry_money_impact_and_are_ranked_by_it(make_series) -> None:
+    series = make_series(n=120, slope=0, weekly=0, noise=1, seed=4)
+    series.loc[30, "y"] += 40
+    series.loc[80:82, "y"] += 70
+    events = anomaly_events(detect_anomalies(series))
+    assert events["anomaly_id"].tolist() == [
+        f"s@{series.loc[80, 'ds']:%Y-%m-%d}",
+        f"s@{series.loc[30, 'ds']:%Y-%m-%d}",
+    ]
+    assert events["impact"].iloc[0] == pytest.approx(210, rel=0.05)
+    assert events["points"].iloc[0] == 3
+
+
+def test_alert_budget_keeps_the_most_severe_incidents_of_a_bursty_series(make_series) -> None:
+    series = make_series(n=24 * 28, freq="h", weekly=0, daily=10, noise=1, seed=5)
+    bursts = np.arange(20) * 30 + 15  # 20 bursts in 4 weeks, growing in size
+    for k, pos in enumerate(bursts):
+        series.loc[pos, "y"] += 20 + 5 * k
+    events = anomaly_events(detect_anomalies(series))
+    flagged = events[events["anomaly"]]
+    assert len(flagged) == 4  # one per week of history
+    assert set(flagged["start"]) == set(series.loc[bursts[-4:], "ds"])

@@ -9,9 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cloudbalance._version import __version__
-
 if TYPE_CHECKING:
+    from cloudbalance._version import __version__
     from cloudbalance.checks import check_change
     from cloudbalance.config import Settings, load_config
     from cloudbalance.exceptions import (
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
     from cloudbalance.forecast import backtest, detect_anomalies, forecast
     from cloudbalance.gitops import apply, revert
     from cloudbalance.models import Location, Move, Placement, Plan, RunRecord, Workload
-    from cloudbalance.planner import plan
+    from cloudbalance.plan import plan
     from cloudbalance.policy import PolicySet, check_policies
     from cloudbalance.provider import CostProvider, get_provider
     from cloudbalance.store import Store
@@ -81,7 +80,7 @@ _LAZY: dict[str, str] = {
     "forecast": "cloudbalance.forecast",
     "get_provider": "cloudbalance.provider",
     "load_config": "cloudbalance.config",
-    "plan": "cloudbalance.planner",
+    "plan": "cloudbalance.plan",
     "propose_reverts": "cloudbalance.verify",
     "revert": "cloudbalance.gitops",
     "verify_applied": "cloudbalance.verify",
@@ -92,7 +91,7 @@ __all__ = sorted([*_LAZY, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = "cloudbalance._version" if name == "__version__" else _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cloudbalance' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

@@ -429,11 +429,11 @@ def planner_budgets(settings: Settings, *, now: datetime | None = None) -> list[
     the tightest wins. Budgets narrowed by workload, account or tag are for people only.
 
     Returns:
-        ``cloudbalance.planner.Budget`` values (imported lazily: the planner's home moves).
+        :class:`cloudbalance.plan.Budget` values (imported lazily: the solver is heavy).
     """
     import pandas as pd
 
-    from cloudbalance.planner import Budget
+    from cloudbalance.plan import Budget
 
     freq, horizon = settings.forecast.freq, settings.forecast.horizon
     origin = pd.Timestamp("2000-01-01")

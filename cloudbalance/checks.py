@@ -271,7 +271,7 @@ def _cost_inputs(
         return None
     import pandas as pd
 
-    from cloudbalance.catalog import load_catalog
+    from cloudbalance.plan.catalog import load_catalog
 
     catalog = load_catalog(prices)
     forecast = store.latest_forecast()[0]

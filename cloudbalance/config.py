@@ -131,6 +131,9 @@ class WorkloadSettings:
     move_cost: float = 0.0
     spot: bool = False
     stack: str | None = None
+    data_location: str | None = None
+    data_gb: float = 0.0
+    preference: dict[str, float] = field(default_factory=dict)
 
     def to_workload(self, name: str) -> Workload:
         """The :class:`~cloudbalance.models.Workload` this entry describes."""
@@ -151,6 +154,9 @@ class WorkloadSettings:
                 services=self.match.services,
             ),
             stack=self.stack,
+            data_location=Location.parse(self.data_location) if self.data_location else None,
+            data_gb=self.data_gb,
+            preference=tuple((Location.parse(k), v) for k, v in self.preference.items()),
         )
 
 
@@ -181,6 +187,8 @@ class PlanSettings:
     quantile: float = 0.8
     max_gap: float = 0.005
     quotas: tuple[QuotaSettings, ...] = ()
+    hold: Literal["plan", "workload"] = "plan"
+    egress: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -438,6 +446,17 @@ def _check(settings: Settings, loader: _Loader, root: CommentedMap) -> None:
             check_workload_name(name)
         except ValueError as err:
             raise loader.error(str(err), where, line("workloads", name)) from err
+        for key, texts in (
+            ("data_location", (ws.data_location,) if ws.data_location else ()),
+            ("preference", tuple(ws.preference)),
+        ):
+            for text in texts:
+                try:
+                    Location.parse(text)
+                except ValueError as err:
+                    raise loader.error(
+                        str(err), f"{where}.{key}", line("workloads", name, key)
+                    ) from err
         for text in ws.allowed:
             try:
                 Location.parse(text)

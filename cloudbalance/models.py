@@ -27,6 +27,7 @@ __all__ = [
     "RunRecord",
     "Workload",
     "WorkloadMatch",
+    "proportional",
 ]
 
 Cloud = Literal["aws", "azure", "gcp"]
@@ -144,10 +145,18 @@ class Workload:
         move_cost: Cost of adding one replica at a location (data transfer, warm-up), in the
             billing currency.
         spot: Whether the workload tolerates spot/preemptible capacity.
-        demand_per_replica: How much of the demand series one replica serves (e.g. requests/s
-            or cost units); the forecast divided by this is replicas.
+        demand_per_replica: How much of a demand series in the workload's own units one
+            replica serves. The loop's demand series and the planner's demand forecast are in
+            replicas already, so the planner never divides by it (divide a forecast in other
+            units before planning).
         match: How its cost lines are recognised.
         stack: ``project/stack`` whose ``Pulumi.<stack>.yaml`` holds its placement, if managed.
+        data_location: Where the workload's data lives (data gravity); replicas elsewhere pay
+            egress on the traffic they exchange with it (``None``: no data to reach).
+        data_gb: GB the workload exchanges with ``data_location`` per period (all replicas
+            together), priced at the egress rates of :class:`~cloudbalance.plan.Egress`.
+        preference: Soft cost per replica-period at a location (``cloud:region`` -> amount in
+            the billing currency), e.g. latency to users; locations not listed cost nothing.
     """
 
     name: str
@@ -162,6 +171,9 @@ class Workload:
     demand_per_replica: float = 1.0
     match: WorkloadMatch = field(default_factory=WorkloadMatch)
     stack: str | None = None
+    data_location: Location | None = None
+    data_gb: float = 0.0
+    preference: tuple[tuple[Location, float], ...] = ()
 
     def __post_init__(self) -> None:
         check_workload_name(self.name)
@@ -170,6 +182,8 @@ class Workload:
         """Plain JSON-ready form."""
         data = dataclasses.asdict(self)
         data["allowed"] = [loc.key for loc in self.allowed]
+        data["data_location"] = self.data_location.key if self.data_location else None
+        data["preference"] = {loc.key: cost for loc, cost in self.preference}
         return data
 
     @classmethod
@@ -177,6 +191,11 @@ class Workload:
         """Inverse of :meth:`to_dict`."""
         values = dict(data)
         values["allowed"] = tuple(Location.parse(s) for s in values.get("allowed", ()))
+        where = values.get("data_location")
+        values["data_location"] = Location.parse(str(where)) if where else None
+        values["preference"] = tuple(
+            (Location.parse(str(k)), float(v)) for k, v in (values.get("preference") or {}).items()
+        )
         match = values.get("match") or {}
         values["match"] = WorkloadMatch(**{k: tuple(v) for k, v in match.items()})
         return cls(**values)
@@ -283,9 +302,49 @@ class Plan:
     notes: tuple[str, ...] = ()
 
     @property
-    def saving(self) -> float:
-        """Expected saving over the horizon (baseline minus plan)."""
+    def expected_saving(self) -> float:
+        """The plan's expected saving: the one figure every display of the plan shows.
+
+        The cost over the whole horizon of never moving (each workload kept in its current
+        locations, scaled in proportion to serve the same forecast demand) minus the cost of
+        the plan's schedule, both priced by the planner with the same prices, move costs,
+        ongoing costs and commitments. The commit, the pull request, the report, ``verify``
+        and ``check`` show this number; in-place scaling saves nothing by this definition (the
+        baseline scales too), so a plan that only scales has an expected saving of zero.
+        """
         return self.baseline_cost - self.expected_cost
+
+    @property
+    def saving(self) -> float:
+        """Same as :attr:`expected_saving` (kept as the short name used in JSON)."""
+        return self.expected_saving
+
+    def moved_workloads(self) -> tuple[str, ...]:
+        """Workloads the first period relocates: the one definition of "a move".
+
+        A workload is moved when the first period places its replicas differently from its
+        current locations scaled in proportion to the new total (:func:`proportional`): a new
+        location, a location left, or replicas shifted between locations. Scaling up or down
+        in place is not a move (and has no saving); neither is the first placement of a
+        workload that runs nowhere yet.
+        """
+        before: dict[str, dict[Location, int]] = {}
+        after: dict[str, dict[Location, int]] = {}
+        for p in self.current:
+            before.setdefault(p.workload, {})[p.location] = p.replicas
+        for p in self.first_period:
+            after.setdefault(p.workload, {})[p.location] = p.replicas
+        return tuple(
+            name
+            for name in sorted(set(before) | set(after))
+            if replicas_relocated(before.get(name, {}), after.get(name, {})) > 0
+        )
+
+    @property
+    def relocations(self) -> tuple[Move, ...]:
+        """The :attr:`moves` of the workloads :meth:`moved_workloads` names."""
+        moved = set(self.moved_workloads())
+        return tuple(m for m in self.moves if m.workload in moved)
 
     @property
     def first_period(self) -> tuple[Placement, ...]:
@@ -342,6 +401,42 @@ class Plan:
     def from_json(cls, text: str) -> Self:
         """Inverse of :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def proportional(current: list[int], total: int) -> list[int]:
+    """``total`` replicas spread over locations in proportion to ``current`` (never moving).
+
+    Largest remainder, ties to the earlier location; all zero when ``current`` is empty. The
+    planner's baseline and :meth:`Plan.moved_workloads` both use it, so "scaled in place" means
+    the same thing to the saving and to the definition of a move.
+    """
+    had = sum(current)
+    if had <= 0 or total <= 0:
+        return [0] * len(current)
+    raw = [c * total / had for c in current]
+    out = [int(r + 1e-9) for r in raw]
+    rest = total - sum(out)
+    order = sorted(range(len(raw)), key=lambda k: (-(raw[k] - out[k]), k))
+    for k in order[:rest]:
+        out[k] += 1
+    return out
+
+
+def replicas_relocated(before: Mapping[Any, int], after: Mapping[Any, int]) -> int:
+    """Replicas one workload's change places somewhere else: the one measure of "moved".
+
+    What ``after`` holds beyond its replicas spread over ``before``'s locations in proportion
+    (:func:`proportional`): scaling up or down in place relocates nothing, and neither does the
+    first placement of a workload that ran nowhere. :meth:`Plan.moved_workloads`, the diff's
+    ``share_moved`` (``guardrails.max_share_moved``) and the policies' ``summary.replicas_moved``
+    all count with it.
+    """
+    total, had = sum(after.values()), sum(before.values())
+    if total <= 0 or had <= 0:
+        return 0
+    keys = sorted(set(before) | set(after), key=str)
+    kept = proportional([before.get(k, 0) for k in keys], total)
+    return sum(max(0, after.get(k, 0) - n) for k, n in zip(keys, kept, strict=True))
 
 
 @dataclass(frozen=True)

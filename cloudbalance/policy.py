@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import PolicyDeniedError, PolicyError
-from cloudbalance.models import MODES, Location, Move, Plan
+from cloudbalance.models import MODES, Location, Move, Plan, replicas_relocated
 from cloudbalance.models import Mode as WriteMode
 
 if TYPE_CHECKING:
@@ -784,14 +784,14 @@ def _changes_and_summary(
             changes.append(change)
     touched = sorted({c["workload"] for c in changes})
     replicas_before = sum(sum(before.get(w, {}).values()) for w in touched)
-    moved = sum(max(0, c["delta"]) for c in changes)
+    moved = sum(replicas_relocated(before.get(w, {}), after.get(w, {})) for w in touched)
     summary = {
         "workloads": len(touched),
         "moves": len(changes),
         "replicas_before": replicas_before,
         "replicas_after": sum(sum(after.get(w, {}).values()) for w in touched),
         "replicas_moved": moved,
-        "share_moved": (moved / replicas_before) if replicas_before else (1.0 if moved else 0.0),
+        "share_moved": moved / replicas_before if moved else 0.0,
     }
     return changes, summary, touched
 
@@ -917,29 +917,12 @@ def _today(now: date | datetime | None) -> str:
 def _problem_unit_costs(plan: Plan) -> dict[str, float] | None:
     """First-period cost of one replica per ``workload@cloud:region`` from the planner's problem.
 
-    The planner stores its cost matrix (``inputs["problem"]["cost"]``, workloads x locations x
-    periods, flattened); its first period prices the placement the plan writes.
+    Read from the problem the plan carries (:meth:`cloudbalance.plan.Problem.unit_costs`).
     """
-    problem = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
-    if not isinstance(problem, Mapping):
-        return None
-    try:
-        names = [str(w["name"]) for w in problem["workloads"]]
-        locations = [str(loc) for loc in problem["locations"]]
-        cost = list(problem["cost"])
-    except (KeyError, TypeError):
-        return None
-    cells = len(names) * len(locations)
-    if not cells or len(cost) % cells:
-        return None
-    periods = len(cost) // cells
-    result: dict[str, float] = {}
-    for w, name in enumerate(names):
-        for k, location in enumerate(locations):
-            value = cost[(w * len(locations) + k) * periods]
-            if value is not None:
-                result[f"{name}@{location}"] = float(value)
-    return result
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    return None if problem is None else problem.unit_costs()
 
 
 def plan_input(
@@ -962,7 +945,7 @@ def plan_input(
         forecast: A forecast frame to summarise per series (default: none).
         unit_costs: Cost of one replica for one period per ``workload@cloud:region`` or
             ``cloud:region``; default ``plan.inputs["unit_costs"]``, else the first period of
-            the cost matrix the planner stored (``plan.inputs["problem"]``).
+            the cost matrix of the problem the plan carries (``Problem.of(plan)``).
         diff: The :class:`~cloudbalance.gitops.StackDiff` gitops computed for the plan; when
             given, the changes are read from it (what the stack files would really get) rather
             than from the plan's moves.

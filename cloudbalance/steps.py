@@ -331,8 +331,8 @@ def plan(
             "plan", "skipped", "no prices in the store (sync a provider that has prices)"
         )
     from cloudbalance.budgets import planner_budgets
-    from cloudbalance.planner import Quota
-    from cloudbalance.planner import plan as make_plan
+    from cloudbalance.plan import Egress, Quota
+    from cloudbalance.plan import plan as make_plan
 
     ps = ctx.settings.plan
     freq = ctx.settings.forecast.freq
@@ -349,6 +349,8 @@ def plan(
         budgets=planner_budgets(ctx.settings, now=ctx.now),
         min_saving=ctx.settings.guardrails.min_saving,
         min_saving_pct=ctx.settings.guardrails.min_saving_pct,
+        hold=ps.hold,
+        egress=Egress.from_dict(ps.egress),
         max_gap=ps.max_gap,
         now=ctx.now,
     )

@@ -404,32 +404,16 @@ def _observed_unit_costs(
 def _planned_unit_costs(
     plan: Plan, workload: str, locations: Iterable[Location], periods: int
 ) -> dict[Location, list[float]] | None:
-    """The plan's own cost of one replica per period (its first ``periods``), per location.
+    """The plan's own cost of one replica over its first ``periods`` periods, per location.
 
-    ``None`` when the plan did not store its problem or a location is not in it.
+    ``None`` when the plan did not store its problem; NaN where the problem has no price.
     """
-    problem = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
-    if not isinstance(problem, Mapping):
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    if problem is None:
         return None
-    try:
-        names = [w["name"] for w in problem["workloads"]]
-        known = [Location.parse(s) for s in problem["locations"]]
-        cost = problem["cost"]
-        n_w, n_l = len(names), len(known)
-        n_t = len(cost) // (n_w * n_l) if n_w and n_l else 0
-        w = names.index(workload)
-    except (KeyError, TypeError, ValueError):
-        return None
-    out: dict[Location, list[float]] = {}
-    for location in set(locations):
-        if location not in known:
-            return None
-        base = (w * n_l + known.index(location)) * n_t
-        values = cost[base : base + min(periods, n_t)]
-        if len(values) < periods:
-            return None
-        out[location] = [math.nan if v is None else float(v) for v in values]
-    return out
+    return {loc: [problem.placement_cost(workload, {loc: 1}, periods)] for loc in set(locations)}
 
 
 def _billed(
@@ -527,7 +511,7 @@ def verify_plan(
     """
     import pandas as pd
 
-    from cloudbalance.catalog import Catalog
+    from cloudbalance.plan.catalog import Catalog
 
     before = _by_workload(plan.current)
     after = {w: dict(locs) for w, locs in before.items()}
@@ -574,15 +558,12 @@ def verify_plan(
                 f"{last:%Y-%m-%d}, the plan starts {plan.period_start:%Y-%m-%d})"
             )
         return verification("pending", [why])
-    shapes: dict[str, Workload] = {}
-    problem = plan.inputs.get("problem") if isinstance(plan.inputs, Mapping) else None
-    if isinstance(problem, Mapping):
-        for data in problem.get("workloads", []):
-            try:
-                stored = Workload.from_dict(data)
-            except (KeyError, TypeError, ValueError):
-                continue
-            shapes[stored.name] = stored
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    shapes: dict[str, Workload] = (
+        {w.name: w for w in problem.workloads} if problem is not None else {}
+    )
     shapes.update({given.name: given for given in workloads})
 
     observed = prices[pd.to_datetime(prices["observed_at"]) < pd.Timestamp(now)]

@@ -72,7 +72,7 @@ def test_plan_command_writes_the_plan_json_and_prints_the_moves(
             "--current", str(files["current"]),
             "--workloads", str(files["workloads"]),
             "--quantile", "0.9",
-            "--out", str(out),
+            "--output", str(out),
         ]
     )  # fmt: skip
     assert code == 0
@@ -99,7 +99,7 @@ def test_plan_command_explains_an_infeasible_plan_in_one_line(
             "--prices", str(files["prices"]),
             "--workloads", str(files["workloads"]),
             "--quantile", "0.5",
-            "--out", str(tmp_path / "plan.json"),
+            "--output", str(tmp_path / "plan.json"),
         ]
     )  # fmt: skip
     assert code == 1

@@ -7,12 +7,16 @@ from typing import Annotated
 
 import typer
 
-from cloudbalance.commands._common import console, emit_frame, progress
+from cloudbalance.commands._common import console, emit_frame, literal, progress
 
 
 def demo(
     folder: Annotated[
-        Path, typer.Argument(help="Working directory to create (reused when it exists).")
+        Path,
+        typer.Argument(
+            help="Folder to create (a new or empty one, or an earlier demo's, which is reused).",
+            file_okay=False,
+        ),
     ] = Path("cloudbalance-demo"),
 ) -> None:
     """Run the whole loop on the bundled sample in FOLDER, then say what to look at."""
@@ -31,18 +35,19 @@ def demo(
     for step in result.run.steps:
         colour = {"ok": "green", "failed": "red", "skipped": "yellow"}[step.status]
         console.print(
-            f"[{colour}]{step.status:<7}[/] {step.step:<9} {step.detail}", highlight=False
+            f"[{colour}]{step.status:<7}[/] {step.step:<9} {literal(step.detail)}", highlight=False
         )
-    console.print(f"\nworking directory: {result.folder}")
-    console.print(f"  config   {result.config}")
-    console.print(f"  store    {result.store}")
-    console.print(f"  infra    {result.infra}  (git log -p shows the plan's commit)")
+    console.print(f"\nworking directory: {result.folder}", markup=False)
+    console.print(f"  config   {result.config}", markup=False)
+    console.print(f"  store    {result.store}", markup=False)
+    console.print(f"  infra    {result.infra}  (git log -p shows the plan's commit)", markup=False)
     for kind, path in result.run.reports.items():
-        console.print(f"  {kind:<8} {path}")
+        console.print(f"  {kind:<8} {path}", markup=False)
     console.print(
         f"next: open {result.run.reports.get('html', 'the report')}, then "
         f"`cd {result.folder} && git -C infra show --stat HEAD` and "
-        "`cloudbalance run --dry-run`"
+        "`cloudbalance run --dry-run`",
+        markup=False,
     )
     if result.run.exit_code:
         raise typer.Exit(result.run.exit_code)

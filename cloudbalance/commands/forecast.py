@@ -8,30 +8,40 @@ to the input (duplicates combined, gaps, series skipped) is reported on stderr, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 
+from cloudbalance.commands._common import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    ConfigOption,
+    StoreOption,
+    err_console,
+    frame_suffix,
+    output_file,
+    working,
+    write_frame,
+)
 from cloudbalance.exceptions import ForecastError, Issue, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_series_file", "register", "write_frame"]
+__all__ = ["Kind", "read_series_file", "register", "write_frame"]
 
-err_console = Console(stderr=True, soft_wrap=True)
+#: What a forecast is of, written to the ``kind`` column of the forecast file (one of
+#: ``cloudbalance.series.KINDS``; costs grouped by cloud are written as ``cloud_cost``).
+Kind = Literal["demand", "cost", "price"]
 
-_PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".csv.gz", ".tsv")
+AggregateOption = Annotated[
+    Literal["sum", "mean", "max", "last"],
+    typer.Option(help="How duplicated timestamps combine: sum, mean, max or last."),
+]
 
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    for suffix in (*_PARQUET, *_CSV):
-        if name.endswith(suffix):
-            return suffix
-    return path.suffix.lower()
+_PARQUET = PARQUET_SUFFIXES
+_CSV = CSV_SUFFIXES
+_suffix = frame_suffix
 
 
 def read_series_file(path: Path) -> pd.DataFrame:
@@ -47,10 +57,12 @@ def read_series_file(path: Path) -> pd.DataFrame:
         raise SchemaError("series", [Issue("file not found", file=str(path))])
     try:
         if suffix in _PARQUET:
-            return pd.read_parquet(path)
+            return _from_costs_table(pd.read_parquet(path))
         if suffix in _CSV:
-            return pd.read_csv(
-                path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ","
+            return _from_costs_table(
+                pd.read_csv(
+                    path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ","
+                )
             )
     except (OSError, ValueError) as err:
         raise SchemaError("series", [Issue(f"cannot be read: {err}", file=str(path))]) from err
@@ -60,35 +72,54 @@ def read_series_file(path: Path) -> pd.DataFrame:
     )
 
 
-def write_frame(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV or Parquet by suffix; the parent folder is created."""
-    suffix = _suffix(path)
-    if suffix not in (*_PARQUET, *_CSV):
-        raise ForecastError(f"{path}: unknown output type; use .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in _PARQUET:
-        frame.to_parquet(path, index=False)
+_COSTS_VALUES = ("currency", "amount", "lines")
+
+
+def _from_costs_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """``cloudbalance costs --by KEY,day -f csv`` output, read as a series frame.
+
+    The group columns name the series (``aws:checkout``), ``day`` or ``month`` is ``ds`` and
+    ``amount`` is ``y``; a currency is added to the name when the file holds several, so
+    amounts in different currencies are never summed. Any other frame is returned unchanged.
+    """
+    import pandas as pd
+
+    columns = list(frame.columns)
+    period = next((c for c in ("day", "month") if c in columns), None)
+    if "ds" in columns or "y" in columns or period is None or "amount" not in columns:
+        return frame
+    keys = [c for c in columns if c not in (period, *_COSTS_VALUES)]
+    if keys:
+        names = frame[keys].astype(str).agg(":".join, axis=1)
     else:
-        frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+        names = pd.Series("total", index=frame.index)
+    if "currency" in columns and frame["currency"].nunique() > 1:
+        names = names + " (" + frame["currency"].astype(str) + ")"
+    return pd.DataFrame({"unique_id": names, "ds": frame[period], "y": frame["amount"]})
 
 
 def _report_notes(notes: dict[str, tuple[str, ...]], skipped: dict[str, str]) -> None:
     for uid, lines in sorted(notes.items()):
         for line in lines:
-            err_console.print(f"note: {uid}: {line}", highlight=False)
+            err_console.print(f"note: {uid}: {line}", markup=False, highlight=False)
     for why in sorted(skipped.values()):
-        err_console.print(f"skipped: {why}", highlight=False)
+        err_console.print(f"skipped: {why}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``forecast`` and ``anomalies`` to ``app``."""
 
     @app.command("forecast")
+    @working("forecasting")
     def forecast_cmd(
         output: Annotated[
             Path,
             typer.Option(
-                "--output", "-o", help="Forecast file to write (.csv or .parquet).", dir_okay=False
+                "--output",
+                "-o",
+                help="Forecast file to write (.csv or .parquet).",
+                dir_okay=False,
+                callback=output_file,
             ),
         ],
         horizon: Annotated[
@@ -118,9 +149,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Force a frequency (D, h, 15min); default: inferred per series."),
         ] = None,
-        aggregate: Annotated[
-            str, typer.Option(help="How duplicated timestamps combine: sum, mean, max or last.")
-        ] = "sum",
+        aggregate: AggregateOption = "sum",
         holidays: Annotated[
             str | None,
             typer.Option(help="Country code whose public holidays Prophet models (US, DE, ...)."),
@@ -158,18 +187,22 @@ def register(app: typer.Typer) -> None:
         dask_address: Annotated[
             str | None, typer.Option(help="Run on this Dask scheduler (tcp://host:8786).")
         ] = None,
-        by: Annotated[
-            str,
+        kind: Annotated[
+            Kind,
             typer.Option(
-                help="Store input: group costs by workload, provider, "
-                "cloud, region, service or account."
+                "--kind",
+                "-k",
+                help="What is forecast, written to the kind column: demand (replicas per "
+                "workload, what `plan --demand` reads), cost (money) or price (unit prices). "
+                "Without --input, that series of the store.",
             ),
+        ] = "cost",
+        by: Annotated[
+            Literal["workload", "provider", "cloud", "region", "service", "account"],
+            typer.Option(help="Store cost input: group costs by this."),
         ] = "workload",
-        config: Annotated[
-            Path | None,
-            typer.Option("--config", "-c", dir_okay=False, help="cloudbalance.yaml (store input)."),
-        ] = None,
-        store: Annotated[Path | None, typer.Option(help="Store file (store input).")] = None,
+        config: ConfigOption = None,
+        store: StoreOption = None,
     ) -> None:
         """Forecast series with calibrated intervals and spike warnings."""
         from cloudbalance.forecast import ForecastResult, SpikeRule, forecast
@@ -186,8 +219,8 @@ def register(app: typer.Typer) -> None:
             series = read_series_file(input_)
             source = str(input_)
         else:
-            series = _store_series(config, store, by)
-            source = "the store"
+            series = _store_series(config, store, by, kind)
+            source = f"the store's {kind} series"
         result = forecast(
             _with_file(series, source),
             horizon=horizon,
@@ -197,7 +230,7 @@ def register(app: typer.Typer) -> None:
             spikes=rule,
             holidays_country=holidays,
             freq=freq,
-            aggregate=aggregate,  # type: ignore[arg-type]
+            aggregate=aggregate,
             errors="skip" if skip_short else "raise",
             n_jobs=jobs,
             address=dask_address,
@@ -205,7 +238,8 @@ def register(app: typer.Typer) -> None:
         )
         assert isinstance(result, ForecastResult)
         _report_notes(dict(result.notes), dict(result.skipped))
-        write_frame(result.forecast, output)
+        written = "cloud_cost" if kind == "cost" and by == "cloud" and input_ is None else kind
+        write_frame(result.forecast.assign(kind=written), output)
         if accuracy_out is not None:
             write_frame(result.accuracy, accuracy_out)
         if spikes_out is not None:
@@ -215,10 +249,11 @@ def register(app: typer.Typer) -> None:
         err_console.print(
             f"forecast {result.accuracy.shape[0]} series from {source}, {horizon} periods ahead "
             f"({models}); {len(result.spikes)} spike warning(s); wrote {output}",
+            markup=False,
             highlight=False,
         )
         for warning in result.spikes[:10]:
-            err_console.print(f"spike: {warning}", highlight=False)
+            err_console.print(f"spike: {warning}", markup=False, highlight=False)
 
     anomalies_app = typer.Typer(
         help="Flag anomalous incidents in history; label them (feedback) so later runs learn.",
@@ -226,6 +261,7 @@ def register(app: typer.Typer) -> None:
     )
 
     @anomalies_app.callback()
+    @working("looking for anomalies")
     def anomalies_cmd(
         ctx: typer.Context,
         input_: Annotated[
@@ -235,13 +271,20 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             Path | None,
             typer.Option(
-                "--output", "-o", dir_okay=False, help="File to write (.csv or .parquet)."
+                "--output",
+                "-o",
+                dir_okay=False,
+                help="File to write (.csv or .parquet).",
+                callback=output_file,
             ),
         ] = None,
         events: Annotated[
             Path | None,
             typer.Option(
-                "--events", dir_okay=False, help="Also write one row per incident, by impact."
+                "--events",
+                dir_okay=False,
+                callback=output_file,
+                help="Also write one row per incident, by impact.",
             ),
         ] = None,
         threshold: Annotated[
@@ -249,19 +292,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Robust z-score at which a point starts an incident [default: 6]."),
         ] = None,
         freq: Annotated[str | None, typer.Option(help="Force a frequency (D, h, 15min).")] = None,
-        aggregate: Annotated[
-            str, typer.Option(help="How duplicated timestamps combine: sum, mean, max or last.")
-        ] = "sum",
-        config: Annotated[
-            Path | None,
-            typer.Option(
-                "--config", "-c", dir_okay=False, help="cloudbalance.yaml (feedback store)."
-            ),
-        ] = None,
-        store: Annotated[
-            Path | None,
-            typer.Option(help="Store whose anomaly feedback applies (read only if it exists)."),
-        ] = None,
+        aggregate: AggregateOption = "sum",
+        config: ConfigOption = None,
+        store: StoreOption = None,
     ) -> None:
         """Flag anomalous incidents: unique_id, ds, y, anomaly, score, expected, anomaly_id, ..."""
         if ctx.invoked_subcommand is not None:
@@ -276,7 +309,7 @@ def register(app: typer.Typer) -> None:
             _with_file(series, str(input_)),
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             freq=freq,
-            aggregate=aggregate,  # type: ignore[arg-type]
+            aggregate=aggregate,
             feedback=_stored_feedback(config, store),
         )
         write_frame(result, output)
@@ -288,12 +321,14 @@ def register(app: typer.Typer) -> None:
             f"{len(flagged)} anomal{'y' if len(flagged) == 1 else 'ies'} "
             f"({int(result['anomaly'].sum())} point(s)) in {result['unique_id'].nunique()} "
             f"series; {len(ranked) - len(flagged)} expected by feedback; wrote {output}",
+            markup=False,
             highlight=False,
         )
         for row in flagged.head(10).itertuples(index=False):
             err_console.print(
                 f"anomaly: {row.anomaly_id}: impact {row.impact:+,.2f} over {row.points} "
                 f"point(s), peak score {row.peak_score:+.1f}",
+                markup=False,
                 highlight=False,
             )
 
@@ -318,11 +353,8 @@ def register(app: typer.Typer) -> None:
                 "is suppressed too (default: any size)."
             ),
         ] = None,
-        config: Annotated[
-            Path | None,
-            typer.Option("--config", "-c", dir_okay=False, help="cloudbalance.yaml."),
-        ] = None,
-        store: Annotated[Path | None, typer.Option(help="Store file.")] = None,
+        config: ConfigOption = None,
+        store: StoreOption = None,
     ) -> None:
         """Label an anomaly YES, NO or PLANNED_ACTIVITY; later runs respect it."""
         import math
@@ -341,7 +373,9 @@ def register(app: typer.Typer) -> None:
             opened.add_anomaly_feedback(entry)
             total = len(opened.anomaly_feedback())
         err_console.print(
-            f"labelled {anomaly_id} {entry.label}; {total} label(s) in the store", highlight=False
+            f"labelled {anomaly_id} {entry.label}; {total} label(s) in the store",
+            markup=False,
+            highlight=False,
         )
 
     app.add_typer(anomalies_app, name="anomalies")
@@ -367,13 +401,37 @@ def _with_file(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame
 
 
-def _store_series(config: Path | None, store: Path | None, by: str) -> pd.DataFrame:
+def _store_series(config: Path | None, store: Path | None, by: str, kind: Kind) -> pd.DataFrame:
+    """The store's series of ``kind``: demand per workload, cost per ``by``, or unit prices."""
     from cloudbalance.commands._common import open_store, settings_for
-    from cloudbalance.series import cost_series
+    from cloudbalance.series import cost_series, demand_series
 
     settings = settings_for(config)
-    with open_store(settings, store) as opened:
+    if kind == "demand" and by != "workload":
+        raise ForecastError("--kind demand is per workload; leave out --by")
+    with open_store(settings, store, read_only=True) as opened:
+        if kind == "price":
+            from cloudbalance.series import price_series
+
+            prices = price_series(opened.prices(), kinds=("on_demand", "spot", "committed"))
+            if prices.empty:
+                raise ForecastError("the store holds no prices yet; run `cloudbalance sync` first")
+            return prices
         costs = opened.costs()
     if costs.empty:
         raise ForecastError("the store holds no costs yet; run `cloudbalance ingest` first")
-    return cost_series(costs, by=by)
+    if kind == "cost":
+        return cost_series(costs, by=by)
+    workloads = settings.workload_models()
+    if not workloads:
+        raise ForecastError(
+            "--kind demand needs the workloads of cloudbalance.yaml (workloads:) to count "
+            "their replicas"
+        )
+    demand = demand_series(costs, workloads, freq=settings.forecast.freq)
+    if demand.empty:
+        raise ForecastError(
+            "no compute hours of the configured workloads in the store: nothing to count "
+            "replicas from"
+        )
+    return demand

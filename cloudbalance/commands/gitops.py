@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+
+from cloudbalance.commands._common import ConfigOption, OutputFormat, comma_list, working
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
     from cloudbalance.gitops import ApplyResult, Guardrails
+
+ForgeOption = Annotated[
+    Literal["github", "gitlab"] | None,
+    typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
+]
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output: text, or the result as JSON.")
+]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", hidden=True, help="Same as --format json (older spelling).")
+]
 
 
 def _guardrails(
@@ -101,6 +114,27 @@ def _report(result: ApplyResult, *, as_json: bool) -> None:
         typer.echo(f"{verb} pull request #{result.pull_request.number}: {result.pull_request.url}")
 
 
+def _announce(settings: Settings, *, repo: Path | None, push: bool) -> None:
+    """Say what ``apply`` will do when the mode comes from the config, not the command line."""
+    from cloudbalance.commands._common import err_console
+
+    where = repo if repo is not None else settings.resolve(settings.git.repo)
+    what = {
+        "commit": "commit to the current branch",
+        "branch": "commit on a new branch",
+        "pr": "commit on a new branch and open a pull request",
+        "auto": "commit, or open a pull request below the confidence threshold",
+    }.get(settings.git.mode, f"apply in mode {settings.git.mode}")
+    pushed = f" and push to {settings.git.remote}" if push else ""
+    source = settings.path if settings.path is not None else "the configuration"
+    err_console.print(
+        f"apply: git.mode is {settings.git.mode!r} in {source}: will {what} of {where}{pushed}; "
+        "pass --mode dry-run to see the diff only",
+        markup=False,
+        highlight=False,
+    )
+
+
 def _parse_stacks(pairs: list[str]) -> dict[str, str]:
     from cloudbalance.exceptions import GitOpsError
 
@@ -117,13 +151,14 @@ def register(app: typer.Typer) -> None:
     """Add ``apply`` and ``revert`` to ``app``."""
 
     @app.command("apply")
+    @working("applying")
     def apply_command(
         plan_file: Annotated[Path, typer.Argument(help="The plan, as JSON (Plan.to_json).")],
         repo: Annotated[
             Path | None, typer.Option(help="Infrastructure repository (default: config git.repo).")
         ] = None,
         mode: Annotated[
-            str | None,
+            Literal["dry-run", "commit", "branch", "pr", "auto"] | None,
             typer.Option(
                 help="dry-run, commit, branch, pr or auto (default: config, else dry-run)."
             ),
@@ -137,18 +172,24 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option(help="Most replicas added, as a share (0.25).")
         ] = None,
         freeze: Annotated[
-            list[str] | None, typer.Option(help="Freeze window YYYY-MM-DD..YYYY-MM-DD (repeat).")
+            list[str] | None,
+            typer.Option(
+                metavar="DAY..DAY,...",
+                callback=comma_list,
+                help="Freeze windows YYYY-MM-DD..YYYY-MM-DD (commas or repeat).",
+            ),
         ] = None,
         stack: Annotated[
             list[str] | None,
-            typer.Option(help="WORKLOAD=PROJECT/STACK: where a workload lives (repeat)."),
+            typer.Option(
+                metavar="WORKLOAD=PROJECT/STACK,...",
+                callback=comma_list,
+                help="Where a workload lives (commas or repeat).",
+            ),
         ] = None,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
         base: Annotated[str | None, typer.Option(help="Branch pull requests target.")] = None,
-        forge: Annotated[
-            str | None,
-            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
-        ] = None,
+        forge: ForgeOption = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests (default: from remote).")
@@ -160,7 +201,7 @@ def register(app: typer.Typer) -> None:
                 "--overwrite-edits", help="Write over values a person changed since the last plan."
             ),
         ] = False,
-        config: Annotated[Path | None, typer.Option(help="cloudbalance.yaml to read.")] = None,
+        config: ConfigOption = None,
         policies: Annotated[
             bool,
             typer.Option(
@@ -168,7 +209,8 @@ def register(app: typer.Typer) -> None:
                 help="Evaluate the Rego guardrails (when a cloudbalance.yaml is used).",
             ),
         ] = True,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        fmt: FormatOption = "text",
+        as_json: JsonFlag = False,
     ) -> None:
         """Write a plan's first period into Pulumi stack config: diff, commit, branch or PR."""
         from cloudbalance import steps
@@ -184,6 +226,8 @@ def register(app: typer.Typer) -> None:
             raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
         settings = settings_for(config)
         chosen = parse_mode_option("dry-run" if dry_run else mode or settings.git.mode)
+        if mode is None and not dry_run and chosen != "dry-run":
+            _announce(settings, repo=repo, push=push)
         rails = _guardrails(
             settings,
             min_confidence=min_confidence,
@@ -211,21 +255,22 @@ def register(app: typer.Typer) -> None:
                 raise GitOpsError(f"{target.repo} is not a Git working copy")
             typer.echo(f"nothing to apply: {step.detail}")
             return
-        _report(step.applied, as_json=as_json)
+        _report(step.applied, as_json=as_json or fmt == "json")
 
     @app.command("revert")
+    @working("reverting")
     def revert_command(
         plan_id: Annotated[str, typer.Argument(help="The plan to revert (its Cloudbalance-Plan).")],
         repo: Annotated[
             Path | None, typer.Option(help="Infrastructure repository (default: config git.repo).")
         ] = None,
-        mode: Annotated[str, typer.Option(help="commit, branch, pr or dry-run.")] = "commit",
+        mode: Annotated[
+            Literal["commit", "branch", "pr", "dry-run"],
+            typer.Option(help="commit, branch, pr or dry-run."),
+        ] = "commit",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the diff only.")] = False,
         remote: Annotated[str | None, typer.Option(help="Git remote (default origin).")] = None,
-        forge: Annotated[
-            str | None,
-            typer.Option(help="github or gitlab (default: told by the API URL or the remote)."),
-        ] = None,
+        forge: ForgeOption = None,
         api_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
         repository: Annotated[
             str | None, typer.Option(help="owner/name for pull requests.")
@@ -237,8 +282,9 @@ def register(app: typer.Typer) -> None:
                 "--overwrite-edits", help="Restore even values a person changed since the plan."
             ),
         ] = False,
-        config: Annotated[Path | None, typer.Option(help="cloudbalance.yaml to read.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        config: ConfigOption = None,
+        fmt: FormatOption = "text",
+        as_json: JsonFlag = False,
     ) -> None:
         """Make the commit that restores what a plan changed (a new commit, never a rewrite)."""
         from cloudbalance import steps
@@ -261,4 +307,4 @@ def register(app: typer.Typer) -> None:
             mode=chosen,
             overwrite_edits=overwrite_edits,
         )
-        _report(result, as_json=as_json)
+        _report(result, as_json=as_json or fmt == "json")

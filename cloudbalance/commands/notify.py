@@ -36,7 +36,7 @@ def budgets(
             "no budget configured: add a `budgets:` list to cloudbalance.yaml (docs/budgets.md)",
             key="budgets",
         )
-    with open_store(settings, store) as opened:
+    with open_store(settings, store, read_only=True) as opened:
         statuses = evaluate_budgets(settings, opened)
     rows = []
     for s in statuses:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cloudbalance.commands._common import ConfigOption, StoreOption, working
 from cloudbalance.exceptions import ConfigError, Issue, SchemaError
 from cloudbalance.models import Location, Placement, Workload
 
@@ -24,9 +25,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cloudbalance.models import Plan
-    from cloudbalance.planner import Budget, Commitment, Quota
+    from cloudbalance.plan import Budget, Commitment, Quota
 
-__all__ = ["read_current", "read_frame", "read_workloads", "register"]
+__all__ = ["read_current", "read_forecast", "read_frame", "read_workloads", "register"]
+
+#: The unit of each forecast kind (the ``kind`` column written by ``cloudbalance forecast``).
+_KIND_UNITS = {"demand": "replicas", "cost": "money", "cloud_cost": "money", "price": "unit prices"}
 
 _WORKLOAD_KEYS = {
     "name",
@@ -40,6 +44,9 @@ _WORKLOAD_KEYS = {
     "spot",
     "demand_per_replica",
     "stack",
+    "data_location",
+    "data_gb",
+    "preference",
 }
 
 
@@ -62,6 +69,40 @@ def read_frame(path: Path, frame: str) -> pd.DataFrame:
     except (OSError, ValueError) as err:
         raise SchemaError(frame, [Issue(f"cannot be read: {err}", file=str(path))]) from err
     raise SchemaError(frame, [Issue("unknown file type; use .csv or .parquet", file=str(path))])
+
+
+def read_forecast(path: Path, kind: str, *, option: str) -> pd.DataFrame:
+    """Read a forecast file and refuse one of another kind (money given as replicas).
+
+    A file without a ``kind`` column (a forecast made elsewhere) is taken as given.
+
+    Raises:
+        SchemaError: The file cannot be read, or its ``kind`` is not ``kind`` (naming the row).
+    """
+    frame = read_frame(path, "forecast")
+    if "kind" not in frame.columns:
+        return frame
+    given = frame["kind"].astype(str).str.strip().str.lower()
+    wrong = given != kind
+    if wrong.any():
+        row = int(wrong.to_numpy().argmax())
+        other = str(given.iat[row])
+        unit = _KIND_UNITS.get(other, "an unknown unit")
+        raise SchemaError(
+            "forecast",
+            [
+                Issue(
+                    f"{option} needs a {kind} forecast ({_KIND_UNITS[kind]}) but this is a "
+                    f"{other} forecast ({unit}); make one with "
+                    f"`cloudbalance forecast --kind {kind}`",
+                    column="kind",
+                    row=row + 1,
+                    file=str(path),
+                    value=other,
+                )
+            ],
+        )
+    return frame.drop(columns="kind")
 
 
 def read_current(path: Path) -> list[Placement]:
@@ -119,6 +160,11 @@ def _workload(name: str, spec: Mapping[str, Any], file: str) -> Workload:
     values.setdefault("memory_gib", replica.get("memory_gib", 2.0))
     try:
         values["allowed"] = tuple(Location.parse(str(s)) for s in values.get("allowed", ()))
+        if values.get("data_location"):
+            values["data_location"] = Location.parse(str(values["data_location"]))
+        values["preference"] = tuple(
+            (Location.parse(str(k)), float(v)) for k, v in (values.get("preference") or {}).items()
+        )
         return Workload(name=name, **values)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err), file=file, key=f"workloads.{name}") from err
@@ -132,7 +178,7 @@ def read_workloads(
     Raises:
         ConfigError: The file is missing, malformed, or a spec is wrong (naming the key).
     """
-    from cloudbalance.planner import Budget, Commitment, Quota
+    from cloudbalance.plan import Budget, Commitment, Quota
 
     file = str(path)
     if not path.is_file():
@@ -219,11 +265,20 @@ def register(app: typer.Typer) -> None:
     """Add ``plan`` to ``app``."""
 
     @app.command("plan")
+    @working("planning")
     def plan_command(
         demand: Annotated[
-            Path, typer.Option("--demand", "-d", help="Demand forecast (CSV/Parquet).")
+            Path,
+            typer.Option(
+                "--demand",
+                "-d",
+                help="Demand forecast in replicas (CSV/Parquet): `forecast --kind demand`.",
+            ),
         ],
-        prices: Annotated[Path, typer.Option("--prices", "-p", help="Prices (CSV/Parquet).")],
+        prices: Annotated[
+            Path,
+            typer.Option("--prices", "-p", help="Prices (CSV/Parquet): `cloudbalance prices -o`."),
+        ],
         current: Annotated[
             Path | None,
             typer.Option("--current", help="Current placement (CSV/Parquet/JSON)."),
@@ -236,9 +291,8 @@ def register(app: typer.Typer) -> None:
                 help="Workloads (+ quotas, budgets, commitments) as JSON/YAML; default: config.",
             ),
         ] = None,
-        config: Annotated[
-            Path | None, typer.Option("--config", "-c", help="cloudbalance.yaml to use.")
-        ] = None,
+        config: ConfigOption = None,
+        store: StoreOption = None,
         accuracy: Annotated[
             Path | None, typer.Option("--accuracy", help="Backtest accuracy (CSV/Parquet).")
         ] = None,
@@ -246,26 +300,33 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--price-forecast", help="Forecast of unit prices.")
         ] = None,
         quantile: Annotated[
-            float | None, typer.Option("--quantile", "-q", help="Demand quantile to serve.")
+            float | None,
+            typer.Option("--quantile", "-q", min=0.0, max=1.0, help="Demand quantile to serve."),
         ] = None,
         horizon: Annotated[
-            int | None, typer.Option("--horizon", help="Periods to plan (default: all).")
+            int | None, typer.Option("--horizon", min=1, help="Periods to plan (default: all).")
         ] = None,
         min_saving: Annotated[
             float | None, typer.Option("--min-saving", help="Minimum saving (currency).")
         ] = None,
         min_saving_pct: Annotated[
-            float | None, typer.Option("--min-saving-pct", help="Minimum saving (% of cost).")
+            float | None,
+            typer.Option("--min-saving-pct", help="Minimum saving, fraction of cost (0.02 = 2%)."),
         ] = None,
         gap: Annotated[
-            float | None, typer.Option("--gap", help="Optimality gap (0.005 = 0.5%).")
+            float | None, typer.Option("--gap", min=0.0, help="Optimality gap (0.005 = 0.5%).")
         ] = None,
         time_limit: Annotated[
-            float, typer.Option("--time-limit", help="Solver time limit (s).")
+            float, typer.Option("--time-limit", min=0.0, help="Solver time limit (s).")
         ] = 120.0,
         out: Annotated[
             Path | None,
-            typer.Option("--out", "-o", help="Plan JSON to write (default: plan-<id>.json)."),
+            typer.Option(
+                "--output",
+                "-o",
+                dir_okay=False,
+                help="Plan JSON to write (default: plan-<id>.json).",
+            ),
         ] = None,
         save: Annotated[
             bool, typer.Option("--save/--no-save", help="Also keep the plan in the store.")
@@ -273,7 +334,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plan replicas per workload, location and period; write the plan JSON."""
         from cloudbalance.commands._common import open_store, settings_for
-        from cloudbalance.planner import plan as make_plan
+        from cloudbalance.plan import Egress
+        from cloudbalance.plan import plan as make_plan
 
         settings = settings_for(config)
         if workloads is not None:
@@ -284,7 +346,7 @@ def register(app: typer.Typer) -> None:
             budgets = []
             commitments = []
             from cloudbalance.budgets import planner_budgets
-            from cloudbalance.planner import Quota
+            from cloudbalance.plan import Quota
 
             quotas = [Quota(Location.parse(q.location), q.vcpus) for q in settings.plan.quotas]
             budgets = planner_budgets(settings)
@@ -292,15 +354,19 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(
                     "no workloads: give --workloads or configure them in cloudbalance.yaml"
                 )
+        demand_frame = read_forecast(demand, "demand", option="--demand")
+        price_frame = (
+            read_forecast(price_forecast, "price", option="--price-forecast")
+            if price_forecast is not None
+            else None
+        )
         result = make_plan(
-            read_frame(demand, "forecast"),
+            demand_frame,
             read_frame(prices, "prices"),
             specs,
             read_current(current) if current is not None else [],
             quantile=quantile if quantile is not None else settings.plan.quantile,
-            price_forecast=(
-                read_frame(price_forecast, "forecast") if price_forecast is not None else None
-            ),
+            price_forecast=price_frame,
             accuracy=read_frame(accuracy, "accuracy") if accuracy is not None else None,
             quotas=quotas,
             budgets=budgets,
@@ -310,6 +376,8 @@ def register(app: typer.Typer) -> None:
             min_saving_pct=(
                 min_saving_pct if min_saving_pct is not None else settings.guardrails.min_saving_pct
             ),
+            hold=settings.plan.hold,
+            egress=Egress.from_dict(settings.plan.egress),
             max_gap=gap if gap is not None else settings.plan.max_gap,
             time_limit=time_limit,
         )
@@ -317,6 +385,6 @@ def register(app: typer.Typer) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(result.to_json() + "\n")
         if save:
-            with open_store(settings) as store:
-                store.save_plan(result)
+            with open_store(settings, store) as opened:
+                opened.save_plan(result)
         _print_plan(result, target)

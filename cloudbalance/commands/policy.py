@@ -11,12 +11,18 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.markup import escape
 
-from cloudbalance.commands._common import ConfigOption, StoreOption, console, settings_for
+from cloudbalance.commands._common import (
+    ConfigOption,
+    StoreOption,
+    comma_list,
+    console,
+    settings_for,
+    working,
+)
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
@@ -27,7 +33,8 @@ PolicyPaths = Annotated[
     typer.Option(
         "--policy",
         "-p",
-        help="Rego file or folder, added to guardrails.policies (repeatable).",
+        callback=comma_list,
+        help="Rego files or folders, added to guardrails.policies (commas or repeat).",
     ),
 ]
 NoStarter = Annotated[
@@ -35,12 +42,30 @@ NoStarter = Annotated[
 ]
 DataFiles = Annotated[
     list[Path] | None,
-    typer.Option("--data", "-d", help="JSON file merged into `data` (repeatable)."),
+    typer.Option(
+        "--data",
+        "-d",
+        callback=comma_list,
+        help="JSON files merged into `data` (commas or repeat).",
+    ),
 ]
 Today = Annotated[
-    str | None, typer.Option("--today", help="Check as of this day (YYYY-MM-DD), for freezes.")
+    str | None,
+    typer.Option("--today", metavar="DAY", help="Check as of this day (YYYY-MM-DD), for freezes."),
 ]
-OutputFormat = Annotated[str, typer.Option("--format", "-f", help="text, markdown or json.")]
+
+
+def escape(text: str) -> str:
+    """Rich markup escaped (rich loads when something is printed, not at ``--help``)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+OutputFormat = Annotated[
+    Literal["text", "markdown", "json"],
+    typer.Option("--format", "-f", help="text, markdown or json."),
+]
 
 
 def _day(value: str | None, *, option: str = "--today") -> date | None:
@@ -170,6 +195,7 @@ def register(app: typer.Typer) -> None:
     )
 
     @policy_app.command("check")
+    @working("evaluating policies")
     def policy_check(
         target: Annotated[
             Path | None, typer.Argument(help="Plan JSON file (or a policy input document).")
@@ -181,7 +207,8 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="Stack file after the change (with --before).")
         ] = None,
         mode: Annotated[
-            str, typer.Option(help="How the change would be written: commit, pr, check.")
+            Literal["commit", "pr", "check"],
+            typer.Option(help="How the change would be written: commit, pr, check."),
         ] = "pr",
         policy: PolicyPaths = None,
         no_starter: NoStarter = False,
@@ -201,6 +228,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @policy_app.command("test")
+    @working("testing policies")
     def policy_test(
         paths: Annotated[
             list[Path] | None,
@@ -230,6 +258,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
 
     @app.command("check")
+    @working("checking")
     def check_command(
         base: Annotated[str, typer.Option(help="Branch the change goes into, e.g. origin/main.")],
         head: Annotated[str, typer.Option(help="Commit to check.")] = "HEAD",
@@ -243,7 +272,9 @@ def register(app: typer.Typer) -> None:
         no_starter: NoStarter = False,
         data: DataFiles = None,
         today: Today = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or json.")] = "markdown",
+        fmt: Annotated[
+            Literal["markdown", "json"], typer.Option("--format", "-f", help="markdown or json.")
+        ] = "markdown",
         summary: Annotated[
             Path | None,
             typer.Option(
@@ -303,12 +334,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @app.command("verify")
+    @working("verifying")
     def verify_command(
         revert: Annotated[
             bool, typer.Option("--revert", help="Propose the reverts the verification calls for.")
         ] = False,
         mode: Annotated[
-            str, typer.Option(help="How reverts are written: pr, commit, branch or dry-run.")
+            Literal["pr", "commit", "branch", "dry-run"],
+            typer.Option(help="How reverts are written: pr, commit, branch or dry-run."),
         ] = "pr",
         threshold: Annotated[
             float | None,
@@ -325,9 +358,16 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_of: Annotated[
             str | None,
-            typer.Option("--as-of", help="Verify as of this day (YYYY-MM-DD, UTC midnight)."),
+            typer.Option(
+                "--as-of", metavar="DAY", help="Verify as of this day (YYYY-MM-DD, UTC midnight)."
+            ),
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        fmt: Annotated[
+            Literal["text", "json"], typer.Option("--format", "-f", help="Output: text or JSON.")
+        ] = "text",
+        as_json: Annotated[
+            bool, typer.Option("--json", hidden=True, help="Same as --format json.")
+        ] = False,
         config: ConfigOption = None,
         store: StoreOption = None,
     ) -> None:
@@ -344,7 +384,8 @@ def register(app: typer.Typer) -> None:
         target = steps.git_target(settings, repo=repo)
         if not target.repo.is_dir():
             raise GitOpsError(f"{target.repo} is not a Git working copy")
-        with open_store(settings, store) as opened:
+        as_json = as_json or fmt == "json"
+        with open_store(settings, store, read_only=True) as opened:
             checked = steps.verify(
                 steps.Context(settings, opened, when),
                 target=target,

@@ -6,16 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from cloudbalance.commands._common import (
     ConfigOption,
     StoreOption,
+    comma_choices,
     console,
     err_console,
     parse_day,
     progress,
     settings_for,
+    working,
 )
 
 
@@ -28,6 +29,8 @@ def run(
         list[str] | None,
         typer.Option(
             "--skip",
+            metavar="STEP,...",
+            callback=comma_choices("sync", "forecast", "plan", "apply", "verify", "report"),
             help="Skip steps (comma-separated or repeated): sync, forecast, plan, apply, "
             "verify, report.",
         ),
@@ -35,32 +38,42 @@ def run(
     no_sync: Annotated[
         bool,
         typer.Option(
-            "--no-sync", help="Do not pull providers: forecast and plan from the store as it is."
+            "--no-sync",
+            help="Skip the sync step: do not pull the providers, forecast and plan from the "
+            "store as it is (same as --skip sync).",
         ),
     ] = False,
     as_of: Annotated[
         str | None,
         typer.Option(
             "--as-of",
+            metavar="DAY",
             help="Run as of this day (YYYY-MM-DD, UTC): the clock a scheduler runs the day for.",
         ),
     ] = None,
     report_dir: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", "--report-dir", help="Folder for the reports (default: reports/)."
+            "--output",
+            "-o",
+            "--report-dir",
+            file_okay=False,
+            help="Folder for the reports (default: reports/ next to the config).",
         ),
     ] = None,
     config: ConfigOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Sync, forecast, plan, act, verify and report, once: the job to schedule.
 
     Exit codes: 0 every step ok or skipped, 3 some step failed (the others ran; see the
     report), 1 a user error stopped the run, 2 an internal error.
     """
+    from rich.markup import escape
+
     from cloudbalance.run import run as run_loop
 
-    settings = settings_for(config, required=True)
+    settings = settings_for(config, required=True, store=store)
     when = parse_day(as_of, "--as-of")
     with progress() as bar:
         task = bar.add_task("starting", total=None)
@@ -86,9 +99,13 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
+@working("writing reports")
 def report(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Folder (default: reports/).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", file_okay=False, help="Folder (default: reports/ next to the config)."
+        ),
     ] = None,
     config: ConfigOption = None,
     store: StoreOption = None,
@@ -98,7 +115,7 @@ def report(
     from cloudbalance.commands._common import open_store
 
     settings = settings_for(config, required=True)
-    with open_store(settings, store) as opened:
+    with open_store(settings, store, read_only=True) as opened:
         written = steps.report(steps.Context(settings, opened, steps.now()), folder=output)
     for kind, path in written.paths.items():
         console.print(f"{kind:<9} {path}", highlight=False)
@@ -109,20 +126,45 @@ schedule_app = typer.Typer(help="Run cloudbalance on a schedule.", no_args_is_he
 
 @schedule_app.command("init")
 def schedule_init(
-    folder: Annotated[Path, typer.Argument(help="Folder holding cloudbalance.yaml.")] = Path("."),
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Folder holding cloudbalance.yaml (default: the config's, else this one).",
+            file_okay=False,
+        ),
+    ] = None,
     scheduler: Annotated[
         list[str] | None,
-        typer.Option("--for", help="github, kubernetes or cron (default: all three)."),
+        typer.Option(
+            "--for",
+            metavar="SCHEDULER,...",
+            callback=comma_choices("github", "kubernetes", "cron"),
+            help="github, kubernetes or cron (default: all three).",
+        ),
     ] = None,
-    cron: Annotated[str, typer.Option(help="When, as a cron expression (UTC).")] = "17 6 * * *",
+    cron: Annotated[
+        str, typer.Option(metavar="CRON", help="When, as a cron expression (UTC).")
+    ] = "17 6 * * *",
     image: Annotated[
         str, typer.Option(help="Container image for the Kubernetes CronJob.")
     ] = "ghcr.io/your-org/cloudbalance:latest",
+    config: ConfigOption = None,
 ) -> None:
     """Write a GitHub Actions workflow, a Kubernetes CronJob and a crontab for the daily run."""
+    from cloudbalance.config import CONFIG_FILENAME, find_config
+    from cloudbalance.exceptions import ConfigError
     from cloudbalance.schedule import write_schedules
 
-    for written in write_schedules(folder, scheduler, cron=cron, image=image):
+    if config is not None and config.name != CONFIG_FILENAME:
+        raise ConfigError(
+            f"{config}: the schedules run `cloudbalance run` where {CONFIG_FILENAME} is; "
+            f"name the file {CONFIG_FILENAME}"
+        )
+    if folder is not None and config is not None and folder.resolve() != config.parent.resolve():
+        raise ConfigError(f"give the folder or --config, not both ({folder}, {config})")
+    found = config if config is not None else (find_config() if folder is None else None)
+    where = folder if folder is not None else (found.parent if found is not None else Path("."))
+    for written in write_schedules(where, scheduler, cron=cron, image=image):
         console.print(f"{written.scheduler:<10} {written.path}")
 
 

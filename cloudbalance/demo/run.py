@@ -14,7 +14,9 @@ DIR/
 ```
 
 Running it again in the same folder reuses everything: the same data gives the same plan, which
-is recognised as already written, so the second run commits nothing.
+is recognised as already written, so the second run commits nothing. A folder that holds
+anything else (a user's own ``cloudbalance.yaml``, an infrastructure repository) is refused
+before anything is written: the demo never overwrites or commits a user's files.
 """
 
 from __future__ import annotations
@@ -30,13 +32,18 @@ from ruamel.yaml import YAML
 from cloudbalance.attribution import Attribution
 from cloudbalance.config import CONFIG_FILENAME, Settings, load_config
 from cloudbalance.demo.sample import Sample, generate_sample, write_focus_exports
+from cloudbalance.exceptions import ConfigError
 from cloudbalance.models import Placement, Workload
 from cloudbalance.providers.focus import FocusReader
 from cloudbalance.run import RunResult, run
 from cloudbalance.series import current_placement
 from cloudbalance.store import IngestResult, Store
 
-__all__ = ["DemoResult", "prepare_demo", "run_demo"]
+__all__ = ["DEMO_MARKER", "DemoResult", "claim_demo_folder", "prepare_demo", "run_demo"]
+
+#: The file that marks a folder as the demo's own, so a later demo run may reuse it.
+DEMO_MARKER = ".cloudbalance-demo"
+_CONFIG_HEADER = "# Written by `cloudbalance demo`"
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,40 @@ def _workload_config(workload: Workload) -> dict[str, object]:
     }
 
 
+def claim_demo_folder(folder: Path) -> None:
+    """Make sure ``folder`` is the demo's to write: missing, empty, or an earlier demo's.
+
+    Raises:
+        ConfigError: ``folder`` is a file, or a folder holding files the demo did not write
+            (nothing is written then).
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file; give a new or empty folder for the demo")
+    if folder.is_dir() and not _is_demo_folder(folder):
+        entries = sorted(p.name for p in folder.iterdir())
+        if entries:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise ConfigError(
+                f"{folder} already holds files the demo did not write ({shown}); the demo "
+                "writes cloudbalance.yaml and commits in infra/, so give it a new or empty "
+                "folder, e.g. `cloudbalance demo cloudbalance-demo`"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DEMO_MARKER).write_text(
+        "This folder was written by `cloudbalance demo`; delete it freely.\n", encoding="utf-8"
+    )
+
+
+def _is_demo_folder(folder: Path) -> bool:
+    if (folder / DEMO_MARKER).is_file():
+        return True
+    config = folder / CONFIG_FILENAME  # a demo folder written before the marker existed
+    try:
+        return config.is_file() and config.read_text(encoding="utf-8").startswith(_CONFIG_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def prepare_demo(folder: Path, sample: Sample) -> tuple[Settings, list[Path]]:
     """Write the sample's exports and a config into ``folder``; return the settings."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +132,7 @@ def prepare_demo(folder: Path, sample: Sample) -> tuple[Settings, list[Path]]:
     yaml = YAML()
     yaml.default_flow_style = False
     with (folder / CONFIG_FILENAME).open("w", encoding="utf-8") as fh:
-        fh.write("# Written by `cloudbalance demo`: the bundled sample's workloads.\n")
+        fh.write(f"{_CONFIG_HEADER}: the bundled sample's workloads.\n")
         yaml.dump(config, fh)
     return load_config(folder / CONFIG_FILENAME), exports
 
@@ -173,9 +214,14 @@ def run_demo(folder: str | Path, *, progress: Callable[[str], None] | None = Non
     Ingests the FOCUS exports and the sample's prices, makes the infrastructure repository,
     then runs ``cloudbalance run`` (forecast, spike warnings, plan, a real commit of the
     rewritten stack config, reports) without syncing providers.
+
+    Raises:
+        ConfigError: ``folder`` holds files the demo did not write (see
+            :func:`claim_demo_folder`).
     """
     tell = progress or (lambda _message: None)
     root = Path(folder).resolve()
+    claim_demo_folder(root)
     tell("generating two years of multi-cloud FOCUS data")
     sample = generate_sample()
     settings, exports = prepare_demo(root, sample)

@@ -103,12 +103,10 @@ def _targets(plan: Plan) -> dict[str, dict[Location, int]]:
 
 def _stack_hints(plan: Plan, workloads: Iterable[Workload] | Mapping[str, str]) -> dict[str, str]:
     """Workload -> ``project/stack``: from the caller, else from the planner's stored problem."""
-    hints: dict[str, str] = {}
-    problem = plan.inputs.get("problem")
-    if isinstance(problem, Mapping):
-        for item in problem.get("workloads", []):
-            if isinstance(item, Mapping) and item.get("name") and item.get("stack"):
-                hints[str(item["name"])] = str(item["stack"])
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    hints: dict[str, str] = problem.stacks() if problem is not None else {}
     if isinstance(workloads, Mapping):
         hints.update({str(k): str(v) for k, v in workloads.items()})
     else:
@@ -552,8 +550,8 @@ def apply(
         mode: See above.
         guardrails: Confidence threshold, limits and freeze windows.
         workloads: Which stack holds each workload (``Workload.stack`` or a mapping of name
-            to ``project/stack``), over the ``stack`` of the workloads the planner stored in
-            ``plan.inputs["problem"]``; others are found by the stack file that lists them.
+            to ``project/stack``), over the ``stack`` of the workloads in the problem the plan
+            carries (``Problem.of(plan)``); others are found by the stack file that lists them.
         remote: The remote branches are pushed to.
         forge: Where pull requests are opened (``pr`` mode; default GitHub).
         policy_check: Called with the plan and the diff before anything is written; its
@@ -622,30 +620,12 @@ def apply(
                     f"pull request for review: confidence {plan.confidence:.2f} < "
                     f"{rails.min_confidence:.2f}"
                 )
-        elif violations:
-            if chosen_mode == "commit":
-                raise GitOpsError(
-                    f"plan {plan.plan_id} exceeds the guardrails ("
-                    + "; ".join(violations)
-                    + "); use --mode pr so a person reviews it"
-                )
+        elif violations:  # a direct commit over them is denied by the max_share_moved policy
             notes.extend(f"guardrail exceeded: {v}" for v in violations)
-        if frozen is not None:
-            if chosen_mode != "dry-run":
-                raise GitOpsError(f"changes are frozen today ({when:%Y-%m-%d}): {frozen}")
-            notes.append(f"freeze window in force: {frozen}; only a dry run is possible")
-        small = rails.too_small(plan)
-        if small is not None and chosen_mode != "dry-run":
-            subject, body = render(plan, diff.changes, files=diff.paths, warnings=[small])
-            return ApplyResult(
-                plan.plan_id,
-                "skipped",
-                diff,
-                f"{subject}\n\n{body}",
-                notes=(*notes, f"nothing written: {small}"),
-            )
-        if small is not None:
-            notes.append(f"would change nothing outside a dry run: {small}")
+        if frozen is not None:  # refused by the freeze policy, the one place it is enforced
+            notes.append(f"freeze window in force: {frozen}")
+        # The minimum saving is the planner's guardrail (one home, cloudbalance.plan.solve): a
+        # plan below it relocates nothing, and its in-place scale-ups are written as they are.
         subject, body = render(
             plan,
             diff.changes,

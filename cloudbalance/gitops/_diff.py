@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cloudbalance.gitops._stackfile import PlacementChange, StackFile
-from cloudbalance.models import Location
+from cloudbalance.models import Location, replicas_relocated
 
 __all__ = ["FileChange", "StackDiff", "line_opcodes", "three_way", "unified_diff"]
 
@@ -180,12 +180,21 @@ class StackDiff:
 
     @property
     def share_moved(self) -> float:
-        """Replicas added as a share of the changed workloads' replicas before (0 when none)."""
-        added = sum(max(0, c.after - (c.before or 0)) for c in self.changes)
-        before = sum(sum(p.values()) for f in self.files for p in f.previous.values())
-        if added == 0:
-            return 0.0
-        return added / before if before else float("inf")
+        """Replicas relocated, as a share of the changed workloads' replicas before.
+
+        Counted by :func:`cloudbalance.models.replicas_relocated`: scaling in place moves
+        nothing (0 when nothing is relocated).
+        """
+        before: dict[str, dict[Location, int]] = {}
+        for f in self.files:
+            for workload, placed in f.previous.items():
+                before.setdefault(workload, {}).update(placed)
+        after = {w: dict(placed) for w, placed in before.items()}
+        for c in self.changes:
+            after.setdefault(c.workload, {})[c.location] = c.after
+        moved = sum(replicas_relocated(before.get(w, {}), placed) for w, placed in after.items())
+        had = sum(sum(p.values()) for p in before.values())
+        return moved / had if moved else 0.0
 
     def unified(self) -> str:
         """The diff of every file, as ``git diff`` would show it."""

@@ -75,9 +75,6 @@ class Guardrails:
         max_moves: Most placement values one plan may change without review.
         max_share_moved: Most replicas one plan may add, as a share of the replicas the
             affected workloads had before (0.25: a quarter).
-        min_saving: A plan expected to save less than this (in its currency) changes nothing:
-            a move has a risk and a review has a cost.
-        min_saving_pct: The same, as a share of the baseline cost (0.02: 2%).
         freeze: Windows during which no mode but ``dry-run`` acts.
         default_mode: The mode when none is given: ``dry-run`` unless configured otherwise.
     """
@@ -85,8 +82,6 @@ class Guardrails:
     min_confidence: float = 0.8
     max_moves: int | None = None
     max_share_moved: float | None = None
-    min_saving: float = 0.0
-    min_saving_pct: float = 0.0
     freeze: tuple[FreezeWindow, ...] = ()
     default_mode: Mode = "dry-run"
 
@@ -108,8 +103,6 @@ class Guardrails:
             min_confidence=rails.min_confidence_commit,
             max_moves=rails.max_moves,
             max_share_moved=rails.max_share_moved,
-            min_saving=rails.min_saving,
-            min_saving_pct=rails.min_saving_pct,
             freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
             default_mode=settings.git.mode,
         )
@@ -117,20 +110,6 @@ class Guardrails:
     def frozen(self, now: datetime) -> FreezeWindow | None:
         """The freeze window ``now`` falls in, if any."""
         return next((w for w in self.freeze if w.contains(now)), None)
-
-    def too_small(self, plan: Plan) -> str | None:
-        """Why the plan saves too little to act on, or None."""
-        if plan.saving < self.min_saving:
-            return (
-                f"expected saving {plan.saving:.2f} {plan.currency} is below "
-                f"min_saving={self.min_saving:.2f}"
-            )
-        if plan.baseline_cost > 0 and plan.saving / plan.baseline_cost < self.min_saving_pct:
-            return (
-                f"expected saving {plan.saving / plan.baseline_cost:.1%} of the baseline is below "
-                f"min_saving_pct={self.min_saving_pct:.1%}"
-            )
-        return None
 
     def violations(self, diff: StackDiff) -> list[str]:
         """The limits a diff exceeds, in words (empty: within every limit)."""

@@ -74,22 +74,17 @@ def _cell(text: str) -> str:
 
 def _planner_demand(plan: Plan, workload: str) -> list[int] | None:
     """The forecast demand (replicas per period) the planner solved for, when it stored it."""
-    problem = plan.inputs.get("problem")
-    if not isinstance(problem, Mapping):
-        return None
-    names = [w.get("name") for w in problem.get("workloads", []) if isinstance(w, Mapping)]
-    demand = problem.get("demand")
-    if workload not in names or not isinstance(demand, list):
-        return None
-    row = demand[names.index(workload)]
-    return [int(v) for v in row] if isinstance(row, list) else None
+    from cloudbalance.plan.problem import Problem
+
+    problem = Problem.of(plan)
+    return None if problem is None else problem.demand_of(workload)
 
 
 def _forecast(plan: Plan, workload: str) -> str:
     """What the forecast asks of a workload, per period, for the reviewer to check.
 
     In order: ``plan.inputs["forecast"][workload]`` (text the caller chose), the demand the
-    planner solved for (``plan.inputs["problem"]["demand"]``), else the replicas the plan
+    planner solved for (``Problem.of(plan).demand_of``), else the replicas the plan
     schedules per period.
     """
     given = plan.inputs.get("forecast")

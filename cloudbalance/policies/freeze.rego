@@ -2,12 +2,14 @@
 # title: Freeze windows
 # description: >-
 #   No change is written on a day inside a guardrails.freeze window (start and end inclusive,
-#   dates in UTC).
+#   dates in UTC); a dry run still shows what would change. This policy is the only place a
+#   freeze is enforced.
 package cloudbalance.starter.freeze
 
 import rego.v1
 
 deny contains msg if {
+	input.mode != "dry-run"
 	input.summary.moves > 0
 	some window in input.settings.guardrails.freeze
 	input.now >= window.start

@@ -1,8 +1,10 @@
 # METADATA
 # title: Maximum change per plan
 # description: >-
-#   At most guardrails.max_share_moved of the replicas (0..1) are added somewhere new in one
-#   change, and at most guardrails.max_moves placement values change. Unset limits are not checked.
+#   A change committed without review (mode commit) relocates at most guardrails.max_share_moved
+#   of the touched workloads' replicas (0..1; scaling in place relocates nothing) and edits at
+#   most guardrails.max_moves placement values. Above them, a pull request (a person's review)
+#   is the way in: auto mode opens one. Unset limits are not checked.
 package cloudbalance.starter.max_share_moved
 
 import rego.v1
@@ -10,6 +12,7 @@ import rego.v1
 guardrails := input.settings.guardrails
 
 deny contains msg if {
+	input.mode == "commit"
 	limit := guardrails.max_share_moved
 	limit != null
 	input.summary.share_moved > limit
@@ -23,6 +26,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
+	input.mode == "commit"
 	limit := guardrails.max_moves
 	limit != null
 	input.summary.moves > limit

@@ -106,6 +106,7 @@ def test_internal_errors_exit_2_with_a_traceback(
     def boom(*_: object, **__: object) -> None:
         raise RuntimeError("bug")
 
+    assert run(capsys, "ingest", "export.csv")[0] == 0
     monkeypatch.setattr(cloudbalance.store.Store, "summary", boom)
     code, _, err = run(capsys, "costs")
     assert code == 2

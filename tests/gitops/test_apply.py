@@ -366,23 +366,81 @@ def test_auto_mode_over_the_move_limit_asks_a_human(infra, plan_factory, github)
     assert "max_moves=1" in github.pulls[1]["body"]
 
 
-def test_commit_mode_over_the_share_limit_is_refused(infra, plan_factory) -> None:
-    rails = Guardrails(max_share_moved=0.25)  # the shift adds 3 of 8 replicas: 38%
-    with pytest.raises(GitOpsError, match="max_share_moved=25%"):
-        apply(shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails)
+def _gate(mode: str, **guardrails: object) -> object:
+    """The Rego policy gate of settings with these guardrails: where limits are enforced."""
+    import dataclasses
+
+    from cloudbalance.config import Settings
+    from cloudbalance.policy import policy_gate
+
+    settings = Settings()
+    settings = dataclasses.replace(
+        settings, guardrails=dataclasses.replace(settings.guardrails, **guardrails)
+    )
+    return policy_gate(settings, mode=mode)
+
+
+def test_commit_mode_over_the_share_limit_is_refused_by_the_policy(infra, plan_factory) -> None:
+    rails = Guardrails(max_share_moved=0.25)  # the shift relocates 3 of 8 replicas: 38%
+    with pytest.raises(PolicyDeniedError, match="max_share_moved: the change moves 3 of 8"):
+        apply(
+            shift_plan(plan_factory),
+            infra.root,
+            mode="commit",
+            guardrails=rails,
+            policy_check=_gate("commit", max_share_moved=0.25),  # type: ignore[arg-type]
+        )
+    # on a branch for a person's review, over the limit goes ahead, with a note
+    proposed = apply(
+        shift_plan(plan_factory),
+        infra.root,
+        mode="branch",
+        guardrails=rails,
+        policy_check=_gate("branch", max_share_moved=0.25),  # type: ignore[arg-type]
+        push=False,
+    )
+    assert any("max_share_moved=25%" in n for n in proposed.notes)
 
 
 def test_freeze_window_stops_every_mode_but_a_dry_run(infra, plan_factory) -> None:
-    rails = Guardrails(freeze=(FreezeWindow(date(2026, 12, 20), date(2027, 1, 3), "year end"),))
+    from cloudbalance.config import FreezeWindow as FreezeSetting
+
+    window = FreezeWindow(date(2026, 12, 20), date(2027, 1, 3), "year end")
+    rails = Guardrails(freeze=(window,))
+    frozen = (FreezeSetting(window.start, window.end, window.reason),)
     during = datetime(2026, 12, 24, 10)
-    with pytest.raises(GitOpsError, match=r"frozen.*year end"):
-        apply(shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails, now=during)
-    dry = apply(shift_plan(plan_factory), infra.root, guardrails=rails, now=during)
+
+    def gate(mode: str, now: datetime) -> object:
+        check = _gate(mode, freeze=frozen)
+        check.now = now  # type: ignore[attr-defined]
+        return check
+
+    with pytest.raises(PolicyDeniedError, match=r"freeze: .*year end"):
+        apply(
+            shift_plan(plan_factory),
+            infra.root,
+            mode="commit",
+            guardrails=rails,
+            now=during,
+            policy_check=gate("commit", during),  # type: ignore[arg-type]
+        )
+    dry = apply(
+        shift_plan(plan_factory),
+        infra.root,
+        guardrails=rails,
+        now=during,
+        policy_check=gate("dry-run", during),  # type: ignore[arg-type]
+    )
     assert dry.diff
     assert any("freeze window" in n for n in dry.notes)
     after = datetime(2027, 1, 4)
     assert apply(
-        shift_plan(plan_factory), infra.root, mode="commit", guardrails=rails, now=after
+        shift_plan(plan_factory),
+        infra.root,
+        mode="commit",
+        guardrails=rails,
+        now=after,
+        policy_check=gate("commit", after),  # type: ignore[arg-type]
     ).commit
 
 
@@ -394,13 +452,23 @@ def test_freeze_window_text_is_parsed_and_checked() -> None:
         FreezeWindow.parse("next week")
 
 
-def test_plan_saving_too_little_writes_nothing(infra, plan_factory) -> None:
-    head = infra.head()
-    result = apply(
-        shift_plan(plan_factory), infra.root, mode="commit", guardrails=Guardrails(min_saving=500)
+def test_an_in_place_scale_up_without_saving_reaches_git(infra, plan_factory) -> None:
+    # The minimum saving is the planner's guardrail alone: gitops writes what the plan decided,
+    # so a scale-up in place (no relocation, no saving) is committed, not skipped.
+    from dataclasses import replace
+
+    from cloudbalance.config import GuardrailSettings, Settings
+
+    rails = Guardrails.from_settings(Settings(guardrails=GuardrailSettings(min_saving=500.0)))
+    scale = replace(
+        plan_factory({"checkout": {"aws:us-east-1": 8, "gcp:us-central1": 2}}, current=CURRENT),
+        expected_cost=1000.0,
     )
-    assert result.mode == "skipped"
-    assert infra.head() == head
+    assert scale.saving == 0.0
+    result = apply(scale, infra.root, mode="commit", guardrails=rails)
+    assert result.mode == "commit"
+    assert result.commit is not None
+    assert infra.head() == result.commit
 
 
 def test_policy_denies_stop_the_change_and_warnings_reach_the_message(infra, plan_factory) -> None:
@@ -654,15 +722,24 @@ def test_planner_inputs_give_the_forecast_column_and_the_workloads_stack(
     other = infra.root / "shop" / "Pulumi.dr.yaml"
     other.write_text(infra.prod.read_text())
     infra.commit_all("disaster-recovery stack")
-    plan = dataclasses.replace(
-        shift_plan(plan_factory),
-        inputs={
-            "problem": {
-                "workloads": [{"name": "checkout", "stack": "shop/dr"}],
-                "demand": [[8, 11, 15]],
-            }
-        },
+    import numpy as np
+
+    from cloudbalance.plan import Problem
+
+    cost = np.ones((1, 2, 3))
+    problem = Problem(
+        workloads=(Workload("checkout", stack="shop/dr"),),
+        locations=(AWS, GCP),
+        period_start=datetime(2026, 11, 24),
+        period="1D",
+        demand=np.array([[8, 11, 15]]),
+        cost=cost,
+        cost_lower=cost,
+        cost_upper=cost,
+        current=np.array([[6, 2]]),
+        confidence=np.array([0.9]),
     )
+    plan = dataclasses.replace(shift_plan(plan_factory), inputs={"problem": problem.to_dict()})
     result = apply(plan, infra.root)
     assert result.diff.paths == ("shop/Pulumi.dr.yaml",)
     assert "| checkout | aws:us-east-1 | 6 | 3 | 8 → 11 → 15 |" in result.message

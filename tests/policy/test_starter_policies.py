@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -55,11 +55,14 @@ def test_residency_does_not_restrict_workloads_without_an_allowed_list() -> None
 
 def test_max_share_moved_denies_a_change_above_the_share() -> None:
     plan = make_plan({"etl": {"aws:us-east-1": 7, "gcp:us-central1": 3}})  # 3 of 10 = 30%
-    document = plan_input(plan, settings=make_settings(max_share_moved=0.25), now=TODAY)
+    settings = make_settings(max_share_moved=0.25)
+    document = plan_input(plan, settings=settings, mode="commit", now=TODAY)
     denies, _ = evaluate("max_share_moved", document)
     assert denies == [
         "max_share_moved: the change moves 3 of 10 replicas (30%), more than the 25% allowed"
     ]
+    # in a pull request a person reviews the change: the limit is for direct commits
+    assert evaluate("max_share_moved", plan_input(plan, settings=settings, now=TODAY)) == ([], [])
 
 
 def test_max_share_moved_allows_a_change_within_the_share() -> None:
@@ -70,7 +73,7 @@ def test_max_share_moved_allows_a_change_within_the_share() -> None:
 
 def test_max_moves_denies_more_placement_edits_than_allowed() -> None:
     plan = make_plan({"etl": {"aws:us-east-1": 9, "gcp:us-central1": 1}})
-    document = plan_input(plan, settings=make_settings(max_moves=1), now=TODAY)
+    document = plan_input(plan, settings=make_settings(max_moves=1), mode="commit", now=TODAY)
     denies, _ = evaluate("max_share_moved", document)
     assert denies == [
         "max_share_moved: the change edits 2 placements, more than the 1 allowed "
@@ -225,16 +228,29 @@ def test_a_person_s_stack_diff_is_checked_by_the_same_policies() -> None:
 
 
 def test_max_monthly_cost_prices_a_planner_plan_from_its_stored_problem() -> None:
-    # workloads x locations x periods, flattened: etl at aws 2.0 then 2.1, at gcp 1.0 then 1.1
-    problem = {
-        "workloads": [{"name": "etl"}],
-        "locations": ["aws:us-east-1", "gcp:us-central1"],
-        "cost": [2.0, 2.1, 1.0, 1.1],
-    }
+    import numpy as np
+
+    from cloudbalance.models import Workload
+    from cloudbalance.plan import Problem
+
+    # etl at aws 2.0 then 2.1, at gcp 1.0 then 1.1: the first period prices the plan.
+    cost = np.array([[[2.0, 2.1], [1.0, 1.1]]])
+    problem = Problem(
+        workloads=(Workload("etl"),),
+        locations=(Location("aws", "us-east-1"), Location("gcp", "us-central1")),
+        period_start=datetime(2026, 11, 24),
+        period="1D",
+        demand=np.array([[10, 10]]),
+        cost=cost,
+        cost_lower=cost,
+        cost_upper=cost,
+        current=np.array([[10, 0]]),
+        confidence=np.array([0.9]),
+    )
     plan = make_plan(
         {"etl": {"aws:us-east-1": 4, "gcp:us-central1": 6}},
         before={"etl": {"aws:us-east-1": 10}},
-        inputs={"problem": problem},
+        inputs={"problem": problem.to_dict()},
     )
     settings = make_settings(max_monthly_cost={"aws": 200.0, "gcp": 200.0})
     document = plan_input(plan, settings=settings, now=TODAY)
@@ -243,3 +259,13 @@ def test_max_monthly_cost_prices_a_planner_plan_from_its_stored_problem() -> Non
     assert denies == [
         "max_monthly_cost: aws would cost about 240 USD a month, above its cap of 200 USD"
     ]
+
+
+def test_a_dry_run_inside_a_freeze_window_shows_the_change(freeze_window: FreezeWindow) -> None:
+    plan = make_plan({"etl": {"aws:us-east-1": 7, "gcp:us-central1": 3}})
+    settings = make_settings(freeze=(freeze_window,))
+    day = date(2026, 12, 24)
+    assert evaluate("freeze", plan_input(plan, settings=settings, mode="dry-run", now=day)) == (
+        [],
+        [],
+    )

@@ -170,7 +170,7 @@ def test_vm_shapes_from_names(size: str, shape: tuple[float, float] | None) -> N
 
 
 def test_prices_feed_the_planner_catalog(make_provider: Any) -> None:
-    from cloudbalance.catalog import Catalog
+    from cloudbalance.plan.catalog import Catalog
 
     frame = make_provider(regions=["westeurope", "eastus"]).prices()
     observed = frame.observed_at.max().to_pydatetime()

@@ -8,9 +8,9 @@ from cloudbalance_gcp import GCPProvider
 from cloudbalance_gcp.testing import FakeCatalog
 from google.api_core import exceptions as api
 
-from cloudbalance.catalog import Catalog
 from cloudbalance.exceptions import CredentialsError, ProviderError, ThrottledError
 from cloudbalance.models import Location
+from cloudbalance.plan.catalog import Catalog
 from cloudbalance.schema import validate_prices
 
 

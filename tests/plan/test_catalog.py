@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cloudbalance.catalog import Catalog, cloud_id, load_catalog, period_hours
 from cloudbalance.exceptions import SchemaError
 from cloudbalance.models import Location
+from cloudbalance.plan.catalog import Catalog, cloud_id, load_catalog, period_hours
 
 START = datetime(2026, 11, 23)
 

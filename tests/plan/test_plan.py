@@ -12,7 +12,7 @@ import pytest
 
 from cloudbalance.exceptions import InfeasiblePlanError, PlanError, SchemaError
 from cloudbalance.models import Location, Placement, Plan, Workload
-from cloudbalance.planner import (
+from cloudbalance.plan import (
     Budget,
     Commitment,
     Quota,
@@ -449,7 +449,9 @@ def test_spike_at_period_five_with_a_throttle_starts_moving_in_period_one() -> N
     reason = next(m.reason for m in throttled.moves if m.location == B)
     assert "aws:us-east-1 on-demand +200% from Fri (period 5)" in reason
     assert re.search(
-        r"gcp:us-central1 cheaper by \$\d+ over 8 days after a \$2\.00 move cost", reason
+        r"gcp:us-central1 cheaper by \$\d+ over 8 days after \$10\.00 of move costs over the "
+        r"horizon",
+        reason,
     )
 
 
@@ -569,7 +571,7 @@ def test_moves_are_not_made_when_the_saving_is_within_the_uncertainty() -> None:
     assert sure.confidence == pytest.approx(0.9)
     assert first(unsure, "api") == {A.key: 4}
     assert unsure.moves == ()
-    assert any("within the forecast uncertainty" in n for n in unsure.notes)
+    assert any("within its forecast uncertainty" in n for n in unsure.notes)
 
 
 def test_a_wide_price_forecast_band_blocks_a_move_a_narrow_one_does_not() -> None:
@@ -604,7 +606,7 @@ def test_a_wide_price_forecast_band_blocks_a_move_a_narrow_one_does_not() -> Non
     narrow, wide = run(8.8, 9.2), run(2, 16)
     assert first(narrow, "api") == {B.key: 4}
     assert first(wide, "api") == {A.key: 4}
-    assert any("within the forecast uncertainty" in n for n in wide.notes)
+    assert any("within its forecast uncertainty" in n for n in wide.notes)
 
 
 def test_no_relocation_below_the_minimum_saving() -> None:
@@ -612,8 +614,14 @@ def test_no_relocation_below_the_minimum_saving() -> None:
     current = [Placement("api", A, 4)]
     made = plan(*args, current, quantile=0.5, min_saving=7.0, now=NOW)
     held = plan(*args, current, quantile=0.5, min_saving=9.0, now=NOW)
-    held_pct = plan(*args, current, quantile=0.5, min_saving_pct=15.0, now=NOW)
+    # min_saving_pct is a fraction of the baseline (0.02 = 2%), as in cloudbalance.yaml: the
+    # move saves 8 of 80 (10%).
+    held_pct = plan(*args, current, quantile=0.5, min_saving_pct=0.15, now=NOW)
+    made_pct = plan(*args, current, quantile=0.5, min_saving_pct=0.05, now=NOW)
     assert first(made, "api") == {B.key: 4}
+    assert first(made_pct, "api") == {B.key: 4}
+    with pytest.raises(PlanError, match="fraction"):
+        plan(*args, current, quantile=0.5, min_saving_pct=15.0, now=NOW)
     for p in (held, held_pct):
         assert first(p, "api") == {A.key: 4}
         assert p.moves == ()
@@ -646,9 +654,15 @@ def test_quantile_reads_the_forecast_interval() -> None:
     assert demand_replicas(frame, 0.9)[0] == 14
     assert 10 < demand_replicas(frame, 0.7)[0] < 14
     assert demand_replicas(frame, 0.1)[0] == 6
-    assert demand_replicas(frame, 0.5, demand_per_replica=3.0)[0] == 4
     with pytest.raises(PlanError, match="quantile"):
         demand_replicas(frame, 1.0)
+
+
+def test_demand_is_in_replicas_and_never_divided_again() -> None:
+    # demand_series counts replicas already: demand_per_replica must not divide it a second time.
+    wl = shape(Workload("api", demand_per_replica=3.0))
+    made = plan(forecast({"api": [6, 6]}), prices({A: [1, 1]}), [wl], quantile=0.5, now=NOW)
+    assert first(made, "api") == {A.key: 6}
 
 
 # --------------------------------------------------------------------------------------------

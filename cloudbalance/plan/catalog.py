@@ -14,7 +14,9 @@ cost matrices, and keeps them:
   last observation, a forecast of prices is used when one is given (a forecast frame whose
   ``unique_id`` is ``cloud:region:SkuId:price_kind``), else the last observed price persists.
   The forecast's interval travels along as lower/upper cost bounds: the planner's guardrails
-  compare a move's saving with that band.
+  compare a move's saving with that band. Before a SKU's first observation it has no price: the
+  location is unavailable for that shape then (never back-filled with a later price), and the
+  planner notes it.
 - **Kinds.** A workload pays on-demand prices; a spot-tolerant one pays the cheaper of spot and
   on-demand. Committed prices are kept for reports (what covered capacity is worth): capacity
   already paid for is modelled by the planner's commitments, which make it cost nothing.
@@ -369,7 +371,8 @@ def _price_at(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Unit price (mid, lower, upper) of a series at each period start, and whether forecast."""
     pos = np.searchsorted(s.observed_at, starts, side="right") - 1
-    mid = s.price[np.clip(pos, 0, None)]
+    # Before its first observation a SKU has no price: unavailable, never back-filled.
+    mid = np.where(pos >= 0, s.price[np.clip(pos, 0, None)], np.nan)
     lower = mid.copy()
     upper = mid.copy()
     from_fc = np.zeros(len(starts), dtype=bool)
@@ -383,7 +386,7 @@ def _price_at(
         upper = np.where(use, s.forecast_upper[f], upper)
         from_fc = use
     return (
-        np.maximum(mid, 0.0),
+        np.maximum(mid, 0.0),  # NaN (no price yet) stays NaN
         np.maximum(lower, 0.0),
         np.maximum(upper, 0.0),
         from_fc,

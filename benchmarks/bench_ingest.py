@@ -114,7 +114,7 @@ def cloudbalance_ingest(path: Path, folder: Path) -> float:
     (project / "cloudbalance.yaml").write_text(
         "workloads:\n"
         + "".join(f"  {w}:\n    match: {{tags: [{w}]}}\n" for w in WORKLOADS[:4])
-        + "  catch-all-resources:\n    match: {resources: ['res-1999*']}\n"
+        + "  catch-all:\n    match: {resources: ['res-1999*']}\n"
     )
     started = time.perf_counter()
     subprocess.run(

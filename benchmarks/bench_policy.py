@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime
 
-from cloudbalance.config import FreezeWindow, GuardrailSettings, Settings, WorkloadSettings
-from cloudbalance.models import Location, Move, Placement, Plan
+from cloudbalance.config import FreezeWindow, GuardrailSettings, Settings
+from cloudbalance.models import Location, Move, Placement, Plan, Workload
 from cloudbalance.policy import PolicySet, plan_input
 
 WORKLOADS = 1_000
@@ -46,9 +46,9 @@ def build() -> tuple[Plan, Settings]:
             first.append(Placement(name, loc, after))
             moves.append(Move(name, loc, before, after, saving=0.5, confidence=0.9))
     # A handful of workloads are EU-only: their US replicas break residency (10 denies).
-    eu = ("aws:eu-west-1", "azure:westeurope", "gcp:europe-west1")
+    eu = tuple(Location.parse(t) for t in ("aws:eu-west-1", "azure:westeurope", "gcp:europe-west1"))
     workloads = {
-        f"w{i:04d}": WorkloadSettings(allowed=eu if i % 100 == 0 else (), min_locations=2)
+        f"w{i:04d}": Workload(f"w{i:04d}", allowed=eu if i % 100 == 0 else (), min_locations=2)
         for i in range(WORKLOADS)
     }
     settings = Settings(

@@ -78,6 +78,8 @@ class ConfigError(CloudBalanceError):
         file: The configuration file, when the value came from one.
         line: 1-based line of the offending key, when known.
         key: Dotted path of the offending key (``workloads.checkout.max_share``).
+        problems: Every problem found in one pass (this error is the first); each names its
+            own file, line and key. ``str()`` shows the first and how many more there are.
     """
 
     def __init__(
@@ -87,12 +89,26 @@ class ConfigError(CloudBalanceError):
         file: str | Path | None = None,
         line: int | None = None,
         key: str | None = None,
+        problems: Sequence[ConfigError] = (),
     ) -> None:
         self.file = str(file) if file is not None else None
         self.line = line
         self.key = key
         self.reason = message
-        super().__init__(f"{_where(file, line)}{message}")
+        self.problems: list[ConfigError] = list(problems) or [self]
+        more = len(self.problems) - 1
+        suffix = (
+            f" (and {more} more problem{'s' if more > 1 else ''}: "
+            "`cloudbalance config check` lists them all)"
+            if more > 0
+            else ""
+        )
+        super().__init__(f"{_where(file, line)}{message}{suffix}")
+
+    @property
+    def location(self) -> str:
+        """``file:line: message`` of this one problem, without the count of the others."""
+        return f"{_where(self.file, self.line)}{self.reason}"
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,15 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, Self, get_args
+
+from cloudbalance.exceptions import GitOpsError
 
 __all__ = [
     "CLOUDS",
     "Cloud",
+    "FreezeWindow",
     "Location",
     "Move",
     "Placement",
@@ -69,6 +72,48 @@ class Location:
 
     def __str__(self) -> str:
         return self.key
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    """Dates (inclusive, UTC) during which cloudbalance changes nothing.
+
+    Attributes:
+        start: First frozen day.
+        end: Last frozen day.
+        reason: Shown when a run is refused (``year-end change freeze``).
+    """
+
+    start: date
+    end: date
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise GitOpsError(f"freeze window ends ({self.end}) before it starts ({self.start})")
+
+    def contains(self, when: datetime) -> bool:
+        """Whether ``when`` (naive UTC) falls in the window."""
+        return self.start <= when.date() <= self.end
+
+    @classmethod
+    def parse(cls, text: str) -> FreezeWindow:
+        """Parse ``YYYY-MM-DD..YYYY-MM-DD`` (a single date freezes one day).
+
+        Raises:
+            GitOpsError: When the text is not such a range.
+        """
+        first, _, last = text.strip().partition("..")
+        try:
+            start = date.fromisoformat(first.strip())
+            end = date.fromisoformat(last.strip()) if last else start
+        except ValueError as err:
+            raise GitOpsError(f"freeze window {text!r} is not 'YYYY-MM-DD..YYYY-MM-DD'") from err
+        return cls(start, end)
+
+    def __str__(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.start.isoformat()}..{self.end.isoformat()}{why}"
 
 
 @dataclass(frozen=True)
@@ -199,6 +244,26 @@ class Workload:
         match = values.get("match") or {}
         values["match"] = WorkloadMatch(**{k: tuple(v) for k, v in match.items()})
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """At most ``vcpus`` vCPUs of planned workloads at one location, in every period.
+
+    ``plan.quotas`` of ``cloudbalance.yaml`` builds these directly; the planner reads them.
+    """
+
+    location: Location
+    vcpus: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"location": self.location.key, "vcpus": self.vcpus}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Quota:
+        """Inverse of :meth:`to_dict`."""
+        return cls(Location.parse(str(data["location"])), float(data["vcpus"]))
 
 
 @dataclass(frozen=True)

@@ -728,7 +728,7 @@ def _settings_doc(settings: Settings | None) -> dict[str, Any]:
     return {
         "workloads": {
             name: {
-                "allowed": [Location.parse(t).key for t in ws.allowed],
+                "allowed": [loc.key for loc in ws.allowed],
                 "min_locations": ws.min_locations,
                 "max_share": ws.max_share,
             }
@@ -834,7 +834,7 @@ def _workloads_doc(
     for name in workloads:
         ws = configured.get(name)
         result[name] = {
-            "allowed": [Location.parse(t).key for t in ws.allowed] if ws is not None else [],
+            "allowed": [loc.key for loc in ws.allowed] if ws is not None else [],
             "min_locations": ws.min_locations if ws is not None else 1,
             "max_share": ws.max_share if ws is not None else 1.0,
             "configured": ws is not None,

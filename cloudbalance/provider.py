@@ -8,9 +8,15 @@ registered under the entry-point group ``cloudbalance.providers``::
     aws = "cloudbalance_aws:AWSProvider"
 
 The factory is called with the provider's options from ``cloudbalance.yaml`` as keyword arguments
-and must raise :class:`~cloudbalance.exceptions.ConfigError` for options it does not know. It must
-not touch the network: credentials are looked up in :meth:`CostProvider.check` or on first use, so
-``cloudbalance providers list`` stays instant. Cloud SDKs are imported inside the plugin's methods.
+and must raise :class:`~cloudbalance.exceptions.ConfigError` for options it does not know or
+values it refuses. It must not touch the network: credentials are looked up in
+:meth:`CostProvider.check` or on first use, so ``cloudbalance providers list`` stays instant.
+Cloud SDKs are imported inside the plugin's methods.
+
+Options are validated through the plugin (:func:`validate_provider_options`, which
+``cloudbalance config check`` runs): a factory with a ``validate_options(options)`` callable
+returns every problem as ``(key, message)`` pairs; any other factory is built once and what it
+raises is the problem.
 
 The smallest provider that passes the contract tests (:mod:`cloudbalance.testing`)::
 
@@ -35,6 +41,7 @@ The smallest provider that passes the contract tests (:mod:`cloudbalance.testing
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +66,7 @@ __all__ = [
     "get_provider",
     "register_provider",
     "unregister_provider",
+    "validate_provider_options",
 ]
 
 ENTRY_POINT_GROUP = "cloudbalance.providers"
@@ -198,7 +206,9 @@ def get_provider(name: str, options: Mapping[str, Any] | None = None) -> CostPro
     try:
         provider = factory(**dict(options or {}))
     except TypeError as err:
-        raise ConfigError(f"providers.{name}: {err}", key=f"providers.{name}") from err
+        unknown = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+        message = f"unknown option {unknown.group(1)!r}" if unknown else str(err)
+        raise ConfigError(f"providers.{name}: {message}", key=f"providers.{name}") from err
     if not isinstance(provider, CostProvider):
         raise ProviderError(
             "the plugin does not implement the CostProvider protocol "
@@ -206,6 +216,35 @@ def get_provider(name: str, options: Mapping[str, Any] | None = None) -> CostPro
             provider=name,
         )
     return provider
+
+
+def validate_provider_options(name: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The problems of one provider's options, through its plugin, without touching the network.
+
+    Returns:
+        ``(key, message)`` pairs; ``key`` is the option's name below ``providers.<name>`` (empty
+        when the problem concerns the provider as a whole, e.g. it is not installed).
+    """
+    try:
+        factory = _factory(name)
+    except ProviderError as err:
+        return [("", str(err).removeprefix(f"provider {name!r}: "))]
+    validate = getattr(factory, "validate_options", None)
+    if callable(validate):
+        return [(str(key), str(message)) for key, message in validate(dict(options))]
+    try:
+        get_provider(name, options)
+    except ConfigError as err:
+        key = (err.key or "").removeprefix(f"providers.{name}").lstrip(".")
+        reason = err.reason.removeprefix(f"providers.{name}: ")
+        if key:
+            reason = reason.removeprefix(f"providers.{name}.{key}: ")
+        return [(key, reason)]
+    except ProviderError as err:
+        return [("", str(err).removeprefix(f"provider {name!r}: "))]
+    except (TypeError, ValueError) as err:  # a plugin that validates loosely
+        return [("", str(err))]
+    return []
 
 
 #: FOCUS ``ProviderName`` / ``ServiceProviderName`` values as the publishers write them -> our ids.

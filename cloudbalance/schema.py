@@ -29,8 +29,11 @@ from cloudbalance.exceptions import Issue, SchemaError
 __all__ = [
     "ACCURACY",
     "COSTS",
+    "EARLIEST",
     "FORECAST",
     "INGEST_KEY",
+    "LATEST",
+    "MAX_UTC_OFFSET_MINUTES",
     "NULL_STRINGS",
     "PRICES",
     "PRICE_KINDS",
@@ -63,6 +66,15 @@ INGEST_KEY: tuple[str, ...] = (
 )
 
 PRICE_KINDS: tuple[str, ...] = ("on_demand", "spot", "committed")
+
+#: Every timestamp in every frame falls in ``[EARLIEST, LATEST)`` (naive UTC). Cloud billing began
+#: after 2000 and no plan looks past 2100; anything outside is a mangled date (a negative year,
+#: year 0000, a wrong offset) and is refused, never stored as 2026 BC.
+EARLIEST = pd.Timestamp("2000-01-01")
+LATEST = pd.Timestamp("2100-01-01")
+
+#: The largest UTC offset a timestamp may carry (ISO 8601 and every real zone: -12:00..+14:00).
+MAX_UTC_OFFSET_MINUTES = 14 * 60
 
 #: Spike warnings, one row per run of consecutive spike periods (what, when, how big, how sure).
 SPIKE_COLUMNS: tuple[str, ...] = (
@@ -249,6 +261,18 @@ def _coerce(
         infinite = np.isinf(coerced.to_numpy(dtype="float64", na_value=np.nan))
         for pos in np.flatnonzero(infinite)[: SchemaError.MAX_SHOWN]:
             issues.append(Issue("is infinite", column=col.name, row=int(rows[pos]), file=file))
+    if col.kind == "timestamp":
+        outside = ((coerced < EARLIEST) | (coerced >= LATEST)).to_numpy(dtype=bool)
+        for pos in np.flatnonzero(outside)[: SchemaError.MAX_SHOWN]:
+            issues.append(
+                Issue(
+                    f"is not between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}",
+                    column=col.name,
+                    row=int(rows[pos]),
+                    file=file,
+                    value=_short(values.iloc[pos]),
+                )
+            )
     return coerced, issues
 
 
@@ -301,7 +325,7 @@ def _to_json_text(values: pd.Series, missing: np.ndarray) -> tuple[pd.Series, li
         else:
             try:
                 obj = json.loads(str(value))
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
                 obj = None
         if not isinstance(obj, dict):
             bad.append(pos)

@@ -331,7 +331,7 @@ def plan(
             "plan", "skipped", "no prices in the store (sync a provider that has prices)"
         )
     from cloudbalance.budgets import planner_budgets
-    from cloudbalance.plan import Egress, Quota
+    from cloudbalance.plan import Egress
     from cloudbalance.plan import plan as make_plan
 
     ps = ctx.settings.plan
@@ -345,7 +345,7 @@ def plan(
         quantile=ps.quantile,
         price_forecast=forecasts.of("price"),
         accuracy=forecasts.accuracy_of("demand"),
-        quotas=[Quota(_location(q.location), q.vcpus) for q in ps.quotas],
+        quotas=list(ps.quotas),
         budgets=planner_budgets(ctx.settings, now=ctx.now),
         min_saving=ctx.settings.guardrails.min_saving,
         min_saving_pct=ctx.settings.guardrails.min_saving_pct,
@@ -369,12 +369,6 @@ def plan(
         warnings=warnings,
         plan=made,
     )
-
-
-def _location(text: str) -> Any:
-    from cloudbalance.models import Location
-
-    return Location.parse(text)
 
 
 # -- apply -------------------------------------------------------------------------------------

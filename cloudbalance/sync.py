@@ -35,6 +35,7 @@ from cloudbalance.config import Settings, SyncSettings
 from cloudbalance.exceptions import CloudBalanceError, ProviderTimeoutError
 from cloudbalance.models import Location
 from cloudbalance.provider import get_provider
+from cloudbalance.redaction import redact
 from cloudbalance.store import Store
 
 __all__ = [
@@ -182,7 +183,7 @@ def sync(
     wanted = list(names) if names else list(settings.providers)
     results: list[ProviderSync] = []
     for name in wanted:
-        options = settings.providers.get(name, {}) if name in settings.providers else None
+        options = settings.provider_options(name) if name in settings.providers else None
         if options is None:
             results.append(
                 ProviderSync(name, ok=False, error=f"provider {name!r} is not configured")
@@ -238,15 +239,15 @@ def _sync_one(
         prices = within(lambda: provider.prices(locations or None), "prices")
         n_prices = store.ingest_prices(prices, source=f"{name}:prices") if len(prices) else 0
         store.set_sync_state(name, end)
-    except CloudBalanceError as err:
-        return ProviderSync(name, ok=False, start=start, end=end, error=str(err))
+    except CloudBalanceError as err:  # stored in the audit log and shown in reports: redacted
+        return ProviderSync(name, ok=False, start=start, end=end, error=redact(str(err)))
     except Exception as err:  # a third-party plugin's bug must not lose the other providers
         return ProviderSync(
             name,
             ok=False,
             start=start,
             end=end,
-            error=f"internal error in the {name!r} plugin: {type(err).__name__}: {err}",
+            error=redact(f"internal error in the {name!r} plugin: {type(err).__name__}: {err}"),
         )
     return ProviderSync(
         name,

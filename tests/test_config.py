@@ -19,15 +19,19 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
     settings = load_config(write(tmp_path, example_config()))
     assert settings.providers["focus"] == {"paths": ["exports/"]}
-    checkout = settings.workloads["checkout"].to_workload("checkout")
+    checkout = settings.workloads["checkout"]
     assert checkout.allowed[0] == Location("aws", "us-east-1")
     assert checkout.match.tag_values == ("checkout", "checkout-api")
     assert settings.guardrails.freeze[0].start == date(2026, 12, 20)
     assert settings.plan.quotas[0].vcpus == 512.0
+    assert isinstance(settings.plan.quotas[0].location, Location)  # the planner's Quota, no twin
 
 
-def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
-    settings = load_config(write(tmp_path, ""))
+def test_an_empty_file_is_refused_and_a_version_alone_gives_the_defaults(tmp_path: Path) -> None:
+    for empty in ("", "\n  \n", "# only a comment\n"):
+        with pytest.raises(ConfigError, match="is empty"):
+            load_config(write(tmp_path, empty))
+    settings = load_config(write(tmp_path, "version: 1\n"))
     assert settings.git.mode == "dry-run"
     assert settings.store_path == tmp_path.resolve() / ".cloudbalance" / "store.duckdb"
 
@@ -61,7 +65,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
         (
             "workloads:\n  web:\n    allowed: [us-east-1]\n",
             3,
-            "workloads.web.allowed",
+            "workloads.web.allowed[0]",
             "cloud:region",
         ),
         ("workloads:\n  web:\n    max_share: 1.5\n", 3, "workloads.web.max_share", "(0, 1]"),
@@ -129,3 +133,32 @@ def test_settings_built_in_code_need_no_file() -> None:
     settings = Settings()
     assert settings.path is None
     assert settings.workload_models() == []
+
+
+def test_data_gravity_keys_become_workload_fields_and_bad_locations_are_refused(
+    tmp_path: Path,
+) -> None:
+    settings = load_config(
+        write(
+            tmp_path,
+            "workloads:\n  web:\n    data_location: aws:us-east-1\n    data_gb: 5\n"
+            "    preference: {gcp:us-central1: 0.5}\n",
+        )
+    )
+    web = settings.workloads["web"]
+    assert web.data_location == Location("aws", "us-east-1")
+    assert web.preference == ((Location("gcp", "us-central1"), 0.5),)
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            write(
+                tmp_path,
+                "workloads:\n  web:\n    data_location: mars:x\n    data_gb: -1\n"
+                "    preference: {venus:y: .nan}\n",
+            )
+        )
+    keys = [p.key for p in caught.value.problems]
+    assert keys == [
+        "workloads.web.data_location",
+        "workloads.web.data_gb",
+        "workloads.web.preference.venus:y",
+    ]

@@ -192,3 +192,13 @@ def test_validation_does_not_modify_the_input() -> None:
     before = frame.copy()
     validate_costs(frame)
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_tags_nested_past_the_json_parser_are_refused_not_a_crash() -> None:
+    from cloudbalance.schema import validate_costs
+    from tests.conftest import focus_rows
+
+    frame = focus_rows(2)
+    frame.loc[1, "Tags"] = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(SchemaError, match="row 2, column 'Tags': is not a JSON object"):
+        validate_costs(frame)

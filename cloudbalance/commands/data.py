@@ -220,16 +220,24 @@ def config_check(
     path: Annotated[Path | None, typer.Argument(help="The file (default: nearest).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Validate cloudbalance.yaml: unknown keys and wrong types are reported with their line."""
-    from cloudbalance.config import load_config
+    """Validate cloudbalance.yaml completely and list every problem at once.
+
+    One `file:line: key: message` line per problem: types, ranges, cross-field rules, and each
+    provider's options through its plugin.
+    """
+    from cloudbalance.config import check_config
 
     if path is not None and config is not None and path != config:
         raise ConfigError(f"give the file once: {path} or --config {config}")
-    settings = load_config(path if path is not None else config)
-    console.print(
-        f"[green]ok[/] {literal(settings.path)}: {len(settings.providers)} provider(s), "
-        f"{len(settings.workloads)} workload(s), store {literal(settings.store_path)}",
-        highlight=False,
+    try:
+        settings = check_config(path if path is not None else config)
+    except ConfigError as err:
+        for problem in err.problems:  # printed literally: no markup, no emoji codes
+            typer.echo(problem.location, err=True)
+        raise typer.Exit(1) from err
+    typer.echo(
+        f"ok {settings.path}: {len(settings.providers)} provider(s), "
+        f"{len(settings.workloads)} workload(s), store {settings.store_path}"
     )
 
 
@@ -249,7 +257,12 @@ def config_init(
         raise ConfigError(f"{target} exists; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(example_config(), encoding="utf-8")
-    console.print(f"wrote {target}; edit it, then run `cloudbalance config check`", markup=False)
+    # the folder the example's focus provider reads, so `providers check` passes as written
+    (target.parent / "exports").mkdir(exist_ok=True)
+    typer.echo(
+        f"wrote {target} and {target.parent / 'exports'}/; "
+        "edit it, then run `cloudbalance config check`"
+    )
 
 
 @providers_app.command("list")
@@ -273,9 +286,9 @@ def providers_check(config: ConfigOption = None) -> None:
 
     settings = settings_for(config, required=True)
     bad = 0
-    for name, options in settings.providers.items():
+    for name in settings.providers:
         try:
-            result = get_provider(name, options).check()
+            result = get_provider(name, settings.provider_options(name)).check()
         except CloudBalanceError as err:
             result = ProviderCheck(name, ok=False, detail=str(err))
         bad += not result.ok

@@ -61,8 +61,6 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
     """The settings with the command line's guardrails, so policies see the same limits."""
     import dataclasses
 
-    from cloudbalance.config import FreezeWindow
-
     return dataclasses.replace(
         settings,
         guardrails=dataclasses.replace(
@@ -70,7 +68,7 @@ def _with_guardrails(settings: Settings, rails: Guardrails) -> Settings:
             min_confidence_commit=rails.min_confidence,
             max_moves=rails.max_moves,
             max_share_moved=rails.max_share_moved,
-            freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
+            freeze=rails.freeze,
         ),
     )
 
@@ -216,14 +214,9 @@ def register(app: typer.Typer) -> None:
         from cloudbalance import steps
         from cloudbalance.commands._common import parse_mode_option, settings_for
         from cloudbalance.exceptions import GitOpsError
-        from cloudbalance.models import Plan
+        from cloudbalance.planfile import load_plan_file
 
-        try:
-            plan = Plan.from_json(plan_file.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise GitOpsError(f"{plan_file}: cannot read the plan: {err.strerror}") from err
-        except (ValueError, KeyError, TypeError) as err:
-            raise GitOpsError(f"{plan_file}: not a plan JSON file ({err})") from err
+        plan = load_plan_file(plan_file)
         settings = settings_for(config)
         chosen = parse_mode_option("dry-run" if dry_run else mode or settings.git.mode)
         if mode is None and not dry_run and chosen != "dry-run":

@@ -346,9 +346,8 @@ def register(app: typer.Typer) -> None:
             budgets = []
             commitments = []
             from cloudbalance.budgets import planner_budgets
-            from cloudbalance.plan import Quota
 
-            quotas = [Quota(Location.parse(q.location), q.vcpus) for q in settings.plan.quotas]
+            quotas = list(settings.plan.quotas)
             budgets = planner_budgets(settings)
             if not specs:
                 raise ConfigError(

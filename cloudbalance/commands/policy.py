@@ -81,15 +81,11 @@ def _day(value: str | None, *, option: str = "--today") -> date | None:
 
 def _data(files: list[Path] | None) -> dict[str, Any]:
     from cloudbalance.exceptions import PolicyError
+    from cloudbalance.planfile import read_json_file
 
     merged: dict[str, Any] = {}
     for file in files or []:
-        try:
-            loaded = json.loads(file.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise PolicyError(f"cannot read data file: {err.strerror}", file=file) from err
-        except json.JSONDecodeError as err:
-            raise PolicyError(f"not JSON: {err.msg}", file=file, line=err.lineno) from err
+        loaded = read_json_file(file, what="policy data")  # the one strict JSON reader
         if not isinstance(loaded, dict):
             raise PolicyError("a data file must hold a JSON object", file=file)
         merged.update(loaded)
@@ -143,7 +139,7 @@ def _document(
 ) -> dict[str, Any]:
     """The input document for a plan file, an input-document file, or two stack files."""
     from cloudbalance.exceptions import PolicyError
-    from cloudbalance.models import Plan
+    from cloudbalance.planfile import plan_from_document, read_json_file
     from cloudbalance.policy import as_mode, diff_input, plan_input
 
     if before is not None or after is not None:
@@ -167,17 +163,9 @@ def _document(
         )
     if target is None:
         raise PolicyError("give a plan JSON file, or --before and --after stack files")
-    try:
-        loaded = json.loads(target.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise PolicyError(f"cannot read: {err.strerror}", file=target) from err
-    except json.JSONDecodeError as err:
-        raise PolicyError(f"not JSON: {err.msg}", file=target, line=err.lineno) from err
+    loaded = read_json_file(target)
     if isinstance(loaded, dict) and "plan_id" in loaded:
-        try:
-            plan = Plan.from_dict(loaded)
-        except (KeyError, TypeError, ValueError) as err:
-            raise PolicyError(f"not a valid plan ({err})", file=target) from err
+        plan = plan_from_document(loaded, file=target)
         return plan_input(plan, settings=settings, mode=as_mode(mode), now=today)
     if isinstance(loaded, dict) and "version" in loaded and "kind" in loaded:
         return loaded  # an input document written by `--format json` of another tool
@@ -220,8 +208,9 @@ def register(app: typer.Typer) -> None:
         """Evaluate the policies on a plan file or a stack-config change; exit 1 on a deny."""
         _check_format(fmt)
         settings = settings_for(config)
-        policies = _policies(settings, policy, starter=not no_starter, data=data)
+        # the input first: a refused plan file costs no policy compilation
         document = _document(target, before, after, settings=settings, mode=mode, today=_day(today))
+        policies = _policies(settings, policy, starter=not no_starter, data=data)
         report = policies.evaluate(document)
         _print_report(report, fmt)
         if report.denied:

@@ -5,8 +5,9 @@ and only the ones that stand out against what the series usually does:
 
 1. **Expected value.** A robust seasonal baseline: a centred rolling median level (two seasons
    wide, so a level shift moves the baseline within a season instead of flagging everything
-   after it) plus the median profile per season slot (hour of day for sub-daily data, day of
-   week for daily data). Daily data also learns **calendar peaks**: when the last days of the
+   after it) plus the median profile per season slot (hour of day for sub-daily data, with
+   separate weekday and weekend profiles once three weeks are observed; day of week for daily
+   data). Daily data also learns **calendar peaks**: when the last days of the
    month (or the first) are high in most months of the history, that bump is part of the
    expectation, so a month-end batch that recurs every month is expected, not an anomaly.
    Non-negative series are scored on their square root, which steadies the noise of counts and
@@ -18,9 +19,13 @@ and only the ones that stand out against what the series usually does:
 3. **Incidents.** A point whose ``|score|`` exceeds ``threshold`` triggers an incident; the
    incident spans the run of neighbouring points beyond ``low`` (the same sign) around it.
    Incidents that start within ``cooldown`` periods of the previous one merge into it: one
-   incident, one alert. At most :data:`ALERT_BUDGET` incidents per week of history survive,
-   the most severe (area of ``|score|``): a series that bumps more often than that has made
-   those bumps its normal behaviour, and one noisy series cannot flood the alerts.
+   incident, one alert. The alert is the incident's *first* run (its onset, when someone can
+   still act); runs merged later belong to the incident (its id, its impact) but are not
+   alerted again. Nothing is alerted in the first season of history (the warm-up: a day of
+   sub-daily data, a week of daily data), before the series has shown what it usually does.
+   At most :data:`ALERT_BUDGET` incidents per week of history survive, those with the largest
+   ``|impact|`` (the order they are reported in): a series that bumps more often than that
+   has made those bumps its normal behaviour, and one noisy series cannot flood the alerts.
 4. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 
@@ -56,6 +61,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: ``|score|`` that triggers an incident (robust standard deviations).
 DEFAULT_THRESHOLD = 6.0
+#: ``|score|`` beyond which forecasters' history treats a run as an outlier (:func:`fit_history`).
+OUTLIER_THRESHOLD = 6.0
 #: ``|score|`` that extends a triggered incident to its neighbours.
 DEFAULT_LOW = 4.0
 #: Incidents starting within this many seasons of the previous one's end are the same incident.
@@ -66,6 +73,8 @@ DEFAULT_COOLDOWN = 0.25
 ALERT_BUDGET = 1.0
 #: Share of months whose calendar slot must be high for the bump to be learned as expected.
 CALENDAR_SHARE = 0.6
+#: Sub-daily data with this many observed weeks gets separate weekday and weekend profiles.
+WEEKLY_MIN_WEEKS = 3
 _MAD = 1.4826
 
 
@@ -79,6 +88,9 @@ class Incident:
         peak: Grid index of the largest ``|score|``.
         severity: Sum of ``|score|`` over the incident's points.
         impact: ``sum(y - expected)`` over the points (the series' unit; money for costs).
+        alert_end: Last grid index of the incident's first run of unusual points: the alert.
+            Runs merged into the incident by the cool-down belong to it (its id, its impact)
+            but raise no new alert; defaults to ``end``.
     """
 
     start: int
@@ -86,6 +98,11 @@ class Incident:
     peak: int
     severity: float
     impact: float
+    alert_end: int = -1
+
+    def __post_init__(self) -> None:
+        if self.alert_end < 0:
+            object.__setattr__(self, "alert_end", self.end)
 
 
 @dataclass(frozen=True)
@@ -174,30 +191,44 @@ def calendar_values(ds: npt.NDArray[np.datetime64], profile: dict[str, float]) -
     return out
 
 
-def _baseline(prep: Prepared, x: FloatArray) -> tuple[FloatArray, dict[str, float]]:
+def _baseline(
+    prep: Prepared, x: FloatArray, *, weekly: bool = False
+) -> tuple[FloatArray, dict[str, float]]:
     """Level + seasonal profile (+ calendar peaks for daily data) of ``x``, and the calendar.
 
-    The calendar profile (offsets per month-start/month-end slot) is empty unless the data is
-    daily, long enough (45 observed days) and the bumps recur.
+    The level is a centred rolling median two seasons wide. The profile is the median per slot
+    of the season (hour of day, day of week); with ``weekly``, sub-daily data with at least
+    :data:`WEEKLY_MIN_WEEKS` observed weeks gets one hour-of-day profile for weekdays and one
+    for weekends: office-hours demand is quiet on Saturdays, and a single daily profile reports
+    every weekend as an incident. (A profile per hour of the *week* has a handful of samples
+    per slot and its noise becomes false alarms.) The calendar profile (offsets per
+    month-start/month-end slot) is empty unless the data is daily, long enough (45 observed
+    days) and the bumps recur.
     """
     n = x.size
     season = prep.season if prep.observed >= 3 * prep.season else 1
     window = max(2 * season + 1, 7)
     level = _rolling_median(x, window)
     seasonal: FloatArray = np.zeros(n)
-    if season > 1:
-        phase = np.arange(n) % season
+    period = season
+    sub_daily = season > 1 and prep.step_ns < 86_400 * 10**9
+    phase = np.arange(n) % max(period, 1)
+    if weekly and sub_daily and prep.observed >= WEEKLY_MIN_WEEKS * 7 * season:
+        period = 2 * season
+        weekend = pd.DatetimeIndex(prep.ds).day_of_week.to_numpy() >= 5
+        phase = phase + season * weekend
+    if period > 1:
         detrended = x - level
         # the edges' half-windows see a lopsided season: keep them out of the profile
         half = window // 2
         interior = np.zeros(n, dtype=bool)
         interior[half : n - half] = True
-        use = interior if np.isfinite(detrended[interior]).sum() >= season else np.ones(n, bool)
+        use = interior if np.isfinite(detrended[interior]).sum() >= period else np.ones(n, bool)
         prof = (
             pd.Series(detrended[use])
             .groupby(phase[use])
             .median()
-            .reindex(range(season))
+            .reindex(range(period))
             .fillna(0.0)
             .to_numpy()
         )
@@ -239,10 +270,11 @@ def _incidents(
     cooldown: int,
     budget: bool = True,
     weeks: float = 0.0,
+    warm_up: int = 0,
 ) -> list[Incident]:
     n = score.size
     triggers = np.flatnonzero(np.abs(score) > threshold)
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, int]] = []  # start, end, end of the first run (the alert)
     for i in triggers:
         if spans and i <= spans[-1][1]:
             continue
@@ -254,11 +286,14 @@ def _incidents(
         while b < n - 1 and score[b + 1] * sign > low:
             b += 1
         if spans and a - spans[-1][1] <= cooldown:
-            spans[-1] = (spans[-1][0], b)  # within the cool-down: the same incident
+            # within the cool-down: the same incident, already alerted
+            spans[-1] = (spans[-1][0], b, spans[-1][2])
         else:
-            spans.append((a, b))
+            spans.append((a, b, b))
     out = []
-    for a, b in spans:
+    for a, b, alert_end in spans:
+        if a < warm_up:
+            continue
         part = np.abs(score[a : b + 1])
         diff = (y - expected)[a : b + 1]
         out.append(
@@ -268,12 +303,14 @@ def _incidents(
                 peak=a + int(np.argmax(part)),
                 severity=float(part[part > low].sum() if (part > low).any() else part.max()),
                 impact=float(np.nansum(diff)),
+                alert_end=alert_end,
             )
         )
     if budget and weeks > 0:
         allowed = max(1, math.ceil(ALERT_BUDGET * weeks))
         if len(out) > allowed:
-            keep = sorted(out, key=lambda inc: -inc.severity)[:allowed]
+            # the ones that cost most: the budget keeps what the ranking would show first
+            keep = sorted(out, key=lambda inc: -abs(inc.impact))[:allowed]
             out = sorted(keep, key=lambda inc: inc.start)
     return out
 
@@ -299,7 +336,7 @@ def detect(
     # counts and costs: the square root steadies a spread that grows with the level
     sqrt = finite.size > 0 and float(finite.min()) >= 0
     x = np.sqrt(y) if sqrt else y
-    fitted, _ = _baseline(prep, x)
+    fitted, _ = _baseline(prep, x, weekly=True)
     score = _scores(prep, x, fitted)
     expected: FloatArray = np.square(np.maximum(fitted, 0.0)) if sqrt else fitted
     season = prep.season if prep.observed >= 3 * prep.season else 1
@@ -311,6 +348,7 @@ def detect(
         low=low,
         cooldown=round(cooldown * season),
         weeks=score.size * prep.step_ns / (7 * 86_400 * 10**9),
+        warm_up=season if season > 1 else 0,
     )
     return Detection(expected=expected, score=score, incidents=tuple(incidents))
 
@@ -331,7 +369,7 @@ class FitHistory:
 
 
 def fit_history(
-    prep: Prepared, *, robust: bool = True, threshold: float = DEFAULT_THRESHOLD
+    prep: Prepared, *, robust: bool = True, threshold: float = OUTLIER_THRESHOLD
 ) -> FitHistory:
     """The history forecasters should fit on: outliers out, calendar peaks learned apart.
 

@@ -333,8 +333,10 @@ def detect_anomalies(
 
     Columns: ``unique_id, ds, y, anomaly, score, expected, anomaly_id, impact, feedback``.
     ``score`` is the robust z-score of the point's residual from its seasonal expectation;
-    ``anomaly`` marks the points of the incidents (see :mod:`cloudbalance.forecast.anomalies`);
-    ``anomaly_id`` names the incident a point belongs to (also when feedback suppressed it),
+    ``anomaly`` marks the alerted points: the first run of each incident (see
+    :mod:`cloudbalance.forecast.anomalies`; later runs the cool-down merged into it are not
+    alerted again); ``anomaly_id`` names the incident a point belongs to (also when feedback
+    suppressed it, and on its later runs),
     ``impact`` is the incident's ``sum(y - expected)`` (money for cost series) and ``feedback``
     the label that applies to it (``YES``, ``NO``, ``PLANNED_ACTIVITY``; a ``NO`` or planned
     label means ``anomaly`` is False). :func:`anomaly_events` gives one row per incident,
@@ -412,7 +414,10 @@ def _anomaly_frame(
             ids[members] = aid
             labels[members] = label
             impact[members] = inc.impact
-            flag[members] = label is None or not Label(label).suppresses
+            # one alert per incident: its first run; runs the cool-down merged raise none
+            alert = members.copy()
+            alert[inc.alert_end + 1 :] = False
+            flag[alert] = label is None or not Label(label).suppresses
     ok = np.isfinite(prep.y)
     return pd.DataFrame(
         {

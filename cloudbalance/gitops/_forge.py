@@ -234,7 +234,44 @@ class Forge:
             raise GitOpsError(
                 redact(f"{self.kind} API at {self.base_url} unreachable: {reason}", [token])
             ) from None
-        return json.loads(payload) if payload else None
+        if not payload:
+            return None
+        try:
+            return json.loads(payload)
+        except ValueError as err:  # truncated, HTML from a proxy, not UTF-8...
+            raise GitOpsError(
+                redact(
+                    f"{self.kind} API {method} {path} answered with a body that is not JSON "
+                    f"({err}); is {self.base_url} the API address?",
+                    [token],
+                )
+            ) from None
+
+    def _pull(
+        self, item: Any, method: str, path: str, branch: str, *, created: bool
+    ) -> PullRequest:
+        """The pull (merge) request an API answer describes; a clear error when it does not."""
+        number_key, url_key = (
+            ("number", "html_url") if self.kind == "github" else ("iid", "web_url")
+        )
+        number = item.get(number_key) if isinstance(item, dict) else None
+        url = item.get(url_key) if isinstance(item, dict) else None
+        if isinstance(number, bool) or not isinstance(number, int) or not isinstance(url, str):
+            raise GitOpsError(
+                f"{self.kind} API {method} {path} answered without a pull request "
+                f"({number_key!r} and {url_key!r} missing or not a number and an address)"
+            )
+        return PullRequest(number, url, branch, created)
+
+    def _items(self, answer: Any, method: str, path: str) -> list[dict[str, Any]]:
+        """A list answer's objects; a clear error when the answer is not a list."""
+        if answer is None:
+            return []
+        if not isinstance(answer, list):
+            raise GitOpsError(
+                f"{self.kind} API {method} {path} answered {type(answer).__name__}, not a list"
+            )
+        return [item for item in answer if isinstance(item, dict)]
 
     # -- GitHub ------------------------------------------------------------------------------
 
@@ -249,8 +286,8 @@ class Forge:
                 {"state": "open", "base": base, "sort": "created", "direction": "desc"}
                 | {"per_page": 100}
             )
-            items = self._request("GET", f"/repos/{repository}/pulls?{query}") or []
-            for item in items:
+            path = f"/repos/{repository}/pulls?{query}"
+            for item in self._items(self._request("GET", path), "GET", path):
                 head = item.get("head") or {}
                 ref = head.get("ref", "")
                 same_repo = ((head.get("repo") or {}).get("full_name") or "").lower()
@@ -259,21 +296,21 @@ class Forge:
                     and same_repo == repository.lower()  # never a fork's branch
                     and MARKER in (item.get("body") or "")
                 ):
-                    return PullRequest(int(item["number"]), item["html_url"], ref, False)
+                    return self._pull(item, "GET", path, ref, created=False)
             return None
         project = urllib.parse.quote(repository, safe="")
         query = urllib.parse.urlencode(
             {"state": "opened", "target_branch": base, "order_by": "created_at", "per_page": 100}
         )
-        items = self._request("GET", f"/projects/{project}/merge_requests?{query}") or []
-        for item in items:
+        path = f"/projects/{project}/merge_requests?{query}"
+        for item in self._items(self._request("GET", path), "GET", path):
             ref = item.get("source_branch", "")
             if (
                 ref.startswith(BRANCH_PREFIX)
                 and item.get("source_project_id") == item.get("target_project_id")
                 and MARKER in (item.get("description") or "")
             ):
-                return PullRequest(int(item["iid"]), item["web_url"], ref, False)
+                return self._pull(item, "GET", path, ref, created=False)
         return None
 
     def open(
@@ -281,16 +318,16 @@ class Forge:
     ) -> PullRequest:
         """Open a pull (merge) request from ``branch`` into ``base``."""
         if self.kind == "github":
+            path = f"/repos/{repository}/pulls"
             item = self._request(
-                "POST",
-                f"/repos/{repository}/pulls",
-                {"title": title, "head": branch, "base": base, "body": body},
+                "POST", path, {"title": title, "head": branch, "base": base, "body": body}
             )
-            return PullRequest(int(item["number"]), item["html_url"], branch, True)
+            return self._pull(item, "POST", path, branch, created=True)
         project = urllib.parse.quote(repository, safe="")
+        path = f"/projects/{project}/merge_requests"
         item = self._request(
             "POST",
-            f"/projects/{project}/merge_requests",
+            path,
             {
                 "source_branch": branch,
                 "target_branch": base,
@@ -299,32 +336,26 @@ class Forge:
                 "remove_source_branch": True,
             },
         )
-        return PullRequest(int(item["iid"]), item["web_url"], branch, True)
+        return self._pull(item, "POST", path, branch, created=True)
 
     def update(self, repository: str, pull: PullRequest, *, title: str, body: str) -> PullRequest:
         """Replace the title and body of an open pull (merge) request."""
         if self.kind == "github":
-            item = self._request(
-                "PATCH", f"/repos/{repository}/pulls/{pull.number}", {"title": title, "body": body}
-            )
-            return PullRequest(int(item["number"]), item["html_url"], pull.branch, False)
+            path = f"/repos/{repository}/pulls/{pull.number}"
+            item = self._request("PATCH", path, {"title": title, "body": body})
+            return self._pull(item, "PATCH", path, pull.branch, created=False)
         project = urllib.parse.quote(repository, safe="")
-        item = self._request(
-            "PUT",
-            f"/projects/{project}/merge_requests/{pull.number}",
-            {"title": title, "description": body},
-        )
-        return PullRequest(int(item["iid"]), item["web_url"], pull.branch, False)
+        path = f"/projects/{project}/merge_requests/{pull.number}"
+        item = self._request("PUT", path, {"title": title, "description": body})
+        return self._pull(item, "PUT", path, pull.branch, created=False)
 
     def close(self, repository: str, pull: PullRequest) -> PullRequest:
         """Close an open pull (merge) request (its change became empty)."""
         if self.kind == "github":
-            item = self._request(
-                "PATCH", f"/repos/{repository}/pulls/{pull.number}", {"state": "closed"}
-            )
-            return PullRequest(int(item["number"]), item["html_url"], pull.branch, False)
+            path = f"/repos/{repository}/pulls/{pull.number}"
+            item = self._request("PATCH", path, {"state": "closed"})
+            return self._pull(item, "PATCH", path, pull.branch, created=False)
         project = urllib.parse.quote(repository, safe="")
-        item = self._request(
-            "PUT", f"/projects/{project}/merge_requests/{pull.number}", {"state_event": "close"}
-        )
-        return PullRequest(int(item["iid"]), item["web_url"], pull.branch, False)
+        path = f"/projects/{project}/merge_requests/{pull.number}"
+        item = self._request("PUT", path, {"state_event": "close"})
+        return self._pull(item, "PUT", path, pull.branch, created=False)

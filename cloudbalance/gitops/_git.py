@@ -16,7 +16,6 @@ fail instead of being overwritten. Nothing here force-pushes or rewrites history
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,20 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudbalance.exceptions import GitOpsError
+from cloudbalance.redaction import redact
 
 __all__ = ["Git", "redact", "repository_lock"]
 
 _ZERO = "0" * 40
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """Remove credentials from text shown to the user (``https://user:token@host`` and tokens)."""
-    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _secrets_from_env() -> list[str]:

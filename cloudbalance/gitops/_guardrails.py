@@ -10,59 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cloudbalance.exceptions import GitOpsError
 from cloudbalance.gitops._diff import StackDiff
-from cloudbalance.models import MODES, Mode, Plan
+from cloudbalance.models import MODES, FreezeWindow, Mode, Plan
 
 if TYPE_CHECKING:
     from cloudbalance.config import Settings
 
 __all__ = ["MODES", "FreezeWindow", "Guardrails", "Mode", "PolicyCheck", "PolicyResult"]
-
-
-@dataclass(frozen=True)
-class FreezeWindow:
-    """Dates (inclusive, UTC) during which cloudbalance changes nothing.
-
-    Attributes:
-        start: First frozen day.
-        end: Last frozen day.
-        reason: Shown when a run is refused (``year-end change freeze``).
-    """
-
-    start: date
-    end: date
-    reason: str = ""
-
-    def __post_init__(self) -> None:
-        if self.end < self.start:
-            raise GitOpsError(f"freeze window ends ({self.end}) before it starts ({self.start})")
-
-    def contains(self, when: datetime) -> bool:
-        """Whether ``when`` (naive UTC) falls in the window."""
-        return self.start <= when.date() <= self.end
-
-    @classmethod
-    def parse(cls, text: str) -> FreezeWindow:
-        """Parse ``YYYY-MM-DD..YYYY-MM-DD`` (a single date freezes one day).
-
-        Raises:
-            GitOpsError: When the text is not such a range.
-        """
-        first, _, last = text.strip().partition("..")
-        try:
-            start = date.fromisoformat(first.strip())
-            end = date.fromisoformat(last.strip()) if last else start
-        except ValueError as err:
-            raise GitOpsError(f"freeze window {text!r} is not 'YYYY-MM-DD..YYYY-MM-DD'") from err
-        return cls(start, end)
-
-    def __str__(self) -> str:
-        why = f" ({self.reason})" if self.reason else ""
-        return f"{self.start.isoformat()}..{self.end.isoformat()}{why}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +61,7 @@ class Guardrails:
             min_confidence=rails.min_confidence_commit,
             max_moves=rails.max_moves,
             max_share_moved=rails.max_share_moved,
-            freeze=tuple(FreezeWindow(w.start, w.end, w.reason) for w in rails.freeze),
+            freeze=rails.freeze,
             default_mode=settings.git.mode,
         )
 

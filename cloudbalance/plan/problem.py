@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from cloudbalance.exceptions import Issue, PlanError, SchemaError
-from cloudbalance.models import Location, Placement, Plan, Workload, proportional
+from cloudbalance.models import Location, Placement, Plan, Quota, Workload, proportional
 from cloudbalance.plan.catalog import Catalog, period_hours
 from cloudbalance.schema import ACCURACY, validate_forecast
 
@@ -42,23 +42,6 @@ __all__ = [
 
 _EPS = 1e-6
 PLANNER_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Quota:
-    """At most ``vcpus`` vCPUs of planned workloads at one location, in every period."""
-
-    location: Location
-    vcpus: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form."""
-        return {"location": self.location.key, "vcpus": self.vcpus}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Quota:
-        """Inverse of :meth:`to_dict`."""
-        return cls(Location.parse(str(data["location"])), float(data["vcpus"]))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ Column names are matched case-insensitively, and older names are accepted: ``Cha
 from __future__ import annotations
 
 import glob as globlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +38,15 @@ from cloudbalance.attribution import Attribution, sql_literal
 from cloudbalance.exceptions import ConfigError, Issue, ProviderError, SchemaError
 from cloudbalance.models import Location
 from cloudbalance.provider import EXPORT_REVISION_DAYS, ProviderCheck
-from cloudbalance.schema import COSTS, NULL_STRINGS, Column, FrameSchema
+from cloudbalance.schema import (
+    COSTS,
+    EARLIEST,
+    LATEST,
+    MAX_UTC_OFFSET_MINUTES,
+    NULL_STRINGS,
+    Column,
+    FrameSchema,
+)
 from cloudbalance.store import IngestResult, Store, first_row
 
 __all__ = ["DEFAULT_REVISION_DAYS", "FocusProvider", "FocusReader", "discover_files"]
@@ -47,7 +56,13 @@ _SUFFIXES = (".parquet", ".csv", ".csv.gz")
 #: Trailing days a ``sync`` of FOCUS files reads again (exports rewrite whole months).
 DEFAULT_REVISION_DAYS = EXPORT_REVISION_DAYS
 MAX_REVISION_DAYS = 400
-_PERIOD = ("ChargePeriodStart", "ChargePeriodEnd")
+
+#: Rows named per problem when a file is refused (the count of the rest is given).
+_ROWS_SHOWN = 20
+
+#: A text timestamp ending in a UTC offset beyond +-14:00 or with minutes past 59: DuckDB would
+#: wrap ``+99:00`` into a real instant, so it is refused before the cast.
+_BAD_OFFSET = r"[+-]([0-9]{2}):?([0-9]{2})$"
 
 #: Older or newer FOCUS names -> the FOCUS 1.2 name we store.
 ALIASES: dict[str, str] = {
@@ -166,7 +181,7 @@ def _already_typed(col: Column, source_type: str) -> bool:
     if col.kind == "float":
         return source_type.startswith(_NUMERIC)
     if col.kind == "json":
-        return source_type.startswith(("MAP", "STRUCT", "JSON"))
+        return source_type.startswith(("MAP", "STRUCT"))
     return True
 
 
@@ -187,10 +202,129 @@ def _parse_expr(col: Column, source: str | None, source_type: str | None) -> str
     if col.kind == "float":
         return f"TRY_CAST({ref} AS DOUBLE)"
     if col.kind == "json":
-        if text:
-            return f"CASE WHEN json_valid({ref}) THEN {ref} END"
-        return f"CAST(to_json({ref}) AS VARCHAR)"
+        if source_type.startswith(("MAP", "STRUCT")):  # objects by construction
+            return f"CAST(to_json({ref}) AS VARCHAR)"
+        value = ref if text else f"CAST(to_json({ref}) AS VARCHAR)"
+        # valid JSON whose first character is '{' is an object: cheaper than json_type()
+        return f"CASE WHEN json_valid({value}) AND ltrim({value}) LIKE '{{%' THEN {value} END"
     return ref if text else f"CAST({ref} AS VARCHAR)"
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _duplicated(names: Sequence[str]) -> list[str]:
+    """Columns the file has twice: DuckDB renames the second ``Cost`` (any case) ``Cost_1``."""
+    lower = {n.lower() for n in names}
+    found = []
+    for name in names:
+        stem, sep, number = name.rpartition("_")
+        if sep and number.isdigit() and stem.lower() in lower:
+            found.append(next(n for n in names if n.lower() == stem.lower()))
+    return found
+
+
+def _read_issue(err: duckdb.Error, file: Path) -> Issue:
+    """One line from DuckDB's (multi-line) reading error, with the line number when it has one."""
+    text = str(err)
+    first = text.splitlines()[0] if text else type(err).__name__
+    for prefix in ("Invalid Input Error: ", "IO Error: ", "Conversion Error: "):
+        first = first.removeprefix(prefix)
+    line = re.search(r"\bLine: (\d+)", text)
+    where = f" (line {line.group(1)})" if line else ""
+    return Issue(f"cannot be read{where}: {_short(first)}", file=str(file))
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One rule the aggregate scan counts: where, what is wrong, and the SQL that finds it."""
+
+    column: str
+    problem: str
+    condition: str
+    raw: str
+
+
+_RANGE = f"between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+
+
+def _checks(plan: _Plan) -> list[_Check]:
+    """The rules of a FOCUS file, as SQL conditions over one batch's scan (true = a problem).
+
+    The same rules as :mod:`cloudbalance.schema`'s validators (finite numbers, dates in
+    ``[EARLIEST, LATEST)``, tags that are JSON objects, mandatory values), said in SQL so a
+    multi-gigabyte export is checked at columnar speed.
+    """
+    checks: list[_Check] = []
+    for col in _SOURCE_COLUMNS:
+        source = plan.sources.get(col.name)
+        if source is None:
+            continue
+        raw = _quote(source)
+        parsed = plan.exprs[col.name]
+        source_type = plan.types.get(source, "")
+        typed = _already_typed(col, source_type)
+        if col.kind == "float":
+            value = f"CAST({raw if typed else parsed} AS DOUBLE)"
+            unparsed = "" if typed else f"{parsed} IS NULL OR "
+            checks.append(
+                _Check(
+                    col.name,
+                    "is not a number",
+                    f"{raw} IS NOT NULL AND ({unparsed}isnan({value}))",
+                    raw,
+                )
+            )
+            checks.append(_Check(col.name, "is infinite", f"isinf({value})", raw))
+        elif col.kind == "timestamp":
+            if not typed:
+                checks.append(
+                    _Check(
+                        col.name,
+                        "is not a date/time",
+                        f"{raw} IS NOT NULL AND {parsed} IS NULL",
+                        raw,
+                    )
+                )
+                hours = f"TRY_CAST(regexp_extract({raw}, '{_BAD_OFFSET}', 1) AS INTEGER)"
+                minutes = f"TRY_CAST(regexp_extract({raw}, '{_BAD_OFFSET}', 2) AS INTEGER)"
+                checks.append(
+                    _Check(
+                        col.name,
+                        "has a UTC offset beyond +-14:00",
+                        f"{parsed} IS NOT NULL AND regexp_matches({raw}, '{_BAD_OFFSET}') AND "
+                        f"({hours} * 60 + {minutes} > {MAX_UTC_OFFSET_MINUTES} OR {minutes} > 59)",
+                        raw,
+                    )
+                )
+            checks.append(
+                _Check(
+                    col.name,
+                    f"is not {_RANGE}",
+                    f"{parsed} < TIMESTAMP '{EARLIEST}' OR {parsed} >= TIMESTAMP '{LATEST}'",
+                    raw,
+                )
+            )
+        elif col.kind == "json" and not typed:
+            checks.append(
+                _Check(
+                    col.name, "is not a JSON object", f"{raw} IS NOT NULL AND {parsed} IS NULL", raw
+                )
+            )
+        if not col.nullable:
+            checks.append(_Check(col.name, "is empty", f"{raw} IS NULL", raw))
+    if "ChargePeriodStart" in plan.sources and "ChargePeriodEnd" in plan.sources:
+        checks.append(
+            _Check(
+                "ChargePeriodEnd",
+                "ends before it starts",
+                f"{plan.exprs['ChargePeriodEnd']} <= {plan.exprs['ChargePeriodStart']}",
+                _quote(plan.sources["ChargePeriodEnd"]),
+            )
+        )
+    return checks
 
 
 @dataclass(frozen=True)
@@ -222,13 +356,19 @@ class FocusReader:
         self.progress = progress or (lambda _message: None)
 
     def _check_files(self, files: Sequence[Path]) -> None:
+        """Each file is readable, has a header and every mandatory column exactly once."""
         issues: list[Issue] = []
         for file in files:
             try:
-                names = _describe(self.con, _scan_sql([file])).keys()
+                names = [n for n in _describe(self.con, _scan_sql([file])) if n != "filename"]
             except duckdb.Error as err:
-                issues.append(Issue(f"cannot be read: {str(err).splitlines()[0]}", file=str(file)))
+                issues.append(_read_issue(err, file))
                 continue
+            if names == ["column0"]:
+                issues.append(Issue("is empty or has no header row", file=str(file)))
+                continue
+            for name in _duplicated(names):
+                issues.append(Issue("column appears more than once", column=name, file=str(file)))
             resolved = _resolve_columns(names)
             for name in REQUIRED:
                 if name not in resolved:
@@ -254,65 +394,72 @@ class FocusReader:
         Returns:
             The distinct provider names, so the load can map them to cloud ids exactly.
         """
-        checks: list[tuple[str, str, str]] = []  # (column, problem, SQL condition)
-        for col in _SOURCE_COLUMNS:
-            source = plan.sources.get(col.name)
-            if source is None:
-                continue
-            raw = _quote(source)
-            parsed = plan.exprs[col.name]
-            if col.kind in ("timestamp", "float", "json") and not _already_typed(
-                col, plan.types.get(source, "")
-            ):
-                what = {"timestamp": "a date/time", "float": "a number", "json": "a JSON object"}
-                checks.append(
-                    (
-                        col.name,
-                        f"is not {what[col.kind]}",
-                        f"{raw} IS NOT NULL AND {parsed} IS NULL",
-                    )
-                )
-            if not col.nullable:
-                checks.append((col.name, "is empty", f"{raw} IS NULL"))
-        if "ChargePeriodStart" in plan.sources and "ChargePeriodEnd" in plan.sources:
-            checks.append(
-                (
-                    "ChargePeriodEnd",
-                    "ends before it starts",
-                    f"{plan.exprs['ChargePeriodEnd']} <= {plan.exprs['ChargePeriodStart']}",
-                )
-            )
-        counts = [f"count(*) FILTER (WHERE {cond})" for _, _, cond in checks]
+        checks = _checks(plan)
+        counts = [f"count(*) FILTER (WHERE {check.condition})" for check in checks]
         names = f"list(DISTINCT {plan.exprs['ProviderName']})"
-        row = first_row(
-            self.con.execute(f"SELECT {', '.join([*counts, names])} FROM ({plan.scan})")
-        )
+        try:
+            row = first_row(
+                self.con.execute(f"SELECT {', '.join([*counts, names])} FROM ({plan.scan})")
+            )
+        except duckdb.Error as err:
+            raise SchemaError("costs", self._unreadable(files, err)) from err
         assert row is not None  # an aggregate always yields one row
-        bad = [(c, p, cond, int(n)) for (c, p, cond), n in zip(checks, row, strict=False) if n]
+        bad = [check for check, n in zip(checks, row, strict=False) if n]
         if bad:
-            raise SchemaError("costs", self._diagnose(plan, bad))
+            try:
+                issues = self._diagnose(plan, bad)
+            except duckdb.Error as err:  # a file that reads in a batch but not alone
+                issues = self._unreadable(files, err)
+            raise SchemaError("costs", issues)
         return [str(name) for name in row[-1] or () if name is not None]
 
-    def _diagnose(self, plan: _Plan, bad: list[tuple[str, str, str, int]]) -> list[Issue]:
-        """Name file, row and column of the problems found by the aggregate scan.
+    def _unreadable(self, files: Sequence[Path], err: duckdb.Error) -> list[Issue]:
+        """Which files DuckDB cannot read through (a scan of the batch failed)."""
+        issues = []
+        for file in files:
+            try:
+                first_row(self.con.execute(f"SELECT count(*) FROM ({_scan_sql([file])})"))
+            except duckdb.Error as file_err:
+                issues.append(_read_issue(file_err, file))
+        return issues or [_read_issue(err, files[0])]
 
-        The offending files are found in SQL, then only their offending columns are read with
-        pandas and checked by the same validator as in-memory frames, so the messages are the
-        same wherever the data came from.
+    def _diagnose(self, plan: _Plan, bad: list[_Check]) -> list[Issue]:
+        """Name file, row, column and value of each problem the aggregate scan counted.
+
+        The offending files are found in SQL, then each is scanned alone with the same checks
+        and a row number, so the rows named are exactly the rows the scan refused.
         """
         issues: list[Issue] = []
-        columns = sorted({column for column, *_ in bad})
-        counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for _, _, cond, _ in bad)
+        counts = ", ".join(f"count(*) FILTER (WHERE {check.condition})" for check in bad)
         per_file = self.con.execute(
             f"SELECT filename, {counts} FROM ({plan.scan}) GROUP BY filename ORDER BY filename"
         ).fetchall()
+        wanted = {(check.column, check.problem) for check in bad}
         for filename, *file_counts in per_file:
             if not any(file_counts):
                 continue
-            wanted = {*columns, *(c for c in _PERIOD if c in plan.sources)}
-            issues += _diagnose_file(Path(filename), {c: plan.sources[c] for c in wanted})
-        if not issues:  # DuckDB and pandas disagree on a format: report the counts
-            issues = [Issue(f"{n} values: {problem}", column=c) for c, problem, _, n in bad]
+            file = Path(filename)
+            file_plan = self._plan([file])
+            for check in _checks(file_plan):
+                if (check.column, check.problem) not in wanted:
+                    continue
+                rows = self.con.execute(
+                    f"SELECT rn, CAST({check.raw} AS VARCHAR) FROM "
+                    f"(SELECT row_number() OVER () AS rn, * FROM ({file_plan.scan})) "
+                    f"WHERE {check.condition} ORDER BY rn LIMIT {_ROWS_SHOWN}"
+                ).fetchall()
+                issues += [
+                    Issue(
+                        check.problem,
+                        column=check.column,
+                        row=int(rn),
+                        file=str(file),
+                        value=None if value is None else _short(value),
+                    )
+                    for rn, value in rows
+                ]
+        if not issues:  # pragma: no cover - the per-file scans see what the batch saw
+            issues = [Issue(check.problem, column=check.column) for check in bad]
         return issues
 
     def select_sql(self, paths: Iterable[str | Path]) -> tuple[str, list[Path], list[str]]:
@@ -442,10 +589,15 @@ class FocusProvider:
         return PRICES.validate(pd.DataFrame({name: [] for name in PRICES.names}))
 
     def check(self) -> ProviderCheck:
-        """Whether the configured paths hold FOCUS files."""
+        """Whether the configured paths exist; an existing folder may still await its exports."""
         try:
             files = discover_files(self.paths)
         except ConfigError as err:
+            waiting = [p for p in self.paths if Path(p).expanduser().is_dir()]
+            if len(waiting) == len(self.paths):
+                return ProviderCheck(
+                    self.name, ok=True, detail=f"{', '.join(waiting)}: no FOCUS file yet"
+                )
             return ProviderCheck(self.name, ok=False, detail=str(err), missing="FOCUS files")
         return ProviderCheck(self.name, ok=True, detail=f"{len(files)} file(s)")
 
@@ -464,26 +616,3 @@ def _window_sql(start: datetime | None, end: datetime | None) -> tuple[str, list
 def required_schema() -> FrameSchema:
     """The columns a FOCUS file must provide (for documentation and error messages)."""
     return FrameSchema("focus", tuple(c for c in _SOURCE_COLUMNS if c.name in REQUIRED))
-
-
-def _diagnose_file(file: Path, sources: dict[str, str]) -> list[Issue]:
-    """Validate the named columns of one file with the frame validators (file, row, column)."""
-    wanted = sorted(set(sources.values()))
-    if _is_parquet(file):
-        frame = pd.read_parquet(file, columns=wanted)
-    else:
-        frame = pd.read_csv(file, usecols=wanted, dtype=str, keep_default_na=False)
-    frame = frame.rename(columns={v: k for k, v in sources.items()})
-    schema = FrameSchema("costs", tuple(c for c in _SOURCE_COLUMNS if c.name in sources))
-    try:
-        schema.validate(frame, file=str(file))
-    except SchemaError as err:
-        return err.issues
-    if "ChargePeriodEnd" in sources and "ChargePeriodStart" in sources:
-        start = pd.to_datetime(frame["ChargePeriodStart"], utc=True, errors="coerce")
-        end = pd.to_datetime(frame["ChargePeriodEnd"], utc=True, errors="coerce")
-        return [
-            Issue("ends before it starts", column="ChargePeriodEnd", row=int(i) + 1, file=str(file))
-            for i in (end <= start).to_numpy().nonzero()[0][:20]
-        ]
-    return []

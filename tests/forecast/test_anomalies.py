@@ -120,3 +120,51 @@ def test_alert_budget_keeps_the_most_severe_incidents_of_a_bursty_series(make_se
     flagged = events[events["anomaly"]]
     assert len(flagged) == 4  # one per week of history
     assert set(flagged["start"]) == set(series.loc[bursts[-4:], "ds"])
+
+
+def _office_hours(weeks: int = 5, seed: int = 3) -> pd.DataFrame:
+    """Hourly demand: busy weekday office hours, quiet nights and quiet weekends."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=weeks * 7 * 24, freq="h")
+    busy = (ds.day_of_week < 5) & (ds.hour >= 8) & (ds.hour < 18)
+    y = np.where(busy, 200.0, 40.0) + rng.normal(0, 3, ds.size)
+    return pd.DataFrame({"unique_id": "web", "ds": ds, "y": y})
+
+
+def test_quiet_weekends_of_hourly_data_are_expected_not_flagged() -> None:
+    # an hour-of-day profile expects office hours on Saturdays too: every weekend an "incident"
+    out = detect_anomalies(_office_hours())
+    assert not out["anomaly"].any()
+
+
+def test_an_office_hours_outage_of_hourly_data_is_still_flagged() -> None:
+    series = _office_hours()
+    outage = series.index[
+        (series["ds"] >= "2024-01-24 10:00") & (series["ds"] < "2024-01-24 14:00")
+    ]
+    series.loc[outage, "y"] = 0.0
+    events = anomaly_events(detect_anomalies(series))
+    flagged = events[events["anomaly"]]
+    assert flagged["start"].tolist() == [series.loc[outage[0], "ds"]]
+
+
+def test_one_alert_per_incident_runs_within_the_cooldown_raise_no_new_alert(make_series) -> None:
+    series = make_series(n=24 * 14, freq="h", weekly=0, daily=20, noise=1, seed=1)
+    series.loc[200:201, "y"] += 80
+    series.loc[204, "y"] += 80  # within the cool-down (a quarter of a day): the same incident
+    out = detect_anomalies(series)
+    assert out.index[out["anomaly"]].tolist() == [200, 201]
+    # the later run belongs to the incident (its id, its impact) without a second alert
+    assert out.loc[204, "anomaly_id"] == out.loc[200, "anomaly_id"]
+    events = anomaly_events(out)
+    assert len(events) == 1
+    assert events["impact"].iloc[0] == pytest.approx(240, rel=0.1)
+
+
+def test_no_alert_in_the_warm_up_season(make_series) -> None:
+    series = make_series(n=24 * 14, freq="h", weekly=0, daily=20, noise=1, seed=1)
+    series.loc[5, "y"] += 80  # first day: nothing to have learned the series from yet
+    series.loc[150, "y"] += 80
+    out = detect_anomalies(series)
+    assert out.index[out["anomaly"]].tolist() == [150]
+    assert out.loc[5, "score"] > 6  # still scored, only not alerted

@@ -94,9 +94,9 @@ def test_unreadable_plan_and_unknown_mode_are_user_errors(infra, tmp_path: Path,
     bad = tmp_path / "plan.json"
     bad.write_text("{}", encoding="utf-8")
     assert main(["apply", str(bad), "--repo", str(infra.root)]) == 1
-    assert "not a plan JSON file" in capsys.readouterr().err
+    assert "column 'plan_id': is missing" in capsys.readouterr().err
     assert main(["apply", str(tmp_path / "missing.json"), "--repo", str(infra.root)]) == 1
-    assert "cannot read the plan" in capsys.readouterr().err
+    assert "missing.json: cannot be read" in capsys.readouterr().err
     assert main(["revert", "x", "--repo", str(infra.root), "--mode", "yolo"]) == 1
     assert "'yolo' is not one of" in capsys.readouterr().err
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cloudbalance.config import GuardrailSettings, Settings, WorkloadSettings
-from cloudbalance.models import Location, Move, Placement, Plan
+from cloudbalance.config import GuardrailSettings, Settings
+from cloudbalance.models import Location, Move, Placement, Plan, Workload
 
 EU = ("aws:eu-west-1", "gcp:europe-west1", "azure:westeurope")
 
@@ -13,8 +13,10 @@ EU = ("aws:eu-west-1", "gcp:europe-west1", "azure:westeurope")
 def make_settings(**guardrails: object) -> Settings:
     return Settings(
         workloads={
-            "search": WorkloadSettings(allowed=EU, min_locations=2),
-            "etl": WorkloadSettings(),
+            "search": Workload(
+                "search", allowed=tuple(Location.parse(t) for t in EU), min_locations=2
+            ),
+            "etl": Workload("etl"),
         },
         guardrails=GuardrailSettings(**guardrails),  # type: ignore[arg-type]
     )

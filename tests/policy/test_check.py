@@ -11,7 +11,8 @@ import pytest
 
 from cloudbalance.checks import check_change, is_stack_file
 from cloudbalance.cli import main
-from cloudbalance.config import Settings, WorkloadSettings
+from cloudbalance.config import Settings
+from cloudbalance.models import Workload
 from cloudbalance.store import Store
 from tests.conftest import git as run
 
@@ -249,7 +250,7 @@ def test_stack_files_are_recognised_by_name(path: str, expected: bool) -> None:
 
 def test_settings_without_workloads_still_check_schema_and_moves(repo: Path) -> None:
     edit(repo, "replicas: 2}", "replicas: 5}")
-    result = check_change(repo, base="main", settings=Settings(workloads={"x": WorkloadSettings()}))
+    result = check_change(repo, base="main", settings=Settings(workloads={"x": Workload("x")}))
     assert result.passed
     assert len(result.changes) == 1
 

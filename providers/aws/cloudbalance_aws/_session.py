@@ -7,7 +7,8 @@ Every API call goes through :meth:`AWSClients.call`: it retries throttling and t
 with :func:`cloudbalance.retry.retry_call` (botocore's own retries are switched off, so waits are
 counted once and tests can inject ``sleep``), and it turns every other SDK error into a typed
 error that names the operation and, for refusals, the IAM action to grant. No message carries a
-key, token or secret: only codes, operations, account ids and ARNs.
+key, token or secret: only codes, operations, account ids and ARNs; SDK text passes through
+:func:`cloudbalance.redaction.redact`, so an access key id echoed by a server is removed too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from cloudbalance.exceptions import CredentialsError, ProviderError
+from cloudbalance.redaction import redact
 from cloudbalance.retry import Retryable, RetryPolicy, retry_call
 from cloudbalance_aws._options import AWSOptions
 
@@ -89,8 +91,18 @@ def translate_error(err: Exception, operation: str) -> Exception:
         operation: The client method (``get_cost_and_usage``), named in the message.
     """
     from botocore import exceptions as bce
+    from botocore.parsers import ResponseParserError
 
     action = IAM_ACTIONS.get(operation, operation)
+    if isinstance(err, ResponseParserError):  # a proxy's page, a wrong endpoint: not AWS
+        first = str(err).splitlines()[0] if str(err) else ""
+        return ProviderError(
+            redact(
+                f"{operation}: the answer is not an AWS reply ({first[:120]}); is a proxy or "
+                "a custom endpoint in the way?"
+            ),
+            provider=PROVIDER,
+        )
     if isinstance(err, bce.ClientError):
         error = err.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
@@ -113,7 +125,7 @@ def translate_error(err: Exception, operation: str) -> Exception:
                 provider=PROVIDER,
             )
         detail = f": {message}" if message else ""
-        return ProviderError(f"{operation} failed ({code}){detail}", provider=PROVIDER)
+        return ProviderError(redact(f"{operation} failed ({code}){detail}"), provider=PROVIDER)
     if isinstance(err, bce.ProfileNotFound):
         return CredentialsError(
             f"the profile {err.kwargs.get('profile')!r} is not in the AWS config or "
@@ -132,7 +144,7 @@ def translate_error(err: Exception, operation: str) -> Exception:
     )
     if isinstance(err, credential_errors):
         return CredentialsError(
-            f"{operation}: no usable credentials ({type(err).__name__}: {err})",
+            redact(f"{operation}: no usable credentials ({type(err).__name__}: {err})"),
             provider=PROVIDER,
         )
     if isinstance(
@@ -143,7 +155,9 @@ def translate_error(err: Exception, operation: str) -> Exception:
         | bce.ConnectTimeoutError,
     ):
         return Retryable(f"{operation}: {type(err).__name__}")
-    return ProviderError(f"{operation} failed: {type(err).__name__}: {err}", provider=PROVIDER)
+    return ProviderError(
+        redact(f"{operation} failed: {type(err).__name__}: {err}"), provider=PROVIDER
+    )
 
 
 def _retry_after(meta: dict[str, Any]) -> float | None:
@@ -287,11 +301,12 @@ class AWSClients:
         ``operation`` names the IAM action in a refusal (see :data:`IAM_ACTIONS`).
         """
         from botocore import exceptions as bce
+        from botocore.parsers import ResponseParserError
 
         def once() -> T:
             try:
                 return fn()
-            except (bce.ClientError, bce.BotoCoreError) as err:
+            except (bce.ClientError, bce.BotoCoreError, ResponseParserError) as err:
                 raise translate_error(err, operation) from err
 
         return retry_call(once, provider=PROVIDER, policy=self.policy, sleep=self.sleep)

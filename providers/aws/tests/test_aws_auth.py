@@ -101,3 +101,41 @@ def test_assume_role_refusal_is_a_credentials_error_naming_the_action(
         result = provider.check()
     assert not result.ok
     assert "grant sts:AssumeRole" in result.missing
+
+
+class _Raw:
+    """The body of a canned HTTP answer, as botocore reads it."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_kw: Any) -> Any:
+        yield self.body
+
+
+def _answer_with(provider: AWSProvider, body: bytes, status: int = 200) -> None:
+    """Every STS request of ``provider`` gets ``body`` back, as from a proxy in the way."""
+    from botocore.awsrequest import AWSResponse
+
+    client = provider.clients.client("sts")
+
+    def send(request: Any, **_kw: Any) -> AWSResponse:
+        return AWSResponse(request.url, status, {"Content-Type": "text/html"}, _Raw(body))
+
+    client.meta.events.register("before-send.sts.*", send)
+
+
+@pytest.mark.parametrize("status", [200, 403, 502])
+def test_check_reports_a_reply_that_is_not_aws_and_never_echoes_the_key_id(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", SECRET)
+    provider = AWSProvider(max_attempts=1)
+    page = f"<html><body>Proxy refused Credential={SECRET}/20250101/us-east-1/sts</body>"
+    _answer_with(provider, page.encode(), status)
+    result = provider.check()  # must not raise
+    assert not result.ok
+    shown = f"{result.detail} {result.missing}"
+    assert "get_caller_identity" in shown
+    assert SECRET not in shown
+    assert "AKIA" not in shown

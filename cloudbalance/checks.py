@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from cloudbalance.exceptions import CloudBalanceError, StackConfigError
 from cloudbalance.models import Location
 from cloudbalance.policy import PolicyReport, PolicySet, diff_input, load_policies
+from cloudbalance.saving import money, placement_saving
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from cloudbalance.config import Settings
     from cloudbalance.models import Workload
     from cloudbalance.store import Store
@@ -74,6 +77,10 @@ class CostImpact:
         by_workload: Cost change per workload over the periods.
         forecast_peak: Peak forecast demand per workload in those periods, when forecast.
         source: Where the numbers come from, in words.
+        saving_by_workload: Saving against not moving per workload over the periods
+            (:func:`cloudbalance.saving.placement_saving`: 0 for scaling in place).
+        plans: Expected saving over its horizon of each cloudbalance plan the change carries
+            (``Cloudbalance-Plan`` trailers of its commits), by plan id: the commit's figure.
     """
 
     currency: str
@@ -82,6 +89,8 @@ class CostImpact:
     by_workload: Mapping[str, float]
     forecast_peak: Mapping[str, float] = field(default_factory=dict)
     source: str = ""
+    saving_by_workload: Mapping[str, float] = field(default_factory=dict)
+    plans: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> float:
@@ -142,6 +151,10 @@ class CheckResult:
                 "total": round(self.cost.total, 2),
                 "by_workload": {k: round(v, 2) for k, v in self.cost.by_workload.items()},
                 "forecast_peak": dict(self.cost.forecast_peak),
+                "saving_by_workload": {
+                    k: round(v, 2) for k, v in self.cost.saving_by_workload.items()
+                },
+                "plans": {k: round(v, 2) for k, v in self.cost.plans.items()},
                 "source": self.cost.source,
             },
             "notes": list(self.notes),
@@ -176,25 +189,33 @@ class CheckResult:
         else:
             cost = self.cost
             lines.append(
-                f"{_money(cost.total, cost.currency, signed=True)} over {cost.periods} period(s) "
+                f"{money(cost.total, cost.currency, signed=True)} over {cost.periods} period(s) "
                 f"of {cost.period} ({cost.source})."
             )
-            lines += ["", f"| Workload | Cost change ({cost.currency}) | Forecast peak |"]
-            lines.append("|---|--:|--:|")
+            lines += [
+                "",
+                f"| Workload | Cost change ({cost.currency}) | Saving vs not moving "
+                f"({cost.currency}) | Forecast peak |",
+            ]
+            lines.append("|---|--:|--:|--:|")
             for workload, amount in cost.by_workload.items():
                 peak = cost.forecast_peak.get(workload)
                 shown = f"{peak:,.1f}" if peak is not None else "-"
-                lines.append(f"| {_md(workload)} | {amount:+,.2f} | {shown} |")
+                saved = cost.saving_by_workload.get(workload)
+                saving = "-" if saved is None or saved != saved else f"{saved:+,.2f}"
+                lines.append(f"| {_md(workload)} | {amount:+,.2f} | {saving} | {shown} |")
+            for plan_id, expected in cost.plans.items():
+                lines += [
+                    "",
+                    f"Plan {plan_id} expects to save {money(expected, cost.currency)} over its "
+                    "horizon.",
+                ]
         lines += ["", "### Policies", "", self.report.to_markdown()]
         return "\n".join(lines) + "\n"
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _money(value: float, currency: str, *, signed: bool = False) -> str:
-    return f"{value:+,.2f} {currency}" if signed else f"{value:,.2f} {currency}"
 
 
 # ---------------------------------------------------------------------------------- git
@@ -267,7 +288,7 @@ def _cost_inputs(
                 f"prices observed up to {catalog.observed_at:%Y-%m-%d}, over the latest "
                 f"forecast's {periods} period(s) from {future['ds'].min():%Y-%m-%d}"
             )
-            for uid, group in future.groupby("unique_id"):
+            for uid, group in _demand(future).groupby("unique_id"):
                 peaks[str(uid)] = round(float(group["yhat"].max()), 2)
     starts = pd.date_range(start, periods=periods, freq=period)
     costs: dict[str, dict[Location, list[float]]] = {}
@@ -287,6 +308,47 @@ def _cost_inputs(
         )
         costs[name] = {loc: [float(v) for v in matrix.cost[i]] for i, loc in enumerate(locs)}
     return costs, peaks, catalog.currency, period, periods, source
+
+
+_DEMAND = "demand:"
+
+
+def _demand(forecast: pd.DataFrame) -> pd.DataFrame:
+    """The demand series of a forecast frame, keyed by workload name.
+
+    Forecast frames carry their kind in a ``kind`` column; forecasts stored before it have no
+    kind and carry it as a ``demand:`` prefix of ``unique_id``. Both are read, so the peak is
+    never lost.
+    """
+    ids = forecast["unique_id"].astype(str)
+    kind = (
+        forecast["kind"]
+        if "kind" in forecast.columns
+        else forecast["unique_id"].where(forecast["unique_id"].isna())
+    )
+    by_kind = (kind.astype(str) == "demand").to_numpy()
+    by_prefix = (kind.isna() & ids.str.startswith(_DEMAND)).to_numpy()
+    stripped = ids.where(~by_prefix, ids.str.slice(len(_DEMAND)))
+    return forecast.assign(unique_id=stripped).loc[by_kind | by_prefix]
+
+
+def _plan_savings(git: Any, merge_base: str, head: str, store: Store | None) -> dict[str, float]:
+    """Expected saving of each plan the change's commits carry, as the store holds the plan."""
+    if store is None:
+        return {}
+    from cloudbalance.exceptions import StoreError
+    from cloudbalance.gitops import parse_trailers
+
+    found: dict[str, float] = {}
+    shas = git.out("rev-list", "--reverse", f"{merge_base}..{head}").split()
+    for sha in shas:
+        plan_id = parse_trailers(git.out("log", "-1", "--format=%B", sha)).get("Cloudbalance-Plan")
+        if plan_id:
+            try:
+                found[plan_id] = store.load_plan(plan_id).saving
+            except StoreError:
+                continue
+    return found
 
 
 # ---------------------------------------------------------------------------------- check
@@ -392,7 +454,26 @@ def check_change(
                     total += delta * sum(v for v in values if v == v)
             by_workload[workload] = total
         peak = {w: p for w, p in peaks.items() if w in touched}
-        cost = CostImpact(currency, periods, period, by_workload, peak, source)
+        shapes = {w.name: w for w in workloads}
+        saving = {
+            w: placement_saving(
+                before.get(w, {}),
+                after.get(w, {}),
+                costs.get(w, {}),
+                move_cost=shapes[w].move_cost if w in shapes else 0.0,
+            )[0]
+            for w in sorted(touched)
+        }
+        cost = CostImpact(
+            currency,
+            periods,
+            period,
+            by_workload,
+            peak,
+            source,
+            saving,
+            _plan_savings(git, merge_base, head or "HEAD", store),
+        )
 
     document = diff_input(
         before,

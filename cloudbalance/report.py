@@ -510,6 +510,8 @@ def _verified_rows(data: ReportData) -> list[list[str]]:
     rows = []
     for v in data.verified:
         realised, counterfactual = float(v["realised"]), float(v["counterfactual"])
+        # the realised saving as verify recorded it (cloudbalance.saving), not recomputed
+        saved = float(v["saving"]) if "saving" in v else counterfactual - realised
         rows.append(
             [
                 str(v["plan_id"]),
@@ -519,7 +521,7 @@ def _verified_rows(data: ReportData) -> list[list[str]]:
                 _fmt(float(v["expected"])),
                 _fmt(realised),
                 _fmt(counterfactual),
-                _fmt(counterfactual - realised),
+                _fmt(saved),
             ]
         )
     return rows
@@ -571,14 +573,15 @@ def _sections(data: ReportData) -> list[_Section]:
         _Section(
             "savings",
             "Realised savings of applied plans",
-            f"As `cloudbalance verify` measured them: realised cost against not moving at the "
-            f"same observed prices ({c}).",
+            f"As `cloudbalance verify` measured them, over the periods with cost data: the "
+            f"saving the plan expected for those periods, the realised cost against not moving "
+            f"(the same replicas scaled in place) at the same observed prices ({c}).",
             (
                 "plan",
                 "status",
                 "verified",
                 "periods",
-                "expected",
+                "expected saving",
                 "realised",
                 "not moving",
                 "realised saving",

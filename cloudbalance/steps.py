@@ -551,6 +551,15 @@ def verify(
     for v in checked:
         counts[v.status] = counts.get(v.status, 0) + 1
     detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    judged = [v for v in checked if v.periods]
+    if judged:
+        from cloudbalance.saving import money
+
+        c = judged[0].currency
+        detail += (
+            f"; saved {money(sum(v.saving for v in judged), c)} vs "
+            f"{money(sum(v.expected for v in judged), c)} expected over the periods with cost data"
+        )
     if reverts:
         detail += "; reverts: " + ", ".join(f"{r.plan_id} {r.status}" for r in reverts)
     return VerifyStep("verify", "ok", detail, verified=checked, reverts=reverts)

@@ -1,16 +1,20 @@
 """Closed-loop verification of applied plans, and reverts when a plan did not do what it promised.
 
 A plan is a bet on prices and demand. Once its first period is in Git and later runs have seen
-the bill, each run asks of every applied plan, over the periods that have elapsed since it
-took effect (at most its horizon):
+the bill, each run asks of every applied plan, over the periods that have elapsed since it took
+effect (at most its horizon) **and that the cost data covers** (a period whose bill is not in
+yet is never judged: the plan stays ``pending``), for each workload the plan *moved* (what a
+move is, and what it saves, is defined once in :mod:`cloudbalance.saving`):
 
-- **realised**: what the moved workloads' placements written by the plan cost at the prices
-  actually observed over those periods;
-- **not moving** (the counterfactual): what the placements the plan replaced would have cost at
-  the *same* observed prices, so the comparison isolates the decision from the market;
-- **expected**: what the plan's own cost model said those placements would cost over those
-  periods (its stored problem), or, for a plan without one, not moving minus the savings its
-  moves claimed, pro rata.
+- **realised**: what the placement the plan wrote cost at the prices actually observed over
+  those periods;
+- **not moving** (the counterfactual): the same replicas in the workload's previous locations
+  (scaled in place), at the *same* observed prices, so the comparison isolates the decision
+  from the market and from demand;
+- **saved** (the realised saving): not moving minus realised, net of move costs;
+- **expected**: the saving the plan's own cost model (its stored problem) gave the same
+  placements over the same periods, or, for a plan without one, the savings its moves claimed,
+  pro rata. The plan's saving over its whole horizon (the figure of its commit) is shown too.
 
 When a plan's realised cost exceeds not moving by more than ``guardrails.rollback_threshold``
 (currency units over the verified periods), or a user-supplied health check fails for a moved
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cloudbalance.exceptions import CloudBalanceError, ConflictError, GitOpsError, PlanError
 from cloudbalance.models import Location, Mode, Plan, RunRecord, Workload
+from cloudbalance.saving import is_move, money, placement_saving
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,7 +55,9 @@ __all__ = [
     "Verification",
     "WorkloadOutcome",
     "applied_plan_ids",
+    "data_end",
     "propose_reverts",
+    "realised_savings",
     "run_health_check",
     "verify_applied",
     "verify_plan",
@@ -72,12 +79,25 @@ class HealthResult:
 
 @dataclass(frozen=True)
 class WorkloadOutcome:
-    """Expected, realised and not-moving cost of one moved workload over the verified periods."""
+    """One moved workload over the verified periods: its saving expected and realised.
+
+    Attributes:
+        workload: The workload.
+        expected: The saving the plan's own cost model expected over the verified periods.
+        realised: What the placement the plan wrote cost at the observed prices (with its
+            move costs).
+        counterfactual: What not moving (scaling in place) would have cost at the same prices.
+    """
 
     workload: str
     expected: float
     realised: float
     counterfactual: float
+
+    @property
+    def saving(self) -> float:
+        """Realised saving: not moving minus realised (positive: the move paid off)."""
+        return self.counterfactual - self.realised
 
     @property
     def excess(self) -> float:
@@ -91,18 +111,23 @@ class Verification:
 
     Attributes:
         plan_id: The plan.
-        status: ``pending`` (no period elapsed yet), ``kept``, ``revert`` (a revert should be
-            proposed) or ``unpriced`` (no observed price for a placed location).
+        status: ``pending`` (no period of the plan both elapsed and has cost data yet),
+            ``kept``, ``revert`` (a revert should be proposed) or ``unpriced`` (no observed
+            price for a placed location).
         start: Start of the first verified period (naive UTC).
         end: End of the last verified period.
-        periods: Periods verified.
+        periods: Periods verified (elapsed and covered by cost data).
         currency: Currency of the amounts.
-        workloads: Per moved workload, expected, realised and not-moving cost.
+        workloads: Per moved workload, expected and realised saving.
         billed: What the bill shows for the moved workloads over the periods, when the costs
             frame was given (informative: it also moves with demand).
         threshold: The rollback threshold applied (``None``: cost never triggers a revert).
         health: Health-check results per moved workload.
         reasons: Why the status, in words for the audit log and the pull-request body.
+        plan_saving: The plan's expected saving over its whole horizon
+            (:attr:`~cloudbalance.models.Plan.saving`, the figure of its commit).
+        data_end: Where the cost data of the clouds the plan touches ends (the earliest of
+            them); no period after it is judged.
     """
 
     plan_id: str
@@ -116,10 +141,12 @@ class Verification:
     threshold: float | None = None
     health: tuple[HealthResult, ...] = ()
     reasons: tuple[str, ...] = ()
+    plan_saving: float = 0.0
+    data_end: datetime | None = None
 
     @property
     def expected(self) -> float:
-        """Expected cost of the moved workloads over the verified periods."""
+        """Saving the plan expected over the verified periods."""
         return sum(w.expected for w in self.workloads)
 
     @property
@@ -133,17 +160,35 @@ class Verification:
         return sum(w.counterfactual for w in self.workloads)
 
     @property
+    def saving(self) -> float:
+        """Realised saving over the verified periods (positive: moving paid off)."""
+        return sum(w.saving for w in self.workloads)
+
+    @property
     def excess(self) -> float:
         """Realised minus not moving (positive: the plan made things worse)."""
-        return self.realised - self.counterfactual
+        return -self.saving
 
     @property
     def should_revert(self) -> bool:
         """Whether a revert should be proposed."""
         return self.status == "revert"
 
+    def summary(self) -> str:
+        """One line: the status and the saving figures, as ``verify`` and the run print them."""
+        c = self.currency
+        head = f"{self.plan_id}: {self.status}"
+        committed = f"expected {money(self.plan_saving, c)} over the plan's horizon"
+        if self.periods == 0:
+            return f"{head}; {committed}; " + "; ".join(self.reasons)
+        return (
+            f"{head} over {self.periods} period(s) with cost data ({self.start:%Y-%m-%d} to "
+            f"{self.end:%Y-%m-%d}): saved {money(self.saving, c)} vs "
+            f"{money(self.expected, c)} expected for those periods; {committed}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form (the audit log's outputs)."""
+        """Plain JSON-ready form (the audit log's outputs); :meth:`from_dict` reads it back."""
         return {
             "plan_id": self.plan_id,
             "status": self.status,
@@ -151,18 +196,21 @@ class Verification:
             "end": self.end.isoformat(),
             "periods": self.periods,
             "currency": self.currency,
-            "expected": round(self.expected, 4),
+            "plan_saving": round(self.plan_saving, 2),
+            "expected": round(self.expected, 2),
+            "saving": round(self.saving, 2),
             "realised": round(self.realised, 4),
             "counterfactual": round(self.counterfactual, 4),
             "excess": round(self.excess, 4),
             "billed": None if self.billed is None else round(self.billed, 4),
             "threshold": self.threshold,
+            "data_end": None if self.data_end is None else self.data_end.isoformat(),
             "workloads": [
                 {
                     "workload": w.workload,
-                    "expected": round(w.expected, 4),
-                    "realised": round(w.realised, 4),
-                    "counterfactual": round(w.counterfactual, 4),
+                    "expected": w.expected,
+                    "realised": w.realised,
+                    "counterfactual": w.counterfactual,
                 }
                 for w in self.workloads
             ],
@@ -172,28 +220,62 @@ class Verification:
             "reasons": list(self.reasons),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verification:
+        """Inverse of :meth:`to_dict` (health output is not kept in the audit log)."""
+        end = data.get("data_end")
+        return cls(
+            plan_id=str(data["plan_id"]),
+            status=data["status"],
+            start=datetime.fromisoformat(data["start"]),
+            end=datetime.fromisoformat(data["end"]),
+            periods=int(data["periods"]),
+            currency=str(data["currency"]),
+            workloads=tuple(
+                WorkloadOutcome(
+                    str(w["workload"]),
+                    float(w["expected"]),
+                    float(w["realised"]),
+                    float(w["counterfactual"]),
+                )
+                for w in data.get("workloads", [])
+            ),
+            billed=data.get("billed"),
+            threshold=data.get("threshold"),
+            health=tuple(
+                HealthResult(h["workload"], bool(h["ok"]), h.get("exit_code"), "")
+                for h in data.get("health", [])
+            ),
+            reasons=tuple(data.get("reasons", ())),
+            plan_saving=float(data.get("plan_saving", 0.0)),
+            data_end=datetime.fromisoformat(end) if end else None,
+        )
+
     def evidence(self) -> str:
         """Markdown evidence for the revert's pull-request body and commit message."""
         c = self.currency
         lines = [
             f"### Why plan {self.plan_id} is reverted",
             "",
-            f"Verified over {self.periods} period(s) from {self.start:%Y-%m-%d %H:%M} to "
-            f"{self.end:%Y-%m-%d %H:%M} UTC, at the prices observed in those periods.",
+            f"Verified over {self.periods} period(s) with cost data from "
+            f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC, at the prices "
+            "observed in those periods. Not moving is the same replicas in the locations the "
+            "plan replaced (scaled in place).",
             "",
-            f"| Workload | Expected by the plan ({c}) | Realised ({c}) | Not moving ({c}) "
-            f"| Realised - not moving ({c}) |",
+            f"| Workload | Realised ({c}) | Not moving ({c}) | Saved ({c}) "
+            f"| Expected saving ({c}) |",
             "|---|--:|--:|--:|--:|",
         ]
         lines += [
-            f"| {w.workload} | {w.expected:,.2f} | {w.realised:,.2f} | {w.counterfactual:,.2f} "
-            f"| {w.excess:+,.2f} |"
+            f"| {w.workload} | {w.realised:,.2f} | {w.counterfactual:,.2f} | {w.saving:+,.2f} "
+            f"| {w.expected:+,.2f} |"
             for w in self.workloads
         ]
         lines.append(
-            f"| **total** | {self.expected:,.2f} | {self.realised:,.2f} | "
-            f"{self.counterfactual:,.2f} | {self.excess:+,.2f} |"
+            f"| **total** | {self.realised:,.2f} | {self.counterfactual:,.2f} | "
+            f"{self.saving:+,.2f} | {self.expected:+,.2f} |"
         )
+        lines += ["", f"The plan expected to save {money(self.plan_saving, c)} over its horizon."]
         if self.billed is not None:
             lines += ["", f"Billed for these workloads over the periods: {self.billed:,.2f} {c}."]
         lines += ["", *[f"- {r}" for r in self.reasons]]
@@ -235,23 +317,59 @@ class RevertOutcome:
 # ---------------------------------------------------------------------------------- pricing
 
 
-def _periods(plan: Plan, now: datetime) -> tuple[list[datetime], timedelta]:
-    """Starts of the plan's periods fully elapsed by ``now`` (at most its horizon); their length."""
-    import pandas as pd
-
+def _length(plan: Plan) -> timedelta:
     from cloudbalance.units import period_length
 
     try:
         length = period_length(plan.period)
     except ValueError as err:
         raise PlanError(f"plan {plan.plan_id}: {err}") from err
+    return length.to_pytimedelta()
+
+
+def _periods(plan: Plan, now: datetime, data_end: datetime | None) -> list[datetime]:
+    """Starts of the plan's periods that have elapsed by ``now`` and that the cost data covers.
+
+    At most the plan's horizon. A period the cost data does not reach yet is not judged: the
+    bill for it is not in, so nothing may be claimed about it (``data_end`` ``None``: no cost
+    data at all, nothing is judged).
+    """
+    if data_end is None:
+        return []
+    length = _length(plan)
+    limit = min(now, data_end)
     starts = []
     for t in range(plan.horizon):
-        start = pd.Timestamp(plan.period_start) + t * length
-        if start + length > pd.Timestamp(now):
+        start = plan.period_start + t * length
+        if start + length > limit:
             break
-        starts.append(start.to_pydatetime())
-    return starts, length.to_pytimedelta()
+        starts.append(start)
+    return starts
+
+
+def data_end(costs: pd.DataFrame, clouds: Iterable[str]) -> datetime | None:
+    """End of the cost data every one of ``clouds`` has delivered (the earliest of their ends).
+
+    ``None`` when one of them has no cost line at all (nothing can be judged yet).
+    """
+    wanted = sorted(set(clouds))
+    if len(costs) == 0 or not wanted:
+        return None
+    import pandas as pd
+
+    from cloudbalance.provider import cloud_id
+
+    cloud = costs["x_Cloud"] if "x_Cloud" in costs else pd.Series([None] * len(costs))
+    provider = costs["ProviderName"].map(lambda p: cloud_id(p) or str(p).lower())
+    ids = cloud.where(cloud.notna(), provider).astype(str).str.lower().to_numpy()
+    ends = pd.to_datetime(costs["ChargePeriodEnd"])
+    found: list[datetime] = []
+    for name in wanted:
+        mine = ends[ids == name]
+        if len(mine) == 0:
+            return None
+        found.append(pd.Timestamp(mine.max()).to_pydatetime())
+    return min(found)
 
 
 def _by_workload(placements: Iterable[Any]) -> Placements:
@@ -261,42 +379,41 @@ def _by_workload(placements: Iterable[Any]) -> Placements:
     return result
 
 
-def _priced(
+def _observed_unit_costs(
     catalog: Any,
-    shapes: Mapping[str, Workload],
-    placement: Mapping[Location, int],
-    workload: str,
+    shape: Workload,
+    locations: Iterable[Location],
     starts: Sequence[datetime],
     period: str,
-) -> float:
-    """Cost of ``placement`` over ``starts`` at the catalog's observed prices (NaN: unknown)."""
-    locations = sorted(loc for loc, n in placement.items() if n > 0)
-    if not locations:
-        return 0.0
-    shape = shapes.get(workload) or Workload(workload)
+) -> dict[Location, list[float]]:
+    """Cost of one replica per period and location at the catalog's observed prices."""
+    locs = sorted(set(locations))
+    if not locs:
+        return {}
     matrix = catalog.replica_cost(
         vcpus=shape.vcpus,
         memory_gib=shape.memory_gib,
         spot=shape.spot,
         periods=list(starts),
         period=period,
-        locations=locations,
+        locations=locs,
     )
-    total = 0.0
-    for i, location in enumerate(locations):
-        row = matrix.cost[i]
-        if any(math.isnan(v) for v in row):
-            return math.nan
-        total += placement[location] * float(sum(row))
-    return total
+    return {loc: [float(v) for v in matrix.cost[i]] for i, loc in enumerate(locs)}
 
 
-def _planned(plan: Plan, workload: str, placement: Mapping[Location, int], periods: int) -> float:
-    """The plan's own cost of ``placement`` over its first ``periods`` periods (NaN: unknown)."""
+def _planned_unit_costs(
+    plan: Plan, workload: str, locations: Iterable[Location], periods: int
+) -> dict[Location, list[float]] | None:
+    """The plan's own cost of one replica over its first ``periods`` periods, per location.
+
+    ``None`` when the plan did not store its problem; NaN where the problem has no price.
+    """
     from cloudbalance.plan.problem import Problem
 
     problem = Problem.of(plan)
-    return math.nan if problem is None else problem.placement_cost(workload, placement, periods)
+    if problem is None:
+        return None
+    return {loc: [problem.placement_cost(workload, {loc: 1}, periods)] for loc in set(locations)}
 
 
 def _billed(
@@ -363,25 +480,30 @@ def verify_plan(
     plan: Plan,
     *,
     prices: pd.DataFrame,
+    costs: pd.DataFrame,
     now: datetime,
     workloads: Iterable[Workload] = (),
-    costs: pd.DataFrame | None = None,
     threshold: float | None = None,
     health_check: str | Callable[[Plan, str, Sequence[Location]], HealthResult] | None = None,
 ) -> Verification:
-    """Measure an applied plan against what it expected and against not moving.
+    """Measure an applied plan's realised saving against what it expected.
+
+    Only the plan's periods that have elapsed by ``now`` *and* that the cost data of every
+    cloud the plan touches covers are judged: a plan whose periods have no cost data yet is
+    ``pending``, whatever the date. A workload counts only when the plan moved it
+    (:func:`cloudbalance.saving.is_move`); scaling in place saves nothing by definition.
 
     Args:
         plan: The applied plan (its first period is what was written).
         prices: Observed prices (the prices frame); only observations before ``now`` count.
+        costs: The costs frame (the bill): which periods have cost data, and what was billed.
         now: The time of the check (naive UTC).
-        workloads: Shapes of the workloads (vCPUs, memory, spot) to price one replica;
-            default: the shapes stored in the plan's problem, else 1 vCPU / 2 GiB.
-        costs: The costs frame, to report what the bill shows for the moved workloads.
+        workloads: Shapes of the workloads (vCPUs, memory, spot, move cost) to price one
+            replica; by default the shapes stored in the plan's problem.
         threshold: Revert when realised exceeds not moving by more than this amount over the
             verified periods (``None``: cost never triggers a revert).
         health_check: A command (see :func:`run_health_check`) or a callable, run per moved
-            workload once at least one period has elapsed.
+            workload once at least one period has been judged.
 
     Raises:
         PlanError: The plan's period is not a duration.
@@ -391,21 +513,51 @@ def verify_plan(
 
     from cloudbalance.plan.catalog import Catalog
 
-    moved = sorted({m.workload for m in plan.moves if m.after != m.before})
-    starts, length = _periods(plan, now)
+    before = _by_workload(plan.current)
+    after = {w: dict(locs) for w, locs in before.items()}
+    for w, locs in _by_workload(plan.first_period).items():
+        after.setdefault(w, {}).update(locs)
+    moved = sorted(w for w in after if is_move(before.get(w, {}), after[w]))
+    # the clouds whose bill the judgement stands on: the moved workloads', else all the plan's
+    clouds = {
+        loc.cloud
+        for w in (moved or list(after))
+        for loc, n in [*before.get(w, {}).items(), *after[w].items()]
+        if n > 0
+    }
+    covered = data_end(costs, clouds)
+    starts = _periods(plan, now, covered)
+    length = _length(plan)
     start = plan.period_start
     end = starts[-1] + length if starts else start
-    if not starts:
+
+    def verification(status: Status, reasons: Sequence[str], **more: Any) -> Verification:
         return Verification(
             plan.plan_id,
-            "pending",
+            status,
             start,
-            start,
-            0,
+            end,
+            len(starts),
             plan.currency,
             threshold=threshold,
-            reasons=("no period of the plan has elapsed yet",),
+            reasons=tuple(reasons),
+            plan_saving=plan.saving,
+            data_end=covered,
+            **more,
         )
+
+    if not starts:
+        if plan.period_start + length > now:
+            why = "no period of the plan has elapsed yet"
+        elif covered is None:
+            why = "no cost data yet for " + (", ".join(sorted(clouds)) or "any cloud")
+        else:
+            last = covered - timedelta(microseconds=1)
+            why = (
+                f"no period of the plan has cost data yet (the cost data ends with "
+                f"{last:%Y-%m-%d}, the plan starts {plan.period_start:%Y-%m-%d})"
+            )
+        return verification("pending", [why])
     from cloudbalance.plan.problem import Problem
 
     problem = Problem.of(plan)
@@ -415,17 +567,13 @@ def verify_plan(
     shapes.update({given.name: given for given in workloads})
 
     observed = prices[pd.to_datetime(prices["observed_at"]) < pd.Timestamp(now)]
-    before = _by_workload(plan.current)
-    after = {w: dict(locs) for w, locs in before.items()}
-    for w, locs in _by_workload(plan.first_period).items():
-        after.setdefault(w, {}).update(locs)
     outcomes: list[WorkloadOutcome] = []
     reasons: list[str] = []
     status: Status = "kept"
-    if len(observed) == 0:
+    if moved and len(observed) == 0:
         status = "unpriced"
         reasons.append(f"no price observed before {now:%Y-%m-%d %H:%M}")
-    else:
+    elif moved:
         catalog = Catalog.from_frame(observed)
         claimed = {w: 0.0 for w in moved}
         for m in plan.moves:
@@ -433,42 +581,46 @@ def verify_plan(
                 claimed[m.workload] += m.saving
         share = len(starts) / plan.horizon if plan.horizon else 0.0
         for w in moved:
-            realised = _priced(catalog, shapes, after.get(w, {}), w, starts, plan.period)
-            counter = _priced(catalog, shapes, before.get(w, {}), w, starts, plan.period)
-            expected = _planned(plan, w, after.get(w, {}), len(starts))
+            shape = shapes.get(w) or Workload(w)
+            old, new = before.get(w, {}), after[w]
+            places = [loc for loc, n in [*old.items(), *new.items()] if n > 0]
+            observed_cost = _observed_unit_costs(catalog, shape, places, starts, plan.period)
+            saved, realised, counter = placement_saving(
+                old, new, observed_cost, move_cost=shape.move_cost
+            )
+            planned_cost = _planned_unit_costs(plan, w, places, len(starts))
+            expected = (
+                placement_saving(old, new, planned_cost, move_cost=shape.move_cost)[0]
+                if planned_cost is not None
+                else math.nan
+            )
             if math.isnan(expected):
-                expected = counter - claimed[w] * share
-            if math.isnan(realised) or math.isnan(counter):
+                expected = claimed[w] * share
+            if math.isnan(saved):
                 status = "unpriced"
                 reasons.append(f"{w}: a placed location has no observed price for its shape")
                 continue
             outcomes.append(WorkloadOutcome(w, expected, realised, counter))
-    verification = Verification(
-        plan.plan_id,
-        status,
-        start,
-        end,
-        len(starts),
-        plan.currency,
-        tuple(outcomes),
-        _billed(costs, moved, start, end),
-        threshold,
-    )
+    billed = _billed(costs, moved, start, end)
+    measured = verification(status, reasons, workloads=tuple(outcomes), billed=billed)
     if status == "kept":
         c = plan.currency
-        excess = verification.excess
-        summary = (
-            f"realised {verification.realised:,.2f} {c} vs {verification.counterfactual:,.2f} "
-            f"{c} not moving ({excess:+,.2f} {c}) and {verification.expected:,.2f} {c} expected"
-        )
-        if threshold is not None and excess > threshold:
-            status = "revert"
-            reasons.append(
-                f"{summary}: moving cost {excess:,.2f} {c} more than not moving, above the "
-                f"rollback threshold of {threshold:,.2f} {c}"
-            )
+        if not moved:
+            reasons.append("the plan moved no workload (scaling in place saves nothing)")
         else:
-            reasons.append(summary)
+            summary = (
+                f"saved {money(measured.saving, c)} ({money(measured.realised, c)} realised vs "
+                f"{money(measured.counterfactual, c)} not moving) against "
+                f"{money(measured.expected, c)} expected"
+            )
+            if threshold is not None and measured.excess > threshold:
+                status = "revert"
+                reasons.append(
+                    f"{summary}: moving cost {money(measured.excess, c)} more than not moving, "
+                    f"above the rollback threshold of {money(threshold, c)}"
+                )
+            else:
+                reasons.append(summary)
     health: list[HealthResult] = []
     if health_check is not None:
         for w in moved:
@@ -484,18 +636,8 @@ def verify_plan(
                     f"health check failed for {w} (exit {result.exit_code}) on "
                     + ", ".join(loc.key for loc in locations)
                 )
-    return Verification(
-        plan.plan_id,
-        status,
-        start,
-        end,
-        len(starts),
-        plan.currency,
-        tuple(outcomes),
-        verification.billed,
-        threshold,
-        tuple(health),
-        tuple(reasons),
+    return verification(
+        status, reasons, workloads=tuple(outcomes), billed=billed, health=tuple(health)
     )
 
 
@@ -600,6 +742,36 @@ def verify_applied(
         )
         results.append(verification)
     return results
+
+
+def realised_savings(store: Store, *, run_id: str | None = None) -> list[Verification]:
+    """The latest verification of each plan, as ``verify`` recorded it in the audit log.
+
+    Reports call this rather than measuring again, so the figures they show are the ones
+    ``verify`` printed, to the cent. Newest plan first.
+
+    Args:
+        store: The store whose audit log is read.
+        run_id: Only this run's verifications (default: the latest of each plan, any run).
+    """
+    import json
+
+    runs = store.runs(limit=100_000)
+    if len(runs) == 0:
+        return []
+    rows = runs[(runs["step"] == "verify") & (runs["status"] == "ok")]
+    if run_id is not None:
+        rows = rows[rows["run_id"] == run_id]
+    found: dict[str, Verification] = {}
+    for outputs in rows.sort_values("started_at", ascending=False, kind="stable")["outputs"]:
+        try:
+            data = json.loads(outputs) if isinstance(outputs, str) else dict(outputs or {})
+            if "plan_id" not in data or data["plan_id"] in found:
+                continue
+            found[data["plan_id"]] = Verification.from_dict(data)
+        except (TypeError, ValueError, KeyError):
+            continue
+    return list(found.values())
 
 
 # ---------------------------------------------------------------------------------- revert

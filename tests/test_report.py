@@ -299,7 +299,8 @@ def test_report_numbers_come_from_the_store(small_store: tuple[Settings, Store])
                 "end": "2025-02-08T00:00:00",
                 "periods": 7,
                 "currency": "USD",
-                "expected": 90.0,
+                "expected": 20.0,
+                "saving": 25.0,
                 "realised": 95.0,
                 "counterfactual": 120.0,
                 "excess": -25.0,
@@ -339,7 +340,7 @@ def test_report_numbers_come_from_the_store(small_store: tuple[Settings, Store])
     assert "Data as of 2025-02-10 00:00 UTC" in page
     markdown = render_markdown(report)
     assert (
-        "| p9 | kept | 2025-02-01 to 2025-02-08 | 7 | 90.00 | 95.00 | 120.00 | 25.00 |" in markdown
+        "| p9 | kept | 2025-02-01 to 2025-02-08 | 7 | 20.00 | 95.00 | 120.00 | 25.00 |" in markdown
     )
     document = json.loads(json.dumps(render_json(report), default=str))
     jsonschema.validate(document, report_schema())

@@ -84,7 +84,7 @@ def prices_turned(sample: Sample, factor: float) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------- numbers
 
 
-def test_realised_and_not_moving_are_priced_from_the_same_observed_prices() -> None:
+def test_realised_and_not_moving_are_priced_from_the_same_observed_prices(sample: Sample) -> None:
     rows = [
         {
             "ProviderName": cloud,
@@ -103,28 +103,35 @@ def test_realised_and_not_moving_are_priced_from_the_same_observed_prices() -> N
     plan = etl_plan(saving=1.0)
     shape = Workload("etl", vcpus=2, memory_gib=8)
     result = verify_plan(
-        plan, prices=pd.DataFrame(rows), now=START + timedelta(days=3), workloads=[shape]
+        plan,
+        prices=pd.DataFrame(rows),
+        costs=sample.costs,
+        now=START + timedelta(days=3),
+        workloads=[shape],
     )
     # 3 days: after = 4 aws x 2.40 + 6 gcp x 1.20 = 16.80/day; before = 8 x 2.40 + 2 x 1.20
-    # = 21.60/day; expected = not moving minus the claimed 2.00 saving pro rata (3/14).
+    # = 21.60/day; expected: the claimed 2.00 saving pro rata (3/14), the plan has no problem.
     assert result.status == "kept"
     assert result.periods == 3
     assert result.realised == pytest.approx(50.40)
     assert result.counterfactual == pytest.approx(64.80)
     assert result.excess == pytest.approx(-14.40)
-    assert result.expected == pytest.approx(64.80 - 2.0 * 3 / 14)
+    assert result.saving == pytest.approx(14.40)
+    assert result.expected == pytest.approx(2.0 * 3 / 14)
     assert (result.start, result.end) == (START, START + timedelta(days=3))
 
 
 def test_a_plan_whose_periods_have_not_elapsed_is_pending(sample: Sample) -> None:
-    result = verify_plan(etl_plan(), prices=sample.prices, now=START + timedelta(hours=20))
+    result = verify_plan(
+        etl_plan(), prices=sample.prices, costs=sample.costs, now=START + timedelta(hours=20)
+    )
     assert result.status == "pending"
     assert result.periods == 0
 
 
 def test_no_observed_price_leaves_the_plan_unpriced(sample: Sample) -> None:
     empty = sample.prices.iloc[0:0]
-    result = verify_plan(etl_plan(), prices=empty, now=NOW, threshold=1.0)
+    result = verify_plan(etl_plan(), prices=empty, costs=sample.costs, now=NOW, threshold=1.0)
     assert result.status == "unpriced"
     assert not result.should_revert
 
@@ -133,6 +140,7 @@ def test_prices_turning_against_the_plan_call_for_a_revert(sample: Sample) -> No
     result = verify_plan(
         etl_plan(),
         prices=prices_turned(sample, 3.0),
+        costs=sample.costs,
         now=NOW,
         workloads=sample.workloads,
         threshold=5.0,
@@ -147,6 +155,7 @@ def test_a_good_plan_is_kept(sample: Sample) -> None:
     result = verify_plan(
         etl_plan(),
         prices=prices_turned(sample, 0.5),
+        costs=sample.costs,
         now=NOW,
         workloads=sample.workloads,
         threshold=5.0,
@@ -156,7 +165,7 @@ def test_a_good_plan_is_kept(sample: Sample) -> None:
 
 
 def test_without_a_threshold_cost_never_triggers_a_revert(sample: Sample) -> None:
-    result = verify_plan(etl_plan(), prices=prices_turned(sample, 3.0), now=NOW)
+    result = verify_plan(etl_plan(), prices=prices_turned(sample, 3.0), costs=sample.costs, now=NOW)
     assert result.status == "kept"
     assert result.excess > 0
 
@@ -164,7 +173,11 @@ def test_without_a_threshold_cost_never_triggers_a_revert(sample: Sample) -> Non
 def test_a_failing_health_check_calls_for_a_revert_with_its_output(sample: Sample) -> None:
     command = f"{sys.executable} -c \"import sys; print('5xx on {{locations}}'); sys.exit(3)\""
     result = verify_plan(
-        etl_plan(), prices=prices_turned(sample, 0.5), now=NOW, health_check=command
+        etl_plan(),
+        prices=prices_turned(sample, 0.5),
+        costs=sample.costs,
+        now=NOW,
+        health_check=command,
     )
     assert result.status == "revert"
     assert result.health == (
@@ -211,10 +224,11 @@ def store(tmp_path: Path) -> Store:
     opened.close()
 
 
-def applied(infra: Path, store: Store, plan: Plan, prices: pd.DataFrame) -> None:
+def applied(infra: Path, store: Store, plan: Plan, prices: pd.DataFrame, sample: Sample) -> None:
     apply(plan, infra, mode="commit")
     store.save_plan(plan)
     store.ingest_prices(prices, source="sample")
+    store.ingest_costs(sample.costs, source="sample")
 
 
 def stack_text(infra: Path) -> str:
@@ -225,7 +239,7 @@ def test_a_plan_turned_bad_is_reverted_once_through_git(
     infra: Path, store: Store, sample: Sample
 ) -> None:
     plan = etl_plan()
-    applied(infra, store, plan, prices_turned(sample, 3.0))
+    applied(infra, store, plan, prices_turned(sample, 3.0), sample)
     assert "replicas: 6}" in stack_text(infra)
 
     verifications = verify_applied(
@@ -263,7 +277,7 @@ def test_a_plan_turned_bad_is_reverted_once_through_git(
 
 
 def test_a_good_plan_is_kept_in_git(infra: Path, store: Store, sample: Sample) -> None:
-    applied(infra, store, etl_plan(), prices_turned(sample, 0.5))
+    applied(infra, store, etl_plan(), prices_turned(sample, 0.5), sample)
     verifications = verify_applied(infra, store, now=NOW, workloads=sample.workloads, threshold=5.0)
     assert [v.status for v in verifications] == ["kept"]
     assert propose_reverts(verifications, infra, mode="commit", push=False, store=store) == []
@@ -273,7 +287,7 @@ def test_a_good_plan_is_kept_in_git(infra: Path, store: Store, sample: Sample) -
 def test_a_person_s_change_since_the_plan_blocks_the_revert(
     infra: Path, store: Store, sample: Sample
 ) -> None:
-    applied(infra, store, etl_plan(), prices_turned(sample, 3.0))
+    applied(infra, store, etl_plan(), prices_turned(sample, 3.0), sample)
     path = infra / "batch" / "Pulumi.prod.yaml"
     path.write_text(stack_text(infra).replace("replicas: 6}", "replicas: 5}"))
     git(infra, "commit", "-q", "-am", "etl: one replica less on gcp")
@@ -313,7 +327,7 @@ class FakeForge(Forge):
 def test_a_revert_pull_request_carries_the_evidence(
     infra: Path, store: Store, sample: Sample
 ) -> None:
-    applied(infra, store, etl_plan(), prices_turned(sample, 3.0))
+    applied(infra, store, etl_plan(), prices_turned(sample, 3.0), sample)
     forge = FakeForge(repository="acme/infra")
     verifications = verify_applied(infra, store, now=NOW, workloads=sample.workloads, threshold=5.0)
     outcomes = propose_reverts(verifications, infra, mode="pr", forge=forge, store=store)
@@ -332,7 +346,7 @@ def test_verify_command_reverts_a_bad_plan_with_the_configured_threshold(
 ) -> None:
     from cloudbalance.cli import main
 
-    applied(infra, store, etl_plan(), prices_turned(sample, 3.0))
+    applied(infra, store, etl_plan(), prices_turned(sample, 3.0), sample)
     store.close()
     config = infra.parent / "cloudbalance.yaml"
     config.write_text(
@@ -349,3 +363,112 @@ def test_verify_command_reverts_a_bad_plan_with_the_configured_threshold(
     assert [v["status"] for v in payload["verifications"]] == ["revert"]
     assert payload["reverts"][0]["status"] == "proposed"
     assert stack_text(infra) == STACK
+
+
+# ---------------------------------------------------------------------------------- one saving
+
+
+def scale_plan(plan_id: str = "etl-scale-1") -> Plan:
+    """Scale etl up in place (8 + 2 -> 10 + 2), claiming a saving as the planner used to."""
+    current = (Placement("etl", AWS, 8), Placement("etl", GCP, 2))
+    after = (Placement("etl", AWS, 10), Placement("etl", GCP, 2))
+    return Plan(
+        plan_id=plan_id,
+        created_at=START - timedelta(hours=6),
+        period_start=START,
+        period="1D",
+        horizon=14,
+        current=current,
+        schedule=(after,) * 14,
+        moves=(Move("etl", AWS, 8, 10, saving=20.0, confidence=0.9, reason="demand grows"),),
+        expected_cost=100.0,
+        baseline_cost=120.0,
+        confidence=0.9,
+    )
+
+
+def test_commit_verify_and_report_show_one_saving_to_the_cent(
+    infra: Path, store: Store, sample: Sample
+) -> None:
+    """Once the commit said "saves 111.20 USD" while verify said "+187.94 USD" and "kept".
+
+    A scale-up in place was priced as a loss against the old replica count; now not moving is
+    the same replicas in the same locations, so it saves exactly nothing, and every place
+    shows the plan's expected saving with the same cents.
+    """
+    from cloudbalance.gitops import parse_trailers
+    from cloudbalance.verify import realised_savings
+
+    applied(infra, store, scale_plan(), sample.prices, sample)
+    message = git(infra, "log", "-1", "--format=%B")
+    assert message.splitlines()[0] == "cloudbalance: scale etl in place (saves 20.00 USD)"
+    assert parse_trailers(message)["Cloudbalance-Saving"] == "20.00 USD"
+    assert "| etl | aws:us-east-1 | 8 | 10 |" in message
+    row = next(line for line in message.splitlines() if line.startswith("| etl |"))
+    assert "| - |" in row  # no saving shown for scaling in place
+
+    (checked,) = verify_applied(infra, store, now=NOW, workloads=sample.workloads, run_id="r1")
+    assert checked.status == "kept"
+    assert checked.workloads == ()
+    assert checked.saving == 0.0
+    assert "expected 20.00 USD over the plan's horizon" in checked.summary()
+    assert "the plan moved no workload" in checked.reasons[0]
+    assert realised_savings(store) == [checked]
+    assert realised_savings(store, run_id="r1")[0].to_dict() == checked.to_dict()
+
+
+def test_a_moved_plan_s_figures_survive_the_audit_log(
+    infra: Path, store: Store, sample: Sample
+) -> None:
+    from cloudbalance.verify import realised_savings
+
+    applied(infra, store, etl_plan(), sample.prices, sample)
+    (checked,) = verify_applied(infra, store, now=NOW, workloads=sample.workloads)
+    assert checked.status == "kept"
+    assert checked.periods == 14
+    (recorded,) = realised_savings(store)
+    assert f"{recorded.saving:,.2f}" == f"{checked.saving:,.2f}"
+    assert f"{recorded.expected:,.2f}" == f"{checked.expected:,.2f}"
+    assert recorded.summary() == checked.summary()
+
+
+def test_periods_without_cost_data_are_never_judged(sample: Sample) -> None:
+    """On 2026-11-29 with data ending 2026-10-31, nothing claims November."""
+    late = etl_plan()
+    november = Plan.from_dict(
+        {
+            **late.to_dict(),
+            "period_start": (END + timedelta(days=1)).isoformat(),
+            "created_at": END.isoformat(),
+        }
+    )
+    result = verify_plan(
+        november,
+        prices=sample.prices,
+        costs=sample.costs,
+        now=datetime(2026, 11, 29),
+        threshold=0.0,
+    )
+    assert result.status == "pending"
+    assert result.periods == 0
+    assert result.data_end == END + timedelta(days=1)
+    assert result.reasons == (
+        "no period of the plan has cost data yet (the cost data ends with 2026-10-31, "
+        "the plan starts 2026-11-01)",
+    )
+    assert not result.should_revert
+
+
+def test_a_cloud_a_day_behind_limits_the_periods_judged(sample: Sample) -> None:
+    costs = sample.costs
+    aws_late = ~(
+        (costs["ProviderName"] == "Amazon Web Services")
+        & (costs["ChargePeriodStart"] >= END - timedelta(days=2))
+    )
+    result = verify_plan(etl_plan(), prices=sample.prices, costs=costs[aws_late], now=NOW)
+    assert result.status == "kept"
+    assert result.periods == 14 - 3
+    assert result.end == END - timedelta(days=2)
+    assert verify_plan(etl_plan(), prices=sample.prices, costs=costs.iloc[:0], now=NOW).status == (
+        "pending"
+    )

@@ -396,10 +396,8 @@ def register(app: typer.Typer) -> None:
         if not results:
             console.print("no applied plan to verify on this branch")
         for v in results:
-            console.print(
-                f"{v.plan_id}: [bold]{v.status}[/] over {v.periods} period(s); "
-                + escape("; ".join(v.reasons)),
-                highlight=False,
-            )
+            console.print(escape(v.summary()), highlight=False)
+            for reason in v.reasons:
+                console.print(f"  {escape(reason)}", highlight=False)
         for o in outcomes:
             console.print(f"{o.plan_id}: revert {o.status}: {escape(o.detail)}", highlight=False)

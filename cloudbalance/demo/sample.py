@@ -40,6 +40,7 @@ __all__ = [
     "generate_sample",
     "sample_workloads",
     "write_focus_exports",
+    "write_focus_file",
 ]
 
 #: Last day of the bundled sample (fixed so the data never depends on today's date).
@@ -480,42 +481,51 @@ def write_focus_exports(costs: pd.DataFrame, folder: str | Path) -> list[Path]:
     JSON tags and ``NULL`` for missing values (like FocusCost exports), GCP as CSV.gz with
     timestamps carrying a UTC offset (like a BigQuery extract).
     """
+    out = Path(folder)
+    written: list[Path] = []
+    frame = costs.assign(month=costs["ChargePeriodStart"].dt.strftime("%Y-%m"))
+    for (provider, month), part in frame.groupby(["ProviderName", "month"], sort=True):
+        if provider == PUBLISHERS["aws"]:
+            path = out / "aws" / f"BILLING_PERIOD={month}" / "focus-00001.parquet"
+        elif provider == PUBLISHERS["azure"]:
+            path = out / "azure" / str(month) / "part_0_0001.csv"
+        else:
+            path = out / "gcp" / f"focus-{month}.csv.gz"
+        written.append(write_focus_file(part.drop(columns="month"), path))
+    return written
+
+
+def write_focus_file(costs: pd.DataFrame, path: str | Path) -> Path:
+    """Write cost lines of one cloud in the format that cloud exports, chosen by ``path``.
+
+    ``.parquet``: AWS Data Exports (``Tags`` as a Parquet MAP); ``.csv``: Azure FocusCost
+    (JSON tags, ``NULL`` for missing values, ``Z`` timestamps); ``.csv.gz``: a GCP BigQuery
+    extract (timestamps with a UTC offset). Only FOCUS columns are written.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = Path(folder)
-    written: list[Path] = []
-    frame = costs[[c for c in COSTS.names if not c.startswith("x_")]].copy()
-    frame["month"] = frame["ChargePeriodStart"].dt.strftime("%Y-%m")
-    for (provider, month), part in frame.groupby(["ProviderName", "month"], sort=True):
-        part = part.drop(columns="month")
-        if provider == PUBLISHERS["aws"]:
-            path = out / "aws" / f"BILLING_PERIOD={month}" / "focus-00001.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tags = [
-                None
-                if t is None or (isinstance(t, float) and np.isnan(t))
-                else list(json.loads(t).items())
-                for t in part["Tags"]
-            ]
-            table = pa.Table.from_pandas(part.drop(columns="Tags"), preserve_index=False)
-            table = table.append_column(
-                "Tags", pa.array(tags, type=pa.map_(pa.string(), pa.string()))
-            )
-            pq.write_table(table, path)
-        elif provider == PUBLISHERS["azure"]:
-            path = out / "azure" / str(month) / "part_0_0001.csv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.assign(
-                ChargePeriodStart=part["ChargePeriodStart"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                ChargePeriodEnd=part["ChargePeriodEnd"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            ).to_csv(path, index=False, na_rep="NULL")
-        else:
-            path = out / "gcp" / f"focus-{month}.csv.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.assign(
-                ChargePeriodStart=part["ChargePeriodStart"].dt.strftime("%Y-%m-%d %H:%M:%S+00:00"),
-                ChargePeriodEnd=part["ChargePeriodEnd"].dt.strftime("%Y-%m-%d %H:%M:%S+00:00"),
-            ).to_csv(path, index=False, compression="gzip")
-        written.append(path)
-    return written
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = costs[[c for c in COSTS.names if not c.startswith("x_")]]
+    if target.name.endswith(".parquet"):
+        tags = [
+            None
+            if t is None or (isinstance(t, float) and np.isnan(t))
+            else list(json.loads(t).items())
+            for t in part["Tags"]
+        ]
+        table = pa.Table.from_pandas(part.drop(columns="Tags"), preserve_index=False)
+        table = table.append_column("Tags", pa.array(tags, type=pa.map_(pa.string(), pa.string())))
+        pq.write_table(table, target)
+    elif target.name.endswith(".csv"):
+        part.assign(
+            ChargePeriodStart=part["ChargePeriodStart"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ChargePeriodEnd=part["ChargePeriodEnd"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ).to_csv(target, index=False, na_rep="NULL")
+    else:
+        part.assign(
+            ChargePeriodStart=part["ChargePeriodStart"].dt.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+            ChargePeriodEnd=part["ChargePeriodEnd"].dt.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+        ).to_csv(target, index=False, compression="gzip")
+    return target

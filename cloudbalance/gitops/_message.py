@@ -17,7 +17,8 @@ from typing import Any
 
 from cloudbalance.gitops._forge import MARKER, REVERT_MARKER
 from cloudbalance.gitops._stackfile import PlacementChange
-from cloudbalance.models import Location, Move, Plan
+from cloudbalance.models import Location, Move, Placement, Plan
+from cloudbalance.saving import money, moved_replicas
 
 __all__ = ["PLAN_TRAILER", "REVERT_TRAILER", "parse_trailers", "render", "render_revert"]
 
@@ -51,8 +52,20 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, width=72, break_long_words=False, break_on_hyphens=False)
 
 
-def _money(value: float, currency: str) -> str:
-    return f"{value:,.2f} {currency}"
+def _placements(placements: Sequence[Placement]) -> dict[str, dict[Location, int]]:
+    out: dict[str, dict[Location, int]] = {}
+    for p in placements:
+        out.setdefault(p.workload, {})[p.location] = int(p.replicas)
+    return out
+
+
+def _moved(plan: Plan) -> dict[str, int]:
+    """Replicas each workload moves in the first period (0: scaled in place, not a move)."""
+    before = _placements(plan.current)
+    after = {w: dict(locs) for w, locs in before.items()}
+    for w, locs in _placements(plan.first_period).items():
+        after.setdefault(w, {}).update(locs)
+    return {w: moved_replicas(before.get(w, {}), locs) for w, locs in after.items()}
 
 
 def _cell(text: str) -> str:
@@ -125,12 +138,15 @@ def render(
     """
     currency = plan.currency
     workloads = sorted({c.workload for c in changes})
-    moved = sum(max(0, c.after - (c.before or 0)) for c in changes)
+    by_workload = _moved(plan)
+    moved = sum(by_workload.get(w, 0) for w in workloads)
     names = ", ".join(workloads[:3]) + (" …" if len(workloads) > 3 else "")
-    subject = (
-        f"cloudbalance: move {moved} replica{'s' if moved != 1 else ''} of {names} "
-        f"(saves {_money(plan.saving, currency)})"
+    action = (
+        f"move {moved} replica{'s' if moved != 1 else ''} of {names}"
+        if moved
+        else f"scale {names} in place"
     )
+    subject = f"cloudbalance: {action} (saves {money(plan.saving, currency)})"
     lines: list[str] = [
         _wrap(
             f"Plan {plan.plan_id}, computed {plan.created_at:%Y-%m-%d %H:%M} UTC for "
@@ -140,9 +156,9 @@ def render(
         ),
         "",
         _wrap(
-            f"Expected saving: {_money(plan.saving, currency)} over the horizon "
-            f"({_money(plan.expected_cost, currency)} planned vs "
-            f"{_money(plan.baseline_cost, currency)} if nothing moves). "
+            f"Expected saving: {money(plan.saving, currency)} over the horizon "
+            f"({money(plan.expected_cost, currency)} planned vs "
+            f"{money(plan.baseline_cost, currency)} if nothing moves). "
             f"Confidence: {plan.confidence:.2f}."
         ),
     ]
@@ -153,7 +169,9 @@ def render(
     )
     lines.append("|---|---|--:|--:|---|--:|--:|---|")
     for workload, location, before, after, move in _moves_for(plan, changes):
-        saving = f"{move.saving:,.2f}" if move is not None else "-"
+        # scaling in place is not a move and saves nothing: no saving shown for it
+        moves = by_workload.get(workload, 0) > 0
+        saving = f"{move.saving:,.2f}" if move is not None and moves else "-"
         confidence = f"{move.confidence:.2f}" if move is not None else "-"
         reason = move.reason if move is not None and move.reason else "rebalanced by the plan"
         lines.append(
@@ -172,7 +190,7 @@ def render(
     trailers: dict[str, Any] = {
         PLAN_TRAILER: plan.plan_id,
         CONFIDENCE_TRAILER: f"{plan.confidence:.2f}",
-        SAVING_TRAILER: f"{plan.saving:.2f} {currency}",
+        SAVING_TRAILER: money(plan.saving, currency),
     }
     trailers.update(extra_trailers or {})
     lines.append("")

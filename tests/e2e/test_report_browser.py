@@ -72,7 +72,7 @@ def test_the_report_renders_its_charts_in_chromium(
         assert box["height"] > 100
     # every chart drew lines (history, forecast), not an empty frame
     assert view.locator("figure svg path").count() > 50
-    assert view.get_by_text("Expected saving").is_visible()
+    assert view.get_by_text("Expected saving", exact=True).is_visible()
     view.screenshot(path=str(artifacts / "report.png"), full_page=True)
     view.emulate_media(media="print")
     view.screenshot(path=str(artifacts / "report-print.png"), full_page=True)

@@ -186,9 +186,9 @@ def test_markdown_summary_lists_moves_cost_and_policies(repo: Path, tmp_path: Pa
         "\n"
         "-36.00 USD over 30 period(s) of 1D (prices observed up to 2026-11-01, 30 days).\n"
         "\n"
-        "| Workload | Cost change (USD) | Forecast peak |\n"
-        "|---|--:|--:|\n"
-        "| search | -36.00 | - |\n"
+        "| Workload | Cost change (USD) | Saving vs not moving (USD) | Forecast peak |\n"
+        "|---|--:|--:|--:|\n"
+        "| search | -36.00 | +36.00 | - |\n"
         "\n"
         "### Policies\n"
         "\n"
@@ -282,3 +282,106 @@ def test_summary_file_and_job_summary_both_get_the_markdown(
     out = capsys.readouterr().out
     assert job.read_text() == out
     assert mine.read_text() == out
+
+
+def _forecast(ids: list[str], peak: float) -> pd.DataFrame:
+    days = pd.date_range("2026-11-23", periods=3, freq="D")
+    rows = [
+        {
+            "unique_id": uid,
+            "ds": day,
+            "yhat": peak - i,
+            "yhat_lower": peak - i - 1,
+            "yhat_upper": peak - i + 1,
+            "model": "naive",
+            "interval": 0.8,
+        }
+        for uid in ids
+        for i, day in enumerate(days)
+    ]
+    return pd.DataFrame(rows)
+
+
+def _shift(repo: Path) -> None:
+    edit(
+        repo,
+        "{cloud: aws, region: eu-west-1, replicas: 4}",
+        "{cloud: aws, region: eu-west-1, replicas: 3}",
+    )
+
+
+def test_forecast_peak_is_the_demand_series_of_prefixed_forecast_ids(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The forecast ids carry a ``demand:`` prefix: the peak column was always "-"."""
+    _shift(repo)
+    store = _priced_store(tmp_path / "store.duckdb")
+    ids = ["demand:search", "cost:search", "cloud:aws"]
+    store.save_forecast(_forecast(ids, 7.0), run_id="f1")
+    try:
+        result = check_change(
+            repo, base="main", settings=settings(repo), store=store, now=datetime(2026, 11, 23)
+        )
+    finally:
+        store.close()
+    assert result.cost is not None
+    assert result.cost.forecast_peak == {"search": 7.0}
+    assert "| search | -7.20 | +0.00 | 7.0 |" in result.to_markdown()
+
+
+def test_forecast_peak_reads_the_kind_column_when_forecasts_carry_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    _shift(repo)
+    store = _priced_store(tmp_path / "store.duckdb")
+    frame = _forecast(["search", "search", "aws"], 5.0)
+    frame["kind"] = ["demand"] * 3 + ["cost"] * 3 + ["cloud_cost"] * 3
+    frame.loc[frame["kind"] == "cost", "yhat"] = 99.0  # a cost series of the same name
+    store.save_forecast(frame, run_id="f2")
+    try:
+        result = check_change(
+            repo, base="main", settings=settings(repo), store=store, now=datetime(2026, 11, 23)
+        )
+    finally:
+        store.close()
+    assert result.cost is not None
+    assert result.cost.forecast_peak == {"search": 5.0}
+
+
+def test_check_shows_the_plan_s_expected_saving_as_its_commit_does(
+    repo: Path, tmp_path: Path
+) -> None:
+    from cloudbalance.gitops import apply, parse_trailers
+    from cloudbalance.models import Location, Move, Placement, Plan
+
+    aws, gcp = Location("aws", "eu-west-1"), Location("gcp", "europe-west1")
+    plan = Plan(
+        plan_id="search-1",
+        created_at=datetime(2026, 11, 22),
+        period_start=datetime(2026, 11, 23),
+        period="1D",
+        horizon=14,
+        current=(Placement("search", aws, 4), Placement("search", gcp, 2)),
+        schedule=((Placement("search", aws, 3), Placement("search", gcp, 3)),) * 14,
+        moves=(
+            Move("search", aws, 4, 3, saving=16.8, confidence=0.9),
+            Move("search", gcp, 2, 3, saving=16.8, confidence=0.9),
+        ),
+        expected_cost=1000.0,
+        baseline_cost=1033.6049,
+        confidence=0.9,
+    )
+    apply(plan, repo, mode="commit")
+    store = _priced_store(tmp_path / "store.duckdb")
+    store.save_plan(plan)
+    try:
+        result = check_change(
+            repo, base="main", settings=settings(repo), store=store, now=datetime(2026, 11, 23)
+        )
+    finally:
+        store.close()
+    trailer = parse_trailers(run(repo, "log", "-1", "--format=%B"))["Cloudbalance-Saving"]
+    assert trailer == "33.60 USD"
+    assert result.cost is not None
+    assert result.cost.plans == {"search-1": plan.saving}
+    assert f"Plan search-1 expects to save {trailer} over its horizon." in result.to_markdown()

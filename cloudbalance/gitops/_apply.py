@@ -199,22 +199,23 @@ def _last_written(git: Git, rev: str, path: str) -> tuple[str, str] | None:
     return None
 
 
-def _check_conflicts(
+def _conflicts(
     git: Git,
     rev: str | None,
     change: FileChange,
     targets: Mapping[str, Mapping[Location, int]],
     known: Mapping[tuple[str, Location], int],
-) -> None:
-    """Raise ConflictError when a person changed, since the last plan, a value we would change.
+) -> dict[str, ConflictError]:
+    """Per workload, the value a person changed since the last plan and the plan would change.
 
     Not a conflict: the plan writes the person's value anyway, or the plan started from it
     (``known``, the plan's ``current`` placement, has that value: it was computed after the
     edit, so re-planning is how a person's edit is accepted).
     """
+    found_conflicts: dict[str, ConflictError] = {}
     last = _last_written(git, rev or "HEAD", change.stack.path)
     if last is None:
-        return
+        return found_conflicts
     sha, text = last
     written = read_placements(text, file=f"{change.stack.path}@{sha[:12]}")
     for workload, current in change.previous.items():
@@ -232,12 +233,16 @@ def _check_conflicts(
                 w == workload for w, _ in known
             ):
                 continue  # the plan was computed from the person's value
-            raise ConflictError(
-                file=change.stack.path,
-                key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",
-                expected=expected,
-                found=found,
+            found_conflicts.setdefault(
+                workload,
+                ConflictError(
+                    file=change.stack.path,
+                    key=f"{WORKLOADS_KEY}.{workload}.placements[{location.key}].replicas",
+                    expected=expected,
+                    found=found,
+                ),
             )
+    return found_conflicts
 
 
 def _diff(
@@ -251,6 +256,10 @@ def _diff(
     """The edit of every stack file the plan touches, read at ``rev`` (None: working copy).
 
     ``known`` is the plan's current placement, for the conflict check; None skips the check.
+    A workload whose value a person changed since the last plan (and the plan would change
+    again) is held: left exactly as the person set it, and said so in ``held``. Nothing a
+    person did is overwritten, and the other workloads' changes still go ahead, so a daily run
+    is not stuck on one edit; the next plan, computed from the new state, takes it over.
     """
     tracked = set(git.out("ls-files", "-z", "--", "*Pulumi.*.y*ml").split("\0"))
     # Only stack files Git tracks: an untracked one is never picked, nor committed.
@@ -262,6 +271,7 @@ def _diff(
         )
     chosen = _locate(git, rev, stacks, targets, hints)
     files = []
+    held: list[str] = []
     for stack in sorted(chosen, key=lambda s: s.path):
         wanted = chosen[stack]
         before = _read(git, rev, stack.path)
@@ -274,10 +284,25 @@ def _diff(
             changes=tuple(changes),
             previous={w: placed[w] for w in wanted},
         )
-        if known is not None and changes:
-            _check_conflicts(git, rev, change, targets, known)
+        conflicts = (
+            _conflicts(git, rev, change, targets, known) if known is not None and changes else {}
+        )
+        if conflicts:
+            wanted = {w: t for w, t in wanted.items() if w not in conflicts}
+            after, changes = edit_placements(before, wanted, file=stack.path)
+            change = FileChange(
+                stack=stack,
+                before=before,
+                after=after,
+                changes=tuple(changes),
+                previous={w: placed[w] for w in wanted},
+            )
+            held.extend(
+                f"{w} held: {err} (left as the person set it; --overwrite-edits takes it over)"
+                for w, err in sorted(conflicts.items())
+            )
         files.append(change)
-    return StackDiff(tuple(files))
+    return StackDiff(tuple(files), held=tuple(held))
 
 
 def _stale(plan: Plan, diff: StackDiff) -> list[str]:
@@ -597,6 +622,7 @@ def apply(
         # filters, which it keeps): what is written back keeps the file's own line endings.
         known = None if overwrite_edits else _known(plan)
         diff = _diff(git, None, targets, hints, known=known)
+        notes.extend(diff.held)
         warnings: list[str] = _stale(plan, diff)
         if policy_check is not None:
             outcome = policy_check(plan, diff)

@@ -164,9 +164,13 @@ class FileChange:
 
 @dataclass(frozen=True)
 class StackDiff:
-    """Everything a plan would change in the repository; what policies and guardrails see."""
+    """Everything a plan would change in the repository; what policies and guardrails see.
+
+    ``held`` says, per workload left as a person set it, why (see ``gitops.apply``).
+    """
 
     files: tuple[FileChange, ...]
+    held: tuple[str, ...] = ()
 
     @property
     def changes(self) -> tuple[PlacementChange, ...]:

@@ -5,9 +5,8 @@ restatements, a cloud a day late, a spot price spike, a person's edit of a manag
 run killed in the middle of its apply; ``cloudbalance run --as-of DAY`` runs every day (see
 :mod:`cloudbalance.demo.soak`). ``benchmarks/soak.py`` plays 60 days of the same.
 
-Assertions that fail only because of fixes other branches are making carry
-``xfail(strict=True)`` naming the bug: once those fixes are merged they pass, and the strict
-marker makes the suite say so, to be removed.
+A person's edit of a managed value is held (left as they set it, with a note) while the other
+workloads' changes go ahead, so every run exits 0 but the killed one, and the next day heals it.
 """
 
 from __future__ import annotations
@@ -30,10 +29,6 @@ pytestmark = pytest.mark.slow
 DAYS = 5
 
 #: A person's edit of a value the last plan wrote makes every later apply refuse (exit 3).
-PERSON_EDIT = (
-    "after a person's edit of a managed value every later apply refuses to overwrite it and the "
-    "run exits 3 each day (planner/gitops: plan from the edited value or hold it with a warning)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,6 @@ def test_the_days_carry_every_fault_in_each_cloud_s_format(soak: Soak) -> None:
     assert "A Person|Raise checkout by one replica by hand" in authors
 
 
-@pytest.mark.xfail(strict=True, reason=PERSON_EDIT)
 def test_every_run_exits_0_but_the_killed_one_which_recovers_the_next_day(soak: Soak) -> None:
     killed = [r for r in soak.results if r.killed]
     assert len(killed) == 1, "the armed kill fired in no run (no apply pushed anything)"

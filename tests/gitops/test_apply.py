@@ -273,7 +273,7 @@ def test_lock_held_by_another_process_is_respected(infra, plan_factory) -> None:
             holder.stdout.close()
 
 
-def test_human_edit_since_the_last_plan_is_a_conflict_showing_both_values(
+def test_a_workload_a_person_edited_since_the_last_plan_is_held_showing_both_values(
     infra, plan_factory
 ) -> None:
     apply(shift_plan(plan_factory), infra.root, mode="commit")
@@ -286,15 +286,16 @@ def test_human_edit_since_the_last_plan_is_a_conflict_showing_both_values(
     later = plan_factory(
         {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 4}}, current=CURRENT, plan_id="p2"
     )
-    with pytest.raises(ConflictError) as caught:
-        apply(later, infra.root, mode="commit")
-    err = caught.value
-    assert err.file == "shop/Pulumi.prod.yaml"
-    assert err.key == "cloudbalance:workloads.checkout.placements[gcp:us-central1].replicas"
-    assert (err.expected, err.found) == (5, 9)
-    assert "5" in str(err)
-    assert "9" in str(err)
+    held = apply(later, infra.root, mode="commit")  # the run goes on: nothing to write
+    assert held.commit is None
+    assert not held.diff
+    (note,) = [n for n in held.notes if n.startswith("checkout held:")]
+    assert "shop/Pulumi.prod.yaml" in note
+    assert "cloudbalance:workloads.checkout.placements[gcp:us-central1].replicas" in note
+    assert "5" in note
+    assert "9" in note
     assert infra.head() == head
+    assert read_placements(infra.prod.read_text())["checkout"][GCP] == 9  # the person's value
     # A plan that agrees with the person overwrites nothing, so it goes through.
     agreeing = plan_factory(
         {"checkout": {"aws:us-east-1": 2, "gcp:us-central1": 9}}, current=CURRENT, plan_id="p3"
@@ -302,12 +303,13 @@ def test_human_edit_since_the_last_plan_is_a_conflict_showing_both_values(
     assert apply(agreeing, infra.root, mode="commit").commit is not None
 
 
-def test_conflict_is_reported_in_a_dry_run_too(infra, plan_factory) -> None:
+def test_a_held_workload_is_reported_in_a_dry_run_too(infra, plan_factory) -> None:
     apply(shift_plan(plan_factory), infra.root, mode="commit")
     infra.prod.write_text(infra.prod.read_text().replace("replicas: 3}", "replicas: 1}"))
     infra.commit_all("hand edit")
-    with pytest.raises(ConflictError):
-        apply(plan_factory(CURRENT, plan_id="p2"), infra.root)
+    dry = apply(plan_factory(CURRENT, plan_id="p2"), infra.root)
+    assert any(n.startswith("checkout held:") for n in dry.notes)
+    assert not dry.diff
 
 
 def test_revert_restores_the_file_byte_for_byte_in_a_new_commit(infra, plan_factory) -> None:
@@ -754,8 +756,8 @@ def test_a_plan_computed_after_the_edit_or_told_to_overwrite_goes_through(
     stale = plan_factory(
         {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 4}}, current=SHIFT, plan_id="p6"
     )
-    with pytest.raises(ConflictError):
-        apply(stale, infra.root, mode="commit")
+    assert apply(stale, infra.root, mode="commit").commit is None  # held, not overwritten
+    assert read_placements(infra.prod.read_text())["checkout"][GCP] == 9
     # Re-planned from the stack file as it is now: the planner saw the 9, nothing is lost.
     fresh = plan_factory(
         {"checkout": {"aws:us-east-1": 3, "gcp:us-central1": 4}}, current=edited, plan_id="p7"
@@ -844,3 +846,25 @@ def test_revert_of_a_plan_a_later_plan_already_undid_changes_nothing(infra, plan
     assert not result.diff
     assert result.notes == ("nothing to revert: values already restored",)
     assert infra.head() == head
+
+
+def test_a_held_workload_does_not_stop_the_others(infra, plan_factory) -> None:
+    apply(shift_plan(plan_factory), infra.root, mode="commit")
+    text = infra.prod.read_text().replace("us-central1, replicas: 5", "us-central1, replicas: 9")
+    infra.prod.write_text(text)
+    infra.commit_all("ops: more overflow capacity")
+    both = plan_factory(
+        {
+            "checkout": {"aws:us-east-1": 3, "gcp:us-central1": 4},
+            "search": {"gcp:europe-west1": 3},
+        },
+        current={**SHIFT, "search": {"gcp:europe-west1": 1}},
+        plan_id="p8",
+    )
+    done = apply(both, infra.root, mode="commit")
+    assert done.commit == infra.head()
+    assert done.diff.paths == ("shop/Pulumi.staging.yaml",)
+    assert any(n.startswith("checkout held:") for n in done.notes)
+    assert read_placements(infra.prod.read_text())["checkout"][GCP] == 9
+    staging = (infra.root / "shop" / "Pulumi.staging.yaml").read_text()
+    assert read_placements(staging)["search"][Location("gcp", "europe-west1")] == 3

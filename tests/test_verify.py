@@ -401,7 +401,10 @@ def test_commit_verify_and_report_show_one_saving_to_the_cent(
 
     applied(infra, store, scale_plan(), sample.prices, sample)
     message = git(infra, "log", "-1", "--format=%B")
-    assert message.splitlines()[0] == "cloudbalance: scale etl in place (saves 20.00 USD)"
+    assert (
+        message.splitlines()[0]
+        == "cloudbalance: scale etl in place (saves 20.00 USD over 14 periods)"
+    )
     assert parse_trailers(message)["Cloudbalance-Saving"] == "20.00 USD"
     assert "| etl | aws:us-east-1 | 8 | 10 |" in message
     row = next(line for line in message.splitlines() if line.startswith("| etl |"))

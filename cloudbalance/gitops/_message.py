@@ -146,7 +146,12 @@ def render(
         if moved
         else f"scale {names} in place"
     )
-    subject = f"cloudbalance: {action} (saves {money(plan.saving, currency)})"
+    # the saving is the whole horizon's; when this period only scales, it comes from the moves
+    # later periods make (written by later runs), and the subject says so
+    saves = f"saves {money(plan.saving, currency)}" + (
+        f" over {plan.horizon} periods" if not moved and plan.saving else ""
+    )
+    subject = f"cloudbalance: {action} ({saves})"
     lines: list[str] = [
         _wrap(
             f"Plan {plan.plan_id}, computed {plan.created_at:%Y-%m-%d %H:%M} UTC for "

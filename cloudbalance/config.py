@@ -26,6 +26,7 @@ working directory reads the same store. A fully commented example is ``cloudbala
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import types
@@ -610,18 +611,21 @@ def _depth(node: Any, limit: int) -> int:
     return deepest
 
 
+def _line_at(loader: _Loader, root: Mapping[str, Any], *keys: str) -> int | None:
+    """The line of the deepest of ``keys`` (a path into the file) that the file has."""
+    node: Any = root
+    found: int | None = None
+    for k in keys:
+        if not isinstance(node, Mapping) or k not in node:
+            break
+        found = loader.line_of(node, k) or found
+        node = node[k]
+    return found
+
+
 def _check(settings: Settings, loader: _Loader, root: Mapping[str, Any]) -> None:
     """Cross-field rules that a type and a range alone cannot express."""
-
-    def line(*keys: str) -> int | None:
-        node: Any = root
-        found: int | None = None
-        for k in keys:
-            if not isinstance(node, Mapping) or k not in node:
-                break
-            found = loader.line_of(node, k) or found
-            node = node[k]
-        return found
+    line = functools.partial(_line_at, loader, root)
 
     for name, workload in settings.workloads.items():
         where = f"workloads.{name}"
@@ -786,15 +790,7 @@ def _check_deep(settings: Settings, loader: _Loader) -> None:
 
     root = _parse(settings.path) if settings.path is not None else CommentedMap()
 
-    def line(*keys: str) -> int | None:
-        node: Any = root
-        found: int | None = None
-        for k in keys:
-            if not isinstance(node, Mapping) or k not in node:
-                break
-            found = loader.line_of(node, k) or found
-            node = node[k]
-        return found
+    line = functools.partial(_line_at, loader, root)
 
     for name in settings.providers:
         for key, message in validate_provider_options(name, settings.provider_options(name)):

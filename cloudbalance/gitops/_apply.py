@@ -245,6 +245,23 @@ def _conflicts(
     return found_conflicts
 
 
+def _file_change(
+    stack: StackFile,
+    before: str,
+    placed: Mapping[str, Mapping[Location, int]],
+    wanted: Mapping[str, Mapping[Location, int]],
+) -> FileChange:
+    """The edit of one stack file that gives ``wanted`` workloads their placements."""
+    after, changes = edit_placements(before, wanted, file=stack.path)
+    return FileChange(
+        stack=stack,
+        before=before,
+        after=after,
+        changes=tuple(changes),
+        previous={w: placed[w] for w in wanted},
+    )
+
+
 def _diff(
     git: Git,
     rev: str | None,
@@ -273,30 +290,17 @@ def _diff(
     files = []
     held: list[str] = []
     for stack in sorted(chosen, key=lambda s: s.path):
-        wanted = chosen[stack]
         before = _read(git, rev, stack.path)
         placed = read_placements(before, file=stack.path)
-        after, changes = edit_placements(before, wanted, file=stack.path)
-        change = FileChange(
-            stack=stack,
-            before=before,
-            after=after,
-            changes=tuple(changes),
-            previous={w: placed[w] for w in wanted},
-        )
+        change = _file_change(stack, before, placed, chosen[stack])
         conflicts = (
-            _conflicts(git, rev, change, targets, known) if known is not None and changes else {}
+            _conflicts(git, rev, change, targets, known)
+            if known is not None and change.changes
+            else {}
         )
         if conflicts:
-            wanted = {w: t for w, t in wanted.items() if w not in conflicts}
-            after, changes = edit_placements(before, wanted, file=stack.path)
-            change = FileChange(
-                stack=stack,
-                before=before,
-                after=after,
-                changes=tuple(changes),
-                previous={w: placed[w] for w in wanted},
-            )
+            kept = {w: t for w, t in chosen[stack].items() if w not in conflicts}
+            change = _file_change(stack, before, placed, kept)
             held.extend(
                 f"{w} held: {err} (left as the person set it; --overwrite-edits takes it over)"
                 for w, err in sorted(conflicts.items())

@@ -16,17 +16,29 @@ every replica-period placed differently from the baseline. Confidence per worklo
 ``confidence`` column of the forecast backtests (accuracy frame); without one it is derived
 from the width of the forecast interval (the notes say which).
 
+The uncertainty above is the half-width of an 80% band: a saving that exceeds it has its
+lower 10% quantile above zero. ``hold_quantile`` says which quantile of the saving must be
+positive: the uncertainty is scaled by ``z(hold_quantile) / z(0.9)`` (normal quantiles), so 0.9
+applies it whole and 0.5 asks only that the forecast (median) saving, net of every move cost
+over the horizon, be positive. The default (0.5) is what the planner backtest
+(``benchmarks/backtest_planner.py --grid``) chose on the bundled 90-day replay: larger values
+held every relocation there, the spot moves that pay included.
+
 The guardrail, in ONE place and judged on the WHOLE plan (``hold="plan"``, the default): the
-plan's relocations are written only when its total saving exceeds both its total uncertainty
-and the minimum saving, ``max(min_saving, min_saving_pct * baseline)`` where ``min_saving`` is
-in the billing currency and ``min_saving_pct`` a FRACTION of the baseline cost (0.02 = 2%).
-Otherwise every workload keeps its current locations in the first period (scaled to its
-demand, so in-place scale-ups are still written) and the later periods are re-optimised. The
-whole plan is judged because moves interact: a move that saves nothing on its own may free a
-commitment or a quota another workload then uses. ``hold="workload"`` (asked for per workload
-by the user) also holds each workload whose own saving does not exceed its own uncertainty.
-A hold that would break a constraint (the share cap, HA, a quota) is not applied, and the note
-says the moves are required.
+plan's relocations are written only when its total saving exceeds both its (scaled) total
+uncertainty and the minimum saving, ``max(min_saving, min_saving_pct * baseline)`` where
+``min_saving`` is in the billing currency and ``min_saving_pct`` a FRACTION of the baseline
+cost (0.02 = 2%). Otherwise every workload keeps its current locations in the first period
+(scaled to its demand, so in-place scale-ups are still written) and the later periods are
+re-optimised. The whole plan is judged because moves interact: a move that saves nothing on
+its own may free a commitment or a quota another workload then uses. ``hold="workload"``
+(asked for per workload by the user) also holds each workload whose own saving does not
+exceed its own uncertainty.
+A workload whose current locations break its own constraints (the share cap, HA) moves as
+required while the others are held; a hold that breaks a shared constraint (a quota) is not
+applied, and the note says the moves are required. A moved workload whose own saving is
+within the solver's gap is kept in place when no other workload loses by it (no churn between
+locations of equal cost).
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from cloudbalance.exceptions import PlanError
 from cloudbalance.models import Move, Placement, Plan, Workload
@@ -59,10 +72,17 @@ from cloudbalance.plan.problem import (
     evaluate,
 )
 
-__all__ = ["Hold", "plan", "reproduce_plan", "solve_problem"]
+__all__ = ["HOLD_QUANTILE", "Hold", "plan", "reproduce_plan", "solve_problem"]
 
 #: How the uncertainty guardrail judges: the whole plan, or also each workload on its own.
 Hold = Literal["plan", "workload"]
+
+#: Savings at or below this (in the billing currency) are nothing.
+_EPS = 1e-6
+#: The default ``hold_quantile``: chosen by the planner backtest (see the module docstring).
+HOLD_QUANTILE = 0.5
+#: The quantile of the saving at which the uncertainty is computed (lower end of 80%).
+_BAND_QUANTILE = 0.9
 
 
 def _placements(problem: Problem, x: np.ndarray) -> tuple[Placement, ...]:
@@ -85,6 +105,7 @@ class _Assessment:
     price_band: np.ndarray  # [W]
     uncertainty: np.ndarray  # [W]
     moved: np.ndarray  # [W] bool: first period relocates (not a scale in place)
+    scale: float  # weight of the uncertainty (hold_quantile)
 
     @property
     def saving(self) -> np.ndarray:
@@ -93,7 +114,8 @@ class _Assessment:
         return out
 
 
-def _assess(problem: Problem, x: np.ndarray) -> tuple[_Assessment, list[int]]:
+def _assess(problem: Problem, x: np.ndarray, scale: float) -> tuple[_Assessment, list[int]]:
+    """Saving and uncertainty of ``x``; ``scale`` weighs the uncertainty (``hold_quantile``)."""
     base, own = baseline(problem, x)
     mask = np.isin(np.arange(len(x)), own)[:, None, None]
     base = np.where(mask, x, base)
@@ -110,8 +132,9 @@ def _assess(problem: Problem, x: np.ndarray) -> tuple[_Assessment, list[int]]:
             base_cost=evaluate(problem, base),
             stake=stake,
             price_band=price_band,
-            uncertainty=(1.0 - problem.confidence) * stake + price_band,
+            uncertainty=scale * ((1.0 - problem.confidence) * stake + price_band),
             moved=moved,
+            scale=scale,
         ),
         own,
     )
@@ -162,6 +185,7 @@ def solve_problem(
     min_saving: float = 0.0,
     min_saving_pct: float = 0.0,
     hold: Hold = "plan",
+    hold_quantile: float = HOLD_QUANTILE,
     max_gap: float = 0.005,
     time_limit: float = 120.0,
     notes: Sequence[str] = (),
@@ -177,6 +201,8 @@ def solve_problem(
         min_saving_pct: Minimum saving of the whole plan as a fraction of the baseline cost
             (0.02 = 2%).
         hold: ``plan`` judges the uncertainty on the whole plan; ``workload`` also per workload.
+        hold_quantile: Quantile of the saving that must be positive for a relocation, in
+            [0.5, 1): 0.5 = the forecast saving, 0.9 = the uncertainty whole.
         max_gap: Relative optimality gap at which the solver may stop.
         time_limit: Solver time limit in seconds.
         notes: Notes to carry (from building the problem).
@@ -194,6 +220,8 @@ def solve_problem(
             "min_saving must be >= 0 and min_saving_pct a fraction in [0, 1) (0.02 = 2%), "
             f"got {min_saving} and {min_saving_pct}"
         )
+    if not 0.5 <= hold_quantile < 1:
+        raise PlanError(f"hold_quantile must be in [0.5, 1), got {hold_quantile}")
     notes = list(notes)
     sol = solve_lazy(problem, gap=max_gap, time_limit=time_limit)
     if sol.x is None:
@@ -206,7 +234,8 @@ def solve_problem(
     if sol.status == 1:
         notes.append(f"stopped at the time limit with an optimality gap of {sol.gap:.2%}")
     x = sol.x
-    a, own = _assess(problem, x)
+    scale = float(special.ndtri(hold_quantile) / special.ndtri(_BAND_QUANTILE))
+    a, own = _assess(problem, x, scale)
     if own:
         shown = ", ".join(problem.workloads[i].name for i in own[:5])
         notes.append(f"no priced current placement for {shown}: no saving counted for them")
@@ -233,19 +262,11 @@ def solve_problem(
         )
         outcome = "within_uncertainty"
     if why is not None:
-        keep = {i: a.base[i, :, 0] for i in range(len(x)) if i not in own}
-        held = (
-            solve_lazy(problem, pinned=keep, gap=max_gap, time_limit=time_limit)
-            if all(_holdable(problem, i, a.base) for i in movers)
-            else None
+        x, a, outcome = _hold_plan(
+            problem, x, a, own, movers, (why, outcome), threshold, max_gap, time_limit, notes
         )
-        if held is None or held.x is None:
-            notes.append(f"{why}, but staying breaks the constraints: the moves are required")
-            outcome = "optimised"
-        else:
-            notes.append(f"{why}: no relocation written")
-            x = held.x
-            a, _ = _assess(problem, x)
+    elif movers:
+        x, a = _drop_idle_moves(problem, x, a, own, movers, max_gap, time_limit, notes)
     saving_w = a.saving
     required = np.array([not _holdable(problem, i, a.base) for i in range(len(x))])
     reasons = explain_moves(
@@ -287,6 +308,7 @@ def solve_problem(
         "min_saving": min_saving,
         "min_saving_pct": min_saving_pct,
         "hold": hold,
+        "hold_quantile": hold_quantile,
         "solver": "HiGHS (highspy)",
         "solver_gap": sol.gap,
         "outcome": outcome,
@@ -319,6 +341,116 @@ def solve_problem(
         inputs=inputs,
         notes=tuple(notes),
     )
+
+
+def _hold_plan(
+    problem: Problem,
+    x: np.ndarray,
+    a: _Assessment,
+    own: list[int],
+    movers: list[int],
+    verdict: tuple[str, str],
+    threshold: float,
+    max_gap: float,
+    time_limit: float,
+    notes: list[str],
+) -> tuple[np.ndarray, _Assessment, str]:
+    """Keep every workload that can stay in its current locations; the others move as required.
+
+    A workload whose current locations break its own constraints (share cap, HA, residency) is
+    left free: its move is required whatever the guard says, and holding it must not release
+    the others (one required move used to write every move of the plan). ``verdict`` is the
+    guard's reason and outcome; the outcome is ``optimised`` when nothing can be held.
+    Beside required moves the baseline is no reference (it breaks constraints): the other
+    moves are judged by what they save over the plan that holds them, against ``threshold``
+    (the minimum saving) and their uncertainty.
+    """
+    why, outcome = verdict
+    keep = {
+        i: a.base[i, :, 0] for i in range(len(x)) if i not in own and _holdable(problem, i, a.base)
+    }
+    required = [i for i in movers if i not in keep]
+    held = solve_lazy(problem, pinned=keep, gap=max_gap, time_limit=time_limit)
+    if held.x is None:
+        notes.append(f"{why}, but staying breaks the constraints: the moves are required")
+        return x, a, "optimised"
+    b, _ = _assess(problem, held.x, a.scale)
+    if not required:
+        notes.append(f"{why}: no relocation written")
+        return held.x, b, outcome
+    names = ", ".join(problem.workloads[i].name for i in required[:5])
+    if len(required) == len(movers):
+        notes.append(f"{why}, but staying breaks the constraints: the moves are required")
+        return held.x, b, "optimised"
+    # Against the required moves (not the baseline, which breaks constraints), the others are
+    # judged by what they add: written when that clears the same bar.
+    optional = [i for i in movers if i not in required]
+    gain = float(b.plan_cost.sum() - a.plan_cost.sum())
+    if gain > max(threshold, float(a.uncertainty[optional].sum())):
+        notes.append(
+            f"{why}, but beside the required moves of {names} the others save "
+            f"{money(gain, problem.currency)} more: the moves are written"
+        )
+        return x, a, "optimised"
+    notes.append(
+        f"{why}: no relocation written but for {names}, whose moves are required "
+        "(staying breaks their constraints)"
+    )
+    return held.x, b, outcome
+
+
+def _drop_idle_moves(
+    problem: Problem,
+    x: np.ndarray,
+    a: _Assessment,
+    own: list[int],
+    movers: list[int],
+    max_gap: float,
+    time_limit: float,
+    notes: list[str],
+) -> tuple[np.ndarray, _Assessment]:
+    """Keep in place each moved workload that saves nothing itself, unless the plan needs it.
+
+    Between locations of equal cost the solver is indifferent (and stops within its gap), so a
+    workload may be "moved" for no saving of its own: written daily, that is churn paid in move
+    costs. A moved workload whose own saving is at most the solver's gap on its own cost keeps
+    its current locations scaled (the baseline) when the others lose nothing by it; when they
+    do, its move frees something another workload uses (a commitment, a quota) and stays: the
+    whole plan is judged, not each move alone.
+    """
+    # A saving within the solver's optimality gap of the workload's own cost is solver slack.
+    idle = [
+        i
+        for i in movers
+        if a.saving[i] <= max(_EPS, max_gap * abs(float(a.base_cost[i])))
+        and _holdable(problem, i, a.base)
+    ]
+    if not idle:
+        return x, a
+    others = {i: x[i] for i in range(len(x)) if i not in idle}
+    trial = solve_lazy(
+        problem,
+        pinned={**others, **{i: a.base[i] for i in idle}},
+        gap=max_gap,
+        time_limit=time_limit,
+    )
+    if trial.x is None:
+        trial = solve_lazy(
+            problem,
+            pinned={**others, **{i: a.base[i, :, 0] for i in idle}},
+            gap=max_gap,
+            time_limit=time_limit,
+        )
+    if trial.x is None:
+        return x, a
+    b, _ = _assess(problem, trial.x, a.scale)
+    # Their own (negligible) saving is given up; anything more lost was another workload's.
+    slack = float(np.maximum(0.0, a.saving[idle]).sum())
+    if float(b.plan_cost.sum()) > float(a.plan_cost.sum()) + slack + _EPS:
+        return x, a
+    names = ", ".join(problem.workloads[i].name for i in idle[:5])
+    notes.append(f"{names}: kept in place, moving saves nothing")
+    return trial.x, b
 
 
 def _hold_workloads(
@@ -370,7 +502,7 @@ def _hold_workloads(
             )
         pinned = trial
         x = retry.x
-        a, _ = _assess(problem, x)
+        a, _ = _assess(problem, x, a.scale)
     return x, a
 
 
@@ -393,6 +525,7 @@ def plan(
     min_saving: float = 0.0,
     min_saving_pct: float = 0.0,
     hold: Hold = "plan",
+    hold_quantile: float = HOLD_QUANTILE,
     max_gap: float = 0.005,
     time_limit: float = 120.0,
     now: datetime | None = None,
@@ -420,6 +553,9 @@ def plan(
         min_saving_pct: The same as a fraction of the baseline cost (0.02 = 2%).
         hold: ``plan`` (default) judges the forecast uncertainty on the whole plan;
             ``workload`` also holds each workload whose own saving is within its uncertainty.
+        hold_quantile: Quantile of the saving that must be positive for a relocation, in
+            [0.5, 1): 0.5 (default, chosen by backtest) = the forecast saving net of every move
+            cost; 0.9 = its lower 10% quantile (the uncertainty whole).
         max_gap: Relative optimality gap at which the solver may stop.
         time_limit: Solver time limit in seconds.
         now: ``created_at`` of the plan (default: now).
@@ -459,6 +595,7 @@ def plan(
         min_saving=min_saving,
         min_saving_pct=min_saving_pct,
         hold=hold,
+        hold_quantile=hold_quantile,
         max_gap=max_gap,
         time_limit=time_limit,
         notes=notes,
@@ -485,6 +622,8 @@ def reproduce_plan(stored: Plan, *, now: datetime | None = None) -> Plan:
         min_saving=float(stored.inputs.get("min_saving", 0.0)),
         min_saving_pct=float(stored.inputs.get("min_saving_pct", 0.0)),
         hold="workload" if hold == "workload" else "plan",
+        # Plans made before hold_quantile existed applied the uncertainty whole.
+        hold_quantile=float(stored.inputs.get("hold_quantile", _BAND_QUANTILE)),
         max_gap=float(stored.inputs.get("max_gap", 0.005)),
         time_limit=float(stored.inputs.get("time_limit", 120.0)),
         now=now or stored.created_at,

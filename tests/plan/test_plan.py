@@ -564,8 +564,18 @@ def test_workload_with_no_priced_allowed_location_is_explained() -> None:
 def test_moves_are_not_made_when_the_saving_is_within_the_uncertainty() -> None:
     args = (forecast({"api": [4, 4]}), prices({A: [10, 10], B: [8, 8]}), [shape(Workload("api"))])
     current = [Placement("api", A, 4)]
-    sure = plan(*args, current, quantile=0.5, accuracy=accuracy({"api": 0.9}), now=NOW)
-    unsure = plan(*args, current, quantile=0.5, accuracy=accuracy({"api": 0.4}), now=NOW)
+    # The uncertainty applied whole (hold_quantile 0.9: the saving's lower 10% quantile).
+    sure = plan(
+        *args, current, quantile=0.5, hold_quantile=0.9, accuracy=accuracy({"api": 0.9}), now=NOW
+    )
+    unsure = plan(
+        *args, current, quantile=0.5, hold_quantile=0.9, accuracy=accuracy({"api": 0.4}), now=NOW
+    )
+    # At the default (0.5: the forecast saving net of move costs) the unsure move is made.
+    made = plan(*args, current, quantile=0.5, accuracy=accuracy({"api": 0.4}), now=NOW)
+    assert first(made, "api") == {B.key: 4}
+    with pytest.raises(PlanError, match="hold_quantile"):
+        plan(*args, current, quantile=0.5, hold_quantile=0.3, now=NOW)
     assert first(sure, "api") == {B.key: 4}
     assert all(m.confidence == pytest.approx(0.9) for m in sure.moves)
     assert sure.confidence == pytest.approx(0.9)
@@ -599,6 +609,7 @@ def test_a_wide_price_forecast_band_blocks_a_move_a_narrow_one_does_not() -> Non
             [Placement("api", A, 4)],
             price_forecast=band(low, high),
             quantile=0.5,
+            hold_quantile=0.9,
             accuracy=accuracy({"api": 1.0}),
             now=NOW,
         )

@@ -39,6 +39,7 @@ from cloudbalance.units import HOURS, normalise_consumed, period_hours, period_l
 __all__ = [
     "DEFAULT_MAX_LAG",
     "KINDS",
+    "PRICE_MODEL",
     "Forecasts",
     "complete_until",
     "cost_series",
@@ -247,6 +248,12 @@ def current_placement(
         )
         for row in grouped.itertuples(index=False)
     )
+
+
+#: The model prices are forecast with (:class:`cloudbalance.forecast.baseline.RobustLevel`): a
+#: robust level of the last days, not today's price persisted (naive) or smoothed fast (Theta),
+#: which the planner chases at the cost of moves. Chosen by ``benchmarks/backtest_planner.py``.
+PRICE_MODEL = "level"
 
 
 def price_series(prices: pd.DataFrame, *, kinds: Sequence[str] = ("spot",)) -> pd.DataFrame:

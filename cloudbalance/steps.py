@@ -219,6 +219,7 @@ def forecast(ctx: Context) -> ForecastStep:
     from cloudbalance.forecast import detect_anomalies
     from cloudbalance.forecast import forecast as run_forecast
     from cloudbalance.series import (
+        PRICE_MODEL,
         Forecasts,
         complete_until,
         cost_series,
@@ -251,7 +252,7 @@ def forecast(ctx: Context) -> ForecastStep:
             series,
             horizon=fs.horizon,
             interval=fs.interval,
-            model=fs.model,
+            model=PRICE_MODEL if kind == "price" else fs.model,
             holidays_country=fs.country_holidays[0] if fs.country_holidays else None,
             errors="skip",
             return_accuracy=True,
@@ -350,6 +351,7 @@ def plan(
         min_saving=ctx.settings.guardrails.min_saving,
         min_saving_pct=ctx.settings.guardrails.min_saving_pct,
         hold=ps.hold,
+        hold_quantile=ps.hold_quantile,
         egress=Egress.from_dict(ps.egress),
         max_gap=ps.max_gap,
         now=ctx.now,

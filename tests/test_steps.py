@@ -78,6 +78,8 @@ def test_forecasts_carry_their_kind_as_data_not_as_an_id_prefix(synced: Path) ->
     ) == {"price"}  # only price ids are cloud:region:sku:kind, by their own name
     assert "kind" not in kept.of("demand").columns
     assert set(kept.accuracy["kind"]) <= set(KINDS)
+    # Prices are forecast as a robust level (what the planner backtest chose), not persisted.
+    assert set(kept.of("price")["model"]) == {"level"}
 
 
 def test_an_unknown_kind_is_refused() -> None:

@@ -138,12 +138,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         interval: Annotated[float, typer.Option(help="Interval coverage, in (0, 1).")] = 0.8,
         model: Annotated[
-            str,
+            str | None,
             typer.Option(
                 help="auto (choose per series by backtests), prophet, prophet_flexible, theta, "
-                "seasonal_naive or ensemble."
+                "seasonal_naive, level or ensemble (default: auto; level for --kind price)."
             ),
-        ] = "auto",
+        ] = None,
         windows: Annotated[int, typer.Option(min=0, help="Backtest windows per series.")] = 3,
         freq: Annotated[
             str | None,
@@ -221,6 +221,10 @@ def register(app: typer.Typer) -> None:
         else:
             series = _store_series(config, store, by, kind)
             source = f"the store's {kind} series"
+        if model is None:
+            from cloudbalance.series import PRICE_MODEL
+
+            model = PRICE_MODEL if kind == "price" else "auto"
         result = forecast(
             _with_file(series, source),
             horizon=horizon,

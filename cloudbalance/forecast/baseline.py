@@ -19,7 +19,7 @@ from scipy import optimize, special
 
 from cloudbalance.forecast.base import Prediction, future_ds, require_history
 
-__all__ = ["SeasonalNaive", "Theta"]
+__all__ = ["RobustLevel", "SeasonalNaive", "Theta"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -232,3 +232,81 @@ def _ses_level(x: FloatArray, alpha: float) -> float:
         return float(x[0])
     lev, _ = lfilter([alpha], [1, -(1 - alpha)], x[1:], zi=[(1 - alpha) * x[0]])
     return float(lev[-1])
+
+
+@dataclass
+class FittedLevel:
+    """A robust level: the median of the last ``window`` points, flat over the horizon."""
+
+    level: float
+    residuals: FloatArray  # how far each past point strayed from the median before it
+    last_ds: np.datetime64
+    step_ns: int
+    window: int
+    model: str = "level"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Nothing to warm-start from."""
+        return {}
+
+    def predict(self, horizon: int, level: float) -> Prediction:
+        """The level, with the ``level`` quantiles of how far one point strays from it."""
+        yhat = np.full(horizon, self.level)
+        if self.residuals.size:
+            lo, hi = np.quantile(self.residuals, [(1 - level) / 2, (1 + level) / 2])
+        else:
+            lo = hi = 0.0
+        return Prediction(
+            ds=future_ds(self.last_ds, self.step_ns, horizon),
+            yhat=yhat,
+            lower=yhat + min(float(lo), 0.0),
+            upper=yhat + max(float(hi), 0.0),
+        )
+
+
+class RobustLevel:
+    """The median of the last ``window`` points, held flat: the forecast of a noisy price.
+
+    A spot price wanders around a level that shifts now and then, with short spikes on top.
+    Persisting today's price (naive, or Theta's fast smoothing) turns noise and spikes into a
+    forecast the planner chases, paying move costs for savings that are gone the next day; a
+    median of the last days follows the level and ignores a spike until it lasts. The interval
+    is the spread of each past point around the median of the ``window`` points before it
+    (empirical quantiles: spikes make it skewed up), calibrated later like every model's.
+    The window is chosen by the planner's backtest (``benchmarks/backtest_planner.py``).
+    """
+
+    name = "level"
+
+    def __init__(self, window: int = 14) -> None:
+        self.window = max(1, int(window))
+
+    @property
+    def min_history(self) -> int:
+        """One window and one more point to measure a residual."""
+        return self.window + 1
+
+    def fit(
+        self,
+        ds: npt.NDArray[np.datetime64],
+        y: FloatArray,
+        *,
+        step_ns: int,
+        unique_id: str | None = None,
+        init: dict[str, Any] | None = None,
+    ) -> FittedLevel:
+        """Median of the last window; residuals over the last eight windows."""
+        require_history(y, self.min_history, unique_id)
+        x = _fill(y)
+        w = self.window
+        start = max(w, x.size - 8 * w)
+        windows = np.lib.stride_tricks.sliding_window_view(x[start - w : -1], w)
+        residuals = x[start:] - np.median(windows, axis=1)
+        return FittedLevel(
+            level=float(np.median(x[-w:])),
+            residuals=residuals,
+            last_ds=ds[-1],
+            step_ns=step_ns,
+            window=w,
+        )

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from cloudbalance.exceptions import ForecastError, InsufficientHistoryError
 from cloudbalance.forecast.anomalies import FitHistory, calendar_values, fit_history
 from cloudbalance.forecast.base import Forecaster, Prediction
-from cloudbalance.forecast.baseline import SeasonalNaive, Theta
+from cloudbalance.forecast.baseline import RobustLevel, SeasonalNaive, Theta
 from cloudbalance.forecast.calibrate import Calibration, apply_factor, calibrate, level_floor
 from cloudbalance.forecast.prepare import Prepared
 from cloudbalance.forecast.prophet import ProphetForecaster
@@ -128,6 +128,7 @@ MODELS: dict[str, Callable[[int, Spec], Forecaster]] = {
     ),
     "theta": lambda season, spec: Theta(season),
     "seasonal_naive": lambda season, spec: SeasonalNaive(season),
+    "level": lambda season, spec: RobustLevel(),
 }
 
 

@@ -144,6 +144,9 @@ class PlanSettings:
     max_gap: float = 0.005
     quotas: tuple[Quota, ...] = ()
     hold: Literal["plan", "workload"] = "plan"
+    #: Quantile of a plan's saving that must be positive to relocate (0.5: the forecast saving
+    #: net of move costs); chosen by ``benchmarks/backtest_planner.py --grid``.
+    hold_quantile: float = 0.5
     egress: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -288,6 +291,7 @@ RANGES: dict[str, Range] = {
     "forecast.interval": Range(0, 1, low_open=True, high_open=True),
     "forecast.spike_threshold": Range(1, 1000, low_open=True),
     "plan.quantile": Range(0, 1, low_open=True, high_open=True),
+    "plan.hold_quantile": Range(0.5, 1, high_open=True),
     "plan.max_gap": Range(0, 1, high_open=True),
     "plan.quotas[].vcpus": Range(0, 1e9),
     "budgets[].amount": _MONEY,

@@ -77,6 +77,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
         ),
         ("providers: [aws]\n", 1, "providers", "expected a mapping"),
         ("forecast:\n  interval: 1.2\n", 2, "forecast.interval", "(0, 1)"),
+        ("plan:\n  hold_quantile: 0.3\n", 2, "plan.hold_quantile", "[0.5, 1)"),
     ],
 )
 def test_errors_name_file_line_and_key(

@@ -376,6 +376,7 @@ def register(app: typer.Typer) -> None:
                 min_saving_pct if min_saving_pct is not None else settings.guardrails.min_saving_pct
             ),
             hold=settings.plan.hold,
+            hold_quantile=settings.plan.hold_quantile,
             egress=Egress.from_dict(settings.plan.egress),
             max_gap=gap if gap is not None else settings.plan.max_gap,
             time_limit=time_limit,

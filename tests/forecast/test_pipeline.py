@@ -170,13 +170,13 @@ def test_warm_start_reuses_the_choice_and_matches_the_cold_forecast(make_series,
 
 def test_each_model_can_be_requested_by_name(make_series, fast) -> None:
     series = make_series(n=120)
-    for name in ("prophet", "prophet_flexible", "theta", "seasonal_naive", "ensemble"):
+    for name in ("prophet", "prophet_flexible", "theta", "seasonal_naive", "level", "ensemble"):
         fc = forecast(series, horizon=7, model=name, **fast)
         assert set(fc["model"]) == {name}
 
 
 def test_unknown_model_lists_the_valid_names(make_series, fast) -> None:
-    with pytest.raises(ForecastError, match="valid: auto, ensemble, prophet"):
+    with pytest.raises(ForecastError, match="valid: auto, ensemble, level, prophet"):
         forecast(make_series(n=60), horizon=7, model="arima", **fast)
 
 

@@ -411,6 +411,7 @@ def _anomaly_frame(
             # the incident's unusual points; quiet points inside a merged incident are not
             members = np.zeros(n, dtype=bool)
             members[span] = np.abs(score[span]) > min(low, threshold)
+            members[inc.trigger] = True  # a shift's trigger can be below low: still its alert
             ids[members] = aid
             labels[members] = label
             impact[members] = inc.impact

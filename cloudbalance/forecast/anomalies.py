@@ -103,8 +103,9 @@ CALIBRATION_POINTS = 1000
 #: Calibrated shift score (:func:`shift_scores`) that triggers a sustained-shift incident.
 SHIFT_THRESHOLD = 4.5
 #: A shift incident needs its points to be at least this many robust standard deviations off on
-#: average: a calm series' calibrated shift score alone would flag shifts nobody would notice.
-SHIFT_MIN_LEVEL = 1.0
+#: average: a calm series' calibrated shift score alone would flag wobbles nobody would notice
+#: (an hour of Gaussian noise averages one standard deviation off every few weeks).
+SHIFT_MIN_LEVEL = 2.0
 #: Fewest points in the shift score's window (an hour of sub-daily data when that is more).
 SHIFT_MIN_POINTS = 6
 #: Shift budget: at most this many shift incidents per series per week of history on average.

@@ -29,17 +29,19 @@ and only the ones that stand out against what the series usually does:
    point beyond the bar: it is a run of moderate scores. The *shift score*
    (:func:`shift_scores`) is the rolling mean of the point scores, clipped at ``low`` so a lone
    spike weighs no more than a moderate point, over an hour of sub-daily data (at least
-   :data:`SHIFT_MIN_POINTS` points), calibrated per series by the median and robust spread of
-   that mean (it is autocorrelated and its spread differs per series). A shift score beyond
-   :data:`SHIFT_THRESHOLD`, where the points are on average at least :data:`SHIFT_MIN_LEVEL`
-   robust standard deviations off, triggers a *shift* incident spanning the run of the shift
-   score beyond ``low`` in the same direction.
+   :data:`SHIFT_MIN_POINTS` points: six hours of hourly data, six days of daily data),
+   calibrated per series by the median and robust spread of that mean (it is autocorrelated
+   and its spread differs per series). A shift score beyond :data:`SHIFT_THRESHOLD`, where the
+   points are on average at least :data:`SHIFT_MIN_LEVEL` robust standard deviations off,
+   triggers a *shift* incident spanning the run of the shift score beyond ``low`` in the same
+   direction.
 5. **Incidents.** A point whose ``|score|`` exceeds its series' bar triggers a *spike*
    incident; the incident spans the run of neighbouring points beyond ``low`` (the same sign)
    around it.
    Incidents that start within ``cooldown`` periods of the previous one merge into it: one
    incident, one alert. The alert is the incident's *first* run (its onset, when someone can
-   still act); runs merged later belong to the incident (its id, its impact) but are not
+   still act), and always its trigger point (a shift's points may each be below ``low``); runs
+   merged later belong to the incident (its id, its impact) but are not
    alerted again. Nothing is alerted in the first season of history (the warm-up: a day of
    sub-daily data, a week of daily data), before the series has shown what it usually does.
    At most :data:`ALERT_BUDGET` spike incidents per week of history survive, and at most

@@ -344,7 +344,8 @@ def detect_anomalies(
 
     Args:
         series: ``unique_id, ds, y``; empty ``y`` values are gaps.
-        threshold: ``|score|`` that triggers an incident.
+        threshold: The highest ``|score|`` bar that triggers an incident (heavy-tailed
+            series); quieter series get a calibrated lower bar, down to ``low``.
         low: ``|score|`` that extends an incident to its neighbouring points.
         cooldown: Seasons (days of sub-daily data, weeks of daily data) after an incident
             during which a new one is the same incident.

@@ -22,7 +22,8 @@ the same run:
   Prophet, Theta, seasonal naive or their ensemble, calibrated intervals, accuracy frame for
   the guardrail's confidence) on the history before D, and of the spot prices
   (:func:`cloudbalance.series.price_series`, ``model=PRICE_MODEL``) observed up to D;
-- the planner fed perfect forecasts (the actual demand and the actual future prices);
+- the planner fed perfect forecasts (the actual demand and the actual future prices), and
+  with only one of the two perfect (which forecast the gap comes from);
 - the perfect-foresight oracle: one plan over all the days with the actual demand and prices,
   under the same constraints.
 
@@ -255,7 +256,9 @@ class Replay:
 
 
 def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> tuple[float, int]:
-    """Replay one policy: ``never``, ``greedy``, ``planner`` or ``perfect``."""
+    """Replay one policy: ``never``, ``greedy``, ``planner``, ``perfect`` (forecasts), or
+    ``perfect demand`` / ``perfect prices`` (one of the two perfect, the other the product's).
+    """
     state = dict(r.start)
     total, moves = 0.0, 0
     for d, day in enumerate(r.days):
@@ -278,15 +281,16 @@ def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> tuple[f
             known = r.prices[r.prices["observed_at"] <= day]
             span = r.days[d : d + h]
             accuracy = None
-            if kind == "perfect":
-                demand = exact(r.demand, span)
-                future = price_truth(r.prices, day, span[-1])
-                q = 0.5
+            q = setting.quantile
+            if kind in ("perfect", "perfect demand"):
+                demand, q = exact(r.demand, span), 0.5
             else:
                 demand, accuracy = fc.demand(d)
                 demand = within(demand, day, h)
+            if kind in ("perfect", "perfect prices"):
+                future = price_truth(r.prices, day, span[-1])
+            else:
                 future = within(fc.prices(d, setting.price_model), day, h)
-                q = setting.quantile
             result = plan(
                 demand,
                 known,
@@ -374,6 +378,8 @@ def main() -> None:
     row(f"greedy (horizon 1, q {base.quantile:g})", *run_policy(r, fc, "greedy", base))
     for setting in settings:
         row(setting.label, *run_policy(r, fc, "planner", setting))
+    for half in ("perfect demand", "perfect prices"):
+        row(f"planner, {half} (h {base.horizon})", *run_policy(r, fc, half, base))
     perfect = run_policy(r, fc, "perfect", base)
     row(f"planner, perfect forecasts (h {base.horizon})", *perfect)
     row("perfect-foresight oracle", oracle, oracle_moves)

@@ -266,7 +266,7 @@ def solve_problem(
             problem, x, a, own, movers, (why, outcome), threshold, max_gap, time_limit, notes
         )
     elif movers:
-        x, a = _drop_idle_moves(problem, x, a, own, movers, max_gap, time_limit, notes)
+        x, a = _drop_idle_moves(problem, x, a, movers, max_gap, time_limit, notes)
     saving_w = a.saving
     required = np.array([not _holdable(problem, i, a.base) for i in range(len(x))])
     reasons = explain_moves(
@@ -403,7 +403,6 @@ def _drop_idle_moves(
     problem: Problem,
     x: np.ndarray,
     a: _Assessment,
-    own: list[int],
     movers: list[int],
     max_gap: float,
     time_limit: float,

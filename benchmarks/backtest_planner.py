@@ -1,9 +1,10 @@
 """Backtest of the planner on the bundled sample: replay the last 90 days, day by day.
 
 Run: ``python benchmarks/backtest_planner.py [--days 90] [--horizon 14] [--quantile 0.8]
-[--hold-quantile 0.5] [--hold plan] [--grid]`` (defaults: the product's, from
-:class:`cloudbalance.config.PlanSettings`, :class:`cloudbalance.config.ForecastSettings` and
-:data:`cloudbalance.series.PRICE_MODEL`).
+[--hold-quantile 0.5] [--hold plan] [--price-model level] [--seed N] [--grid]``
+(defaults: the product's, from :class:`cloudbalance.config.PlanSettings`,
+:class:`cloudbalance.config.ForecastSettings` and :data:`cloudbalance.series.PRICE_MODEL`;
+``--seed`` replays another generated sample, to see the defaults hold beyond the bundled one).
 
 Every policy starts from the same valid placement (the planner's own placement for the first
 day's actual demand, so it keeps HA, max_share and residency) and is charged the same way: each
@@ -186,8 +187,8 @@ def scale(alloc: np.ndarray, want: int) -> np.ndarray:
 class Replay:
     """The sample, the days replayed and the shared accounting of every policy."""
 
-    def __init__(self, days: int) -> None:
-        sample = generate_sample()
+    def __init__(self, days: int, seed: int | None = None) -> None:
+        sample = generate_sample() if seed is None else generate_sample(seed=seed)
         self.workloads: list[Workload] = list(sample.workloads)
         self.prices = sample.prices
         self.demand = sample.demand
@@ -341,8 +342,9 @@ def main() -> None:
     parser.add_argument("--hold", choices=("plan", "workload"), default=PS.hold)
     parser.add_argument("--price-model", default=PRICE_MODEL, help="auto, level or levelN")
     parser.add_argument("--grid", action="store_true", help="replay a grid of settings")
+    parser.add_argument("--seed", type=int, help="another sample (default: the bundled one)")
     args = parser.parse_args()
-    r = Replay(args.days)
+    r = Replay(args.days, args.seed)
     print(
         f"replayed {len(r.days)} days ({r.days[0]:%Y-%m-%d} .. {r.days[-1]:%Y-%m-%d}), "
         f"{len(r.workloads)} workloads, {len(r.locs)} locations; start: the planner's valid "

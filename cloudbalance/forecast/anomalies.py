@@ -49,7 +49,14 @@ and only the ones that stand out against what the series usually does:
    ``|impact|`` (the order they are reported in): a series that bumps more often than that
    has made those bumps its normal behaviour, and one noisy series cannot flood the alerts.
    Each kind has its own budget, so a series' daily bursts never crowd out the one day its
-   level moved, nor the reverse.
+   level moved, nor the reverse. A week is 2,016 points of 5-minute data but 168 of hourly
+   and 7 of daily data, and alerts are read (and judged) per point as much as per week: only
+   the rarer of the weekly budget and the same number per :data:`CALIBRATION_POINTS`
+   observed points (gaps are not points) is free. Past the free alerts the bar **escalates**:
+   each further incident must reach :data:`ESCALATION` times further beyond its bar than the
+   one before (2x, then 4x...), so a series that alerts often must be much more extreme to
+   alert again, whatever its sampling interval, while a few far-out incidents (a runaway
+   job, a credit and a lost day in a quarter of daily costs) are all still told.
 6. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 

@@ -115,8 +115,8 @@ CALIBRATION_POINTS = 1000
 #: :data:`CALIBRATION_POINTS` points), each further incident must be this many times further
 #: beyond its bar than the one before it (2x, 4x, 8x the bar...), up to the weekly budget.
 #: A week is 168 points of hourly data and 7 of daily data: a weekly budget alone lets those
-#: series alert six (hourly) to a hundred and forty (daily) times as often per point as
-#: 5-minute data, and each alert is judged per point by whoever reads them.
+#: series alert twelve (hourly) to 288 (daily) times as often per point as 5-minute data, and
+#: each alert is judged per point by whoever reads them.
 ESCALATION = 2.0
 #: Calibrated shift score (:func:`shift_scores`) that triggers a sustained-shift incident.
 SHIFT_THRESHOLD = 4.5

@@ -333,7 +333,8 @@ def register(app: typer.Typer) -> None:
         )
         for row in flagged.head(10).itertuples(index=False):
             err_console.print(
-                f"anomaly: {row.anomaly_id}: impact {row.impact:+,.2f} over {row.points} "
+                f"anomaly: {row.anomaly_id}: {row.anomaly_kind}, impact {row.impact:+,.2f} over "
+                f"{row.points} "
                 f"point(s), peak score {row.peak_score:+.1f}",
                 markup=False,
                 highlight=False,

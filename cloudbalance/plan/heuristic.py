@@ -33,6 +33,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -94,12 +95,11 @@ def satisfies(model: Model, problem: Problem, x: np.ndarray, tol: float = 1e-6) 
     if model.a is None:
         return True
     ax = model.a @ v
-    scale = np.maximum(1.0, np.abs(model.row_ub[np.isfinite(model.row_ub)]))
-    over = ax[np.isfinite(model.row_ub)] - model.row_ub[np.isfinite(model.row_ub)]
-    if np.any(over > tol * scale):
+    slack = tol * np.maximum(1.0, np.abs(np.where(np.isfinite(model.row_ub), model.row_ub, 0.0)))
+    if np.any(ax > model.row_ub + slack):
         return False
-    fin = np.isfinite(model.row_lb)
-    return not np.any(model.row_lb[fin] - ax[fin] > tol * np.maximum(1.0, np.abs(model.row_lb[fin])))
+    slack = tol * np.maximum(1.0, np.abs(np.where(np.isfinite(model.row_lb), model.row_lb, 0.0)))
+    return not np.any(ax < model.row_lb - slack)
 
 
 @dataclass
@@ -107,9 +107,9 @@ class _Block:
     rows: list[int]
     problem: Problem
     model: Model
-    highs: object
+    highs: Any
     rows_k: np.ndarray  # global coupling index of each of the model's coupling rows
-    a_c: object  # the coupling rows (csr)
+    a_c: Any  # the coupling rows (csr)
     index: np.ndarray  # 0..n_columns-1 (HiGHS's change-cost call wants the set)
 
 
@@ -191,27 +191,20 @@ def lagrangian(
                 return best if best.x is not None else None
             cost = b.model.c + b.a_c.T @ price[b.rows_k]
             h = b.highs
-            h.changeColsCost(len(cost), b.index, cost)  # type: ignore[attr-defined]
-            h.setOptionValue("time_limit", float(left))  # type: ignore[attr-defined]
-            h.run()  # type: ignore[attr-defined]
-            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:  # type: ignore[attr-defined]
+            h.changeColsCost(len(cost), b.index, cost)
+            h.setOptionValue("time_limit", float(left))
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 return best if best.x is not None else None
-            total += float(h.getInfo().objective_function_value)  # type: ignore[attr-defined]
-            values = np.asarray(h.getSolution().col_value)  # type: ignore[attr-defined]
+            total += float(h.getInfo().objective_function_value)
+            values = np.asarray(h.getSolution().col_value)
             xb = _whole(b, values, cost, left)
             if xb is None:
                 return best if best.x is not None else None
             x[b.rows] = xb
-            use += np.bincount(
-                b.rows_k, weights=b.a_c @ b.model.start(b.problem, xb), minlength=K
-            )
+            use += np.bincount(b.rows_k, weights=b.a_c @ b.model.start(b.problem, xb), minlength=K)
         best.bound = max(best.bound, total)
         history.append(x.copy())
-        history.append(x.copy())
-        import os
-        if os.environ.get('HDEBUG'):
-            viol = (use - caps) / np.maximum(1.0, np.abs(caps))
-            print(rounds, total, viol.max(), np.argmax(viol), satisfies(full, problem, x), lam.max(), [int(np.any(history[-1] != h, axis=(1,2)).sum()) for h in history[-8:]])
         best.rounds = rounds
         if np.all(use <= caps + 1e-6 * np.maximum(1.0, np.abs(caps))) and satisfies(
             full, problem, x
@@ -229,7 +222,58 @@ def lagrangian(
         step = np.where(flip, step / 2, np.where(same, step * 1.5, step))
         lam = np.maximum(0.0, lam + direction * step)
         last = np.where(direction != 0, direction, last)
+    left = deadline - time.monotonic()
+    if best.gap > gap and len(history) > 1 and left > 0:
+        # The prices flip a set of near-tied workloads back and forth: solve those exactly,
+        # the others fixed where the prices put them.
+        recent = history[-4:]
+        moving = np.flatnonzero(np.any([np.any(h != x, axis=(1, 2)) for h in recent], axis=0))
+        fixed = _fix(problem, full, x, moving, pinned, gap, left)
+        if fixed is not None and satisfies(full, problem, fixed):
+            z = objective(full, problem, fixed)
+            if z < best.objective:
+                best.x, best.objective = fixed, z
     return best
+
+
+#: At most this many workloads are re-solved exactly around the priced plan.
+FIX = 400
+
+
+def _fix(
+    problem: Problem,
+    full: Model,
+    x: np.ndarray,
+    moving: np.ndarray,
+    pinned: Mapping[int, np.ndarray] | None,
+    gap: float,
+    left: float,
+) -> np.ndarray | None:
+    """``x`` with the workloads ``moving`` re-planned as one MILP under every row.
+
+    The other workloads keep their replicas; the quotas and budgets left to the moving ones
+    are what the others do not use (read from the full model's coupling rows).
+    """
+    if len(moving) == 0 or len(moving) > FIX:
+        return None
+    rows = [int(i) for i in moving]
+    rest = x.copy()
+    rest[rows] = 0
+    used = full.a[full.n_local :] @ full.start(problem, rest)
+    where = {key: r for r, key in enumerate(full.coupling)}
+    sub = problem.subset(rows)
+    sub_pins = {k: pinned[i] for k, i in enumerate(rows) if i in pinned} if pinned else None
+    model = build(sub, pinned=sub_pins)
+    row_ub = model.row_ub.copy()
+    for r, key in enumerate(model.coupling):
+        row_ub[model.n_local + r] -= used[where[key]]
+    model.row_ub = row_ub
+    sol = solve(sub, model, gap=gap / 2, time_limit=left, start=x[rows])
+    if sol.x is None:
+        return None
+    out = x.copy()
+    out[rows] = sol.x
+    return out
 
 
 def _whole(b: _Block, values: np.ndarray, cost: np.ndarray, left: float) -> np.ndarray | None:

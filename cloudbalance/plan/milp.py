@@ -669,9 +669,7 @@ def solve_lazy(
     deadline = time.monotonic() + time_limit
     W, L, T = problem.demand.shape[0], len(problem.locations), problem.horizon
     off = {g for g in groups(problem) if g[0] in ("quota", "budget")}
-    priced = (
-        lagrangian(problem, gap=gap, time_limit=time_limit / 2, pinned=pinned) if off else None
-    )
+    priced = lagrangian(problem, gap=gap, time_limit=time_limit / 2, pinned=pinned) if off else None
     if priced is not None and priced.x is not None and priced.gap <= gap:
         return Solution(0, priced.x, priced.gap, priced.objective)
     if priced is not None:  # the priced rows are the ones that bind; its plan, a MIP start

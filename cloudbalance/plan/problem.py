@@ -9,6 +9,7 @@ commit message, policies, verification): they call its methods, never index the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -390,7 +391,16 @@ class Problem:
         return [self.period_start + i * step for i in range(self.horizon)]
 
     def allowed(self) -> np.ndarray:
-        """``[W, L]``: the workload may run there (residency) and it has a price there."""
+        """``[W, L]``: the workload may run there (residency) and it has a price there.
+
+        A fresh copy (callers may change it) of a mask computed once per problem: callers ask
+        for it per workload, and recomputing it each time made the guardrails quadratic in the
+        number of workloads (minutes at 5,000).
+        """
+        return self._allowed.copy()
+
+    @functools.cached_property
+    def _allowed(self) -> np.ndarray:
         priced = ~np.all(np.isnan(self.cost), axis=2)
         out = np.zeros_like(priced)
         for i, w in enumerate(self.workloads):

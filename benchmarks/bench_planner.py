@@ -199,12 +199,14 @@ def main() -> None:
         r = run(n, lp_limit=args.lp_limit)
         target = TARGETS.get(n)
         met = "" if target is None else ("met" if r["wall_s"] < target else "NOT met")
-        lp = f"{r['lp_s']:8.2f}" if math.isfinite(r["lp_s"]) else f">{args.lp_limit:7.0f}"
-        ratio = r["wall_s"] / r["lp_s"]
+        done = math.isfinite(r["lp_s"])
+        lp = f"{r['lp_s']:8.2f}" if done else f">{args.lp_limit:7.0f}"
+        ratio = f"{r['wall_s'] / (r['lp_s'] if done else args.lp_limit):.2f}"
+        ratio = ratio if done else "<" + ratio
         used = ", ".join(f"{v:.1%}" for v in r["budget_use"].values()) + "; "
         used += ", ".join(f"{v:.0%}" for v in r["unbudgeted"].values())
         print(
-            f"{n:>5} {r['vars']:>9,} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {lp} {ratio:8.2f} "
+            f"{n:>5} {r['vars']:>9,} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {lp} {ratio:>8} "
             f"{r['gap']:7.3%}  {used:<40} {1 - r['plan'] / r['baseline']:6.1%}   "
             f"{'< ' + str(target) + ' s ' + met if target else ''}",
             flush=True,

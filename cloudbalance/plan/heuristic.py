@@ -45,6 +45,10 @@ __all__ = ["Priced", "lagrangian", "objective", "satisfies"]
 #: Rounds of price updates at most (each re-solves every block from its last basis).
 ROUNDS = 30
 
+#: The rounds aim at this fraction of the target gap (a round is cheap, and a gap of a total
+#: cost can be a large part of a plan's saving); the caller accepts up to the target.
+AIM = 0.25
+
 
 @dataclass
 class Priced:
@@ -121,6 +125,9 @@ def lagrangian(
     pinned: Mapping[int, np.ndarray] | None = None,
 ) -> Priced | None:
     """Price quotas and budgets until a plan is within ``gap`` of a proven bound (see module).
+
+    The rounds go on while the plan is more than ``AIM * gap`` from the bound; the best plan
+    found is returned with its proven gap whatever it is (the caller compares it with ``gap``).
 
     Returns ``None`` when the heuristic does not apply (a commitment couples workloads, or no
     quota or budget) or an LP is not solved to optimality in time (no valid bound); the caller
@@ -213,7 +220,7 @@ def lagrangian(
             if z < best.objective:
                 best.x, best.objective = x.copy(), z
         best.binding = {key[0] for key, k in label.items() if lam[k] > 0}
-        if best.gap <= gap:
+        if best.gap <= gap * AIM:
             break
         # Per-row bisection on the price: up when broken, down when slack and priced.
         direction = np.where(use > caps, 1.0, np.where(lam > 0, -1.0, 0.0))
@@ -223,7 +230,7 @@ def lagrangian(
         lam = np.maximum(0.0, lam + direction * step)
         last = np.where(direction != 0, direction, last)
     left = deadline - time.monotonic()
-    if best.gap > gap and len(history) > 1 and left > 0:
+    if best.gap > gap * AIM and len(history) > 1 and left > 0:
         # The prices flip a set of near-tied workloads back and forth: solve those exactly,
         # the others fixed where the prices put them.
         recent = history[-4:]

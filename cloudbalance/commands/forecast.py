@@ -289,7 +289,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         threshold: Annotated[
             float | None,
-            typer.Option(help="Robust z-score at which a point starts an incident [default: 6]."),
+            typer.Option(
+                help="Highest robust z-score bar at which a point starts an incident; quieter "
+                "series get a calibrated lower one [default: 6]."
+            ),
         ] = None,
         freq: Annotated[str | None, typer.Option(help="Force a frequency (D, h, 15min).")] = None,
         aggregate: AggregateOption = "sum",

@@ -16,17 +16,41 @@ and only the ones that stand out against what the series usually does:
    over a week of seasons) floored by the series' overall spread, so a noisy week does not
    look like a string of anomalies and a calm one does not hide a real one. Sparse series
    (mostly zeros, MAD 0) fall back to quantile spreads instead of a near-zero denominator.
-3. **Incidents.** A point whose ``|score|`` exceeds ``threshold`` triggers an incident; the
-   incident spans the run of neighbouring points beyond ``low`` (the same sign) around it.
+3. **Calibrated bars.** One constant bar does not fit every series: heavy-tailed noise crosses
+   6 robust standard deviations every few days, while quiet (near-Gaussian) noise almost never
+   gets past 4, so a real incident of score 5 hides below a 6. Each series gets its own bar from
+   its own scores (:func:`calibrated_threshold`, after the warm-up): a peaks-over-threshold fit of
+   the tail of ``|score|`` (an exponential tail above the 90% quantile, scaled by the median
+   excess so the incidents themselves do not inflate it) gives the level its noise would
+   reach about once per :data:`CALIBRATION_POINTS` points (or once a week, if that is rarer).
+   The bar is that level, never below ``low`` and never above ``threshold``: heavy-tailed series
+   keep ``threshold`` (and the alert budget below), quiet ones get a lower bar.
+4. **Sustained shifts.** A level shift, a slow surge or a drop that lasts hours rarely has one
+   point beyond the bar: it is a run of moderate scores. The *shift score*
+   (:func:`shift_scores`) is the rolling mean of the point scores, clipped at ``low`` so a lone
+   spike weighs no more than a moderate point, over an hour of sub-daily data (at least
+   :data:`SHIFT_MIN_POINTS` points: six hours of hourly data, six days of daily data),
+   calibrated per series by the median and robust spread of that mean (it is autocorrelated
+   and its spread differs per series). A shift score beyond :data:`SHIFT_THRESHOLD`, where the
+   points are on average at least :data:`SHIFT_MIN_LEVEL` robust standard deviations off,
+   triggers a *shift* incident spanning the run of the shift score beyond ``low`` in the same
+   direction.
+5. **Incidents.** A point whose ``|score|`` exceeds its series' bar triggers a *spike*
+   incident; the incident spans the run of neighbouring points beyond ``low`` (the same sign)
+   around it.
    Incidents that start within ``cooldown`` periods of the previous one merge into it: one
    incident, one alert. The alert is the incident's *first* run (its onset, when someone can
-   still act); runs merged later belong to the incident (its id, its impact) but are not
+   still act), and always its trigger point (a shift's points may each be below ``low``); runs
+   merged later belong to the incident (its id, its impact) but are not
    alerted again. Nothing is alerted in the first season of history (the warm-up: a day of
    sub-daily data, a week of daily data), before the series has shown what it usually does.
-   At most :data:`ALERT_BUDGET` incidents per week of history survive, those with the largest
+   At most :data:`ALERT_BUDGET` spike incidents per week of history survive, and at most
+   :data:`SHIFT_BUDGET` shift incidents (about one a month), those with the largest
    ``|impact|`` (the order they are reported in): a series that bumps more often than that
    has made those bumps its normal behaviour, and one noisy series cannot flood the alerts.
-4. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
+   Each kind has its own budget, so a series' daily bursts never crowd out the one day its
+   level moved, nor the reverse.
+6. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 
 Medians everywhere keep the anomalies themselves from bending the expectation they are judged
@@ -37,6 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -53,11 +78,14 @@ __all__ = [
     "Incident",
     "anomaly_id",
     "calendar_values",
+    "calibrated_threshold",
     "detect",
     "fit_history",
+    "shift_scores",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: ``|score|`` that triggers an incident (robust standard deviations).
 DEFAULT_THRESHOLD = 6.0
@@ -71,6 +99,19 @@ DEFAULT_COOLDOWN = 0.25
 #: severe ones). A detector that alerts more often than that gets muted; when a series has more
 #: incidents than its budget, the rest are its usual noise, not news.
 ALERT_BUDGET = 1.0
+#: Calibration: a series' bar is the ``|score|`` its noise reaches about once per this many
+#: points (or once per week of seasons, if that is rarer), from a fit of its tail.
+CALIBRATION_POINTS = 1000
+#: Calibrated shift score (:func:`shift_scores`) that triggers a sustained-shift incident.
+SHIFT_THRESHOLD = 4.5
+#: A shift incident needs its points to be at least this many robust standard deviations off on
+#: average: a calm series' calibrated shift score alone would flag wobbles nobody would notice
+#: (an hour of Gaussian noise averages one standard deviation off every few weeks).
+SHIFT_MIN_LEVEL = 2.0
+#: Fewest points in the shift score's window (an hour of sub-daily data when that is more).
+SHIFT_MIN_POINTS = 6
+#: Shift budget: at most this many shift incidents per series per week of history on average.
+SHIFT_BUDGET = 0.25
 #: Share of months whose calendar slot must be high for the bump to be learned as expected.
 CALENDAR_SHARE = 0.6
 #: Sub-daily data with this many observed weeks gets separate weekday and weekend profiles.
@@ -91,6 +132,10 @@ class Incident:
         alert_end: Last grid index of the incident's first run of unusual points: the alert.
             Runs merged into the incident by the cool-down belong to it (its id, its impact)
             but raise no new alert; defaults to ``end``.
+        kind: ``spike`` (a point beyond the series' bar) or ``shift`` (a sustained run of
+            moderate scores, see :func:`shift_scores`); each kind has its own alert budget.
+        trigger: Grid index where the incident was detected; always one of its alerted points,
+            also when a shift's points are each below ``low``. Defaults to ``peak``.
     """
 
     start: int
@@ -99,10 +144,14 @@ class Incident:
     severity: float
     impact: float
     alert_end: int = -1
+    kind: Literal["spike", "shift"] = "spike"
+    trigger: int = -1
 
     def __post_init__(self) -> None:
         if self.alert_end < 0:
             object.__setattr__(self, "alert_end", self.end)
+        if self.trigger < 0:
+            object.__setattr__(self, "trigger", self.peak)
 
 
 @dataclass(frozen=True)
@@ -260,6 +309,98 @@ def _scores(prep: Prepared, x: FloatArray, expected: FloatArray) -> FloatArray:
     return np.where(np.isfinite(score), score, 0.0)
 
 
+def calibrated_threshold(
+    score: FloatArray,
+    observed: BoolArray,
+    *,
+    season: int,
+    threshold: float,
+    low: float,
+    warm_up: int = 0,
+) -> float:
+    """The series' own trigger bar, within ``[low, threshold]``: where its noise rarely reaches.
+
+    "Rarely" is about once per :data:`CALIBRATION_POINTS` points, or once a week of seasons
+    when that is rarer (a week of 5-minute data is 2,016 points).
+
+    A peaks-over-threshold fit: above ``u``, the 90% quantile of ``|score|`` (after the
+    warm-up), the tail is taken as exponential, ``P(|score| > u + x) = 0.1 * exp(-x / scale)``,
+    with the scale from the *median* excess over ``u`` (``median / ln 2``), so the incidents in
+    the history do not raise the bar that should catch them. An exponential tail is heavier than a
+    Gaussian one, so the bar errs high on quiet series; heavy-tailed series have a large scale
+    and keep ``threshold``. With too few points to fit (under 100) the bar is ``threshold``.
+
+    Args:
+        score: Point scores (robust standard deviations).
+        observed: Where the series has a value (gaps are left out of the fit).
+        season: Steps per season (a week of seasons is the once-a-week horizon).
+        threshold: The highest bar (heavy-tailed series).
+        low: The lowest bar.
+        warm_up: Leading points left out of the fit (not alerted on either).
+    """
+    ref = np.abs(score[warm_up:][observed[warm_up:]])
+    ref = ref[np.isfinite(ref)]
+    if ref.size < 100:
+        return threshold
+    points = max(CALIBRATION_POINTS, 7 * max(season, 1))
+    u = float(np.quantile(ref, 0.9))
+    excess = ref[ref > u] - u
+    scale = float(np.median(excess)) / math.log(2) if excess.size else 0.0
+    level = u + scale * math.log(0.1 * points)
+    return float(min(threshold, max(low, level)))
+
+
+def shift_scores(
+    score: FloatArray, observed: BoolArray, *, season: int, low: float, warm_up: int = 0
+) -> FloatArray:
+    """Calibrated score of sustained shifts: how unusual the recent run of point scores is.
+
+    The rolling mean (centred) of the point scores clipped at ``+-low`` (a lone spike weighs no
+    more than a moderate point: spikes are the point score's business) over an hour of
+    sub-daily data, at least :data:`SHIFT_MIN_POINTS` points; then standardised by the median
+    and robust spread of that mean over the series after the warm-up, since neighbouring scores
+    are correlated and how much a mean of them wanders differs per series. Points whose mean is
+    within :data:`SHIFT_MIN_LEVEL` of zero score 0: a shift must be large enough to matter, not
+    only unusual for a very calm series. Gaps (not ``observed``) are left out of the means.
+    """
+    n = score.size
+    window = max(SHIFT_MIN_POINTS, season // 24)
+    if n < 3 * window:
+        return np.zeros(n)
+    clipped = np.where(observed, np.clip(score, -low, low), np.nan)
+    mean = (
+        pd.Series(clipped)
+        .rolling(window, center=True, min_periods=window // 2)
+        .mean()
+        .to_numpy(np.float64)
+    )
+    ref = mean[warm_up:]
+    ref = ref[np.isfinite(ref)]
+    if ref.size < 3 * window:
+        return np.zeros(n)
+    centre = float(np.median(ref))
+    spread = _spread(ref - centre)
+    if spread <= 0:
+        return np.zeros(n)
+    out: FloatArray = np.where(
+        np.isfinite(mean) & (np.abs(mean) >= SHIFT_MIN_LEVEL), (mean - centre) / spread, 0.0
+    )
+    return out
+
+
+def _run(score: FloatArray, i: int, low: float) -> tuple[int, int]:
+    """The run of neighbours of ``i`` whose ``score`` is beyond ``low`` in ``i``'s direction."""
+    n = score.size
+    sign = np.sign(score[i])
+    a = i
+    while a > 0 and score[a - 1] * sign > low:
+        a -= 1
+    b = i
+    while b < n - 1 and score[b + 1] * sign > low:
+        b += 1
+    return a, b
+
+
 def _incidents(
     score: FloatArray,
     y: FloatArray,
@@ -271,27 +412,25 @@ def _incidents(
     budget: bool = True,
     weeks: float = 0.0,
     warm_up: int = 0,
+    shift: FloatArray | None = None,
 ) -> list[Incident]:
-    n = score.size
-    triggers = np.flatnonzero(np.abs(score) > threshold)
-    spans: list[tuple[int, int, int]] = []  # start, end, end of the first run (the alert)
-    for i in triggers:
+    """Incidents from point scores (and shift scores, when given), cool-down merged, budgeted."""
+    spike = np.abs(score) > threshold
+    sustained = np.abs(shift) > SHIFT_THRESHOLD if shift is not None else np.zeros_like(spike)
+    # start, end, end of the first run (the alert), trigger, kind
+    spans: list[tuple[int, int, int, int, Literal["spike", "shift"]]] = []
+    for i in np.flatnonzero(spike | sustained):
         if spans and i <= spans[-1][1]:
             continue
-        sign = np.sign(score[i])
-        a = int(i)
-        while a > 0 and score[a - 1] * sign > low:
-            a -= 1
-        b = int(i)
-        while b < n - 1 and score[b + 1] * sign > low:
-            b += 1
+        kind: Literal["spike", "shift"] = "spike" if spike[i] else "shift"
+        a, b = _run(score if spike[i] or shift is None else shift, int(i), low)
         if spans and a - spans[-1][1] <= cooldown:
             # within the cool-down: the same incident, already alerted
-            spans[-1] = (spans[-1][0], b, spans[-1][2])
+            spans[-1] = (spans[-1][0], b, *spans[-1][2:])
         else:
-            spans.append((a, b, b))
+            spans.append((a, b, b, int(i), kind))
     out = []
-    for a, b, alert_end in spans:
+    for a, b, alert_end, trigger, kind in spans:
         if a < warm_up:
             continue
         part = np.abs(score[a : b + 1])
@@ -304,14 +443,18 @@ def _incidents(
                 severity=float(part[part > low].sum() if (part > low).any() else part.max()),
                 impact=float(np.nansum(diff)),
                 alert_end=alert_end,
+                kind=kind,
+                trigger=trigger,
             )
         )
     if budget and weeks > 0:
-        allowed = max(1, math.ceil(ALERT_BUDGET * weeks))
-        if len(out) > allowed:
+        keep: list[Incident] = []
+        for kind, rate in (("spike", ALERT_BUDGET), ("shift", SHIFT_BUDGET)):
+            allowed = max(1, math.ceil(rate * weeks))
             # the ones that cost most: the budget keeps what the ranking would show first
-            keep = sorted(out, key=lambda inc: -abs(inc.impact))[:allowed]
-            out = sorted(keep, key=lambda inc: inc.start)
+            group = sorted((inc for inc in out if inc.kind == kind), key=lambda i: -abs(i.impact))
+            keep += group[:allowed]
+        out = sorted(keep, key=lambda inc: inc.start)
     return out
 
 
@@ -326,7 +469,9 @@ def detect(
 
     Args:
         prep: The series on its regular grid.
-        threshold: ``|score|`` that triggers an incident.
+        threshold: The highest ``|score|`` bar that triggers a spike incident: the bar of
+            heavy-tailed series; quieter ones get a lower, calibrated bar (down to ``low``, see
+            :func:`calibrated_threshold`).
         low: ``|score|`` that extends an incident to neighbouring points (at most ``threshold``).
         cooldown: Seasons after an incident during which a new one merges into it.
     """
@@ -340,15 +485,20 @@ def detect(
     score = _scores(prep, x, fitted)
     expected: FloatArray = np.square(np.maximum(fitted, 0.0)) if sqrt else fitted
     season = prep.season if prep.observed >= 3 * prep.season else 1
+    warm_up = season if season > 1 else 0
+    observed = np.isfinite(y)
     incidents = _incidents(
         score,
         y,
         expected,
-        threshold=threshold,
+        threshold=calibrated_threshold(
+            score, observed, season=season, threshold=threshold, low=low, warm_up=warm_up
+        ),
         low=low,
         cooldown=round(cooldown * season),
         weeks=score.size * prep.step_ns / (7 * 86_400 * 10**9),
-        warm_up=season if season > 1 else 0,
+        warm_up=warm_up,
+        shift=shift_scores(score, observed, season=season, low=low, warm_up=warm_up),
     )
     return Detection(expected=expected, score=score, incidents=tuple(incidents))
 

@@ -344,7 +344,8 @@ def detect_anomalies(
 
     Args:
         series: ``unique_id, ds, y``; empty ``y`` values are gaps.
-        threshold: ``|score|`` that triggers an incident.
+        threshold: The highest ``|score|`` bar that triggers an incident (heavy-tailed
+            series); quieter series get a calibrated lower bar, down to ``low``.
         low: ``|score|`` that extends an incident to its neighbouring points.
         cooldown: Seasons (days of sub-daily data, weeks of daily data) after an incident
             during which a new one is the same incident.
@@ -411,6 +412,7 @@ def _anomaly_frame(
             # the incident's unusual points; quiet points inside a merged incident are not
             members = np.zeros(n, dtype=bool)
             members[span] = np.abs(score[span]) > min(low, threshold)
+            members[inc.trigger] = True  # a shift's trigger can be below low: still its alert
             ids[members] = aid
             labels[members] = label
             impact[members] = inc.impact

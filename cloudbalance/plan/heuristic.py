@@ -99,11 +99,12 @@ def satisfies(model: Model, problem: Problem, x: np.ndarray, tol: float = 1e-6) 
     if model.a is None:
         return True
     ax = model.a @ v
-    slack = tol * np.maximum(1.0, np.abs(np.where(np.isfinite(model.row_ub), model.row_ub, 0.0)))
-    if np.any(ax > model.row_ub + slack):
+    # Rounding noise only: ``tol`` absolute plus 1e-9 of the right-hand side (a budget's sum).
+    ub = np.where(np.isfinite(model.row_ub), model.row_ub, 0.0)
+    if np.any(ax > model.row_ub + tol + 1e-9 * np.abs(ub)):
         return False
-    slack = tol * np.maximum(1.0, np.abs(np.where(np.isfinite(model.row_lb), model.row_lb, 0.0)))
-    return not np.any(ax < model.row_lb - slack)
+    lb = np.where(np.isfinite(model.row_lb), model.row_lb, 0.0)
+    return not np.any(ax < model.row_lb - tol - 1e-9 * np.abs(lb))
 
 
 @dataclass
@@ -213,9 +214,7 @@ def lagrangian(
         best.bound = max(best.bound, total)
         history.append(x.copy())
         best.rounds = rounds
-        if np.all(use <= caps + 1e-6 * np.maximum(1.0, np.abs(caps))) and satisfies(
-            full, problem, x
-        ):
+        if np.all(use <= caps + 1e-6 + 1e-9 * np.abs(caps)) and satisfies(full, problem, x):
             z = objective(full, problem, x)
             if z < best.objective:
                 best.x, best.objective = x.copy(), z

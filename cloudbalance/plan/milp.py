@@ -76,7 +76,7 @@ class Model:
     n_t: int
     ha_pairs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     n_local: int = 0  # rows before the coupling rows (quotas, budgets), which come last
-    coupling: tuple[tuple[Group, int], ...] = ()  # each coupling row: its group and period (-1)
+    coupling: tuple[tuple[Group, int], ...] = ()  # per row: group, period (budget k: -1-k)
 
     def start(self, problem: Problem, x: np.ndarray) -> np.ndarray:
         """A full column vector from replicas ``x`` ``[W, L, T]`` (a MIP start).
@@ -397,7 +397,7 @@ def build(
         )
         coupling += [(("quota", problem.locations[j].key), t) for t in range(T)]
     # Budgets over the horizon: replicas + moves - commitments at the cloud's locations.
-    for b in problem.budgets:
+    for nb, b in enumerate(problem.budgets):
         if ("budget", b.cloud) in disabled:
             continue
         scope = clouds[pl] == b.cloud if P else np.zeros(0, dtype=bool)
@@ -414,7 +414,7 @@ def build(
         all_cols = np.concatenate([cols, u_cols, s_cols])
         all_vals = np.concatenate([vals, u_vals, -np.ones(len(s_cols))])
         rows.add(1, np.zeros(len(all_cols)), all_cols, all_vals, -np.inf, b.amount)
-        coupling.append((("budget", b.cloud), -1))
+        coupling.append((("budget", b.cloud), -1 - nb))  # one key per budget row
 
     if rows.n:
         a = coo_array(

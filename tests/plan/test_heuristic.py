@@ -223,3 +223,18 @@ def test_allowed_is_a_copy_callers_may_change() -> None:
     first = problem.allowed()
     first[:] = False
     assert problem.allowed().any()
+
+
+def test_two_budgets_on_one_cloud_are_two_rows() -> None:
+    # Each budget row has its own price. Merged into one, the bound would price both rows'
+    # spend against one amount: the bound of a tighter problem, above the true optimum.
+    problem = instance(2)
+    aws = next(b for b in problem.budgets if b.cloud == "aws")
+    twice = dataclasses.replace(
+        problem, budgets=(Budget("aws", 1.2 * aws.amount), *problem.budgets)
+    )
+    found = lagrangian(twice, gap=1e-9, time_limit=60)
+    assert found is not None
+    assert found.x is not None
+    check(twice, found.x)
+    assert found.bound <= optimum(twice) + 1e-6

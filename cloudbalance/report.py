@@ -115,8 +115,8 @@ class ReportData:
             (``workload, location, amount, share``).
         commitments: Per cloud, usage at list price and effective cost over the last
             :data:`RECENT_DAYS` days (``cloud, list_cost, effective_cost, coverage``).
-        top_anomalies: Largest anomalies by money (``series, kind, ds, actual, expected,
-            impact``).
+        top_anomalies: Largest anomalies by money (``series, kind, anomaly_kind, ds, actual,
+            expected, impact``; ``anomaly_kind`` is ``spike`` or ``shift``).
     """
 
     title: str
@@ -627,16 +627,16 @@ def _sections(data: ReportData) -> list[_Section]:
             "anomalies",
             "Top anomalies by money",
             f"Days whose cost was far from its seasonal level, largest gap first ({c}).",
-            ("series", "day", "cost", "expected", "gap"),
+            ("series", "anomaly", "day", "cost", "expected", "gap"),
             _frame_rows(
                 data.top_anomalies.assign(
                     series=data.top_anomalies["series"] + " (" + data.top_anomalies["kind"] + ")"
                 )
                 if not data.top_anomalies.empty
                 else data.top_anomalies,
-                ("series", "ds", "actual", "expected", "impact"),
+                ("series", "anomaly_kind", "ds", "actual", "expected", "impact"),
             ),
-            (2, 3, 4),
+            (3, 4, 5),
             "No anomaly in the cost history."
             if data.data_as_of is not None
             else "No cost history to look for anomalies in.",
@@ -1125,7 +1125,10 @@ def _top_anomalies(anomalies: pd.DataFrame | None) -> pd.DataFrame:
         impact=(flagged["y"] - flagged["expected"]).abs(),
     )
     top = top.sort_values("impact", ascending=False).head(TOP_ANOMALIES)
-    return top[["series", "kind", "ds", "actual", "expected", "impact"]].reset_index(drop=True)
+    if "anomaly_kind" not in top:
+        top = top.assign(anomaly_kind="")
+    columns = ["series", "kind", "anomaly_kind", "ds", "actual", "expected", "impact"]
+    return top[columns].reset_index(drop=True)
 
 
 def _history(settings: Settings, costs: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -136,6 +136,23 @@ def test_markdown_has_the_spikes_the_plan_and_the_accuracy() -> None:
     assert "> aws provider failed: token expired" in text
 
 
+def test_top_anomalies_show_whether_each_was_a_spike_or_a_shift() -> None:
+    from cloudbalance.forecast import detect_anomalies
+    from cloudbalance.report import _top_anomalies
+
+    history = data().groups[0].history.copy()
+    history["y"] = 15.0 + np.random.default_rng(0).normal(0, 0.2, len(history))
+    history.loc[30, "y"] = 40.0
+    top = _top_anomalies(detect_anomalies(history).assign(kind="cost"))
+    assert top[["anomaly_kind", "actual"]].values.tolist() == [["spike", 40.0]]
+    report = replace(data(), top_anomalies=top)
+    assert "| series | anomaly | day | cost | expected | gap |" in render_markdown(report)
+    assert "| web (workload cost) | spike | 2025-01-31 | 40.00 |" in render_markdown(report)
+    document = json.loads(json.dumps(render_json(report), default=str))
+    jsonschema.validate(document, report_schema())
+    assert document["top_anomalies"][0]["anomaly_kind"] == "spike"
+
+
 def test_json_follows_its_schema_with_and_without_a_plan() -> None:
     for with_plan in (True, False):
         document = json.loads(json.dumps(render_json(data(with_plan)), default=str))

@@ -165,8 +165,12 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Budget per period: a spike is a period expected over it."),
         ] = None,
         spike_probability: Annotated[
-            float, typer.Option(help="Warn when P(above threshold) reaches this.")
-        ] = 0.5,
+            float | None,
+            typer.Option(
+                help="Warn when P(above threshold) reaches this; default: a cut chosen per "
+                "series from its backtests."
+            ),
+        ] = None,
         accuracy_out: Annotated[
             Path | None,
             typer.Option(
@@ -329,7 +333,8 @@ def register(app: typer.Typer) -> None:
         )
         for row in flagged.head(10).itertuples(index=False):
             err_console.print(
-                f"anomaly: {row.anomaly_id}: impact {row.impact:+,.2f} over {row.points} "
+                f"anomaly: {row.anomaly_id}: {row.anomaly_kind}, impact {row.impact:+,.2f} over "
+                f"{row.points} "
                 f"point(s), peak score {row.peak_score:+.1f}",
                 markup=False,
                 highlight=False,

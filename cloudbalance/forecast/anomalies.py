@@ -49,7 +49,14 @@ and only the ones that stand out against what the series usually does:
    ``|impact|`` (the order they are reported in): a series that bumps more often than that
    has made those bumps its normal behaviour, and one noisy series cannot flood the alerts.
    Each kind has its own budget, so a series' daily bursts never crowd out the one day its
-   level moved, nor the reverse.
+   level moved, nor the reverse. A week is 2,016 points of 5-minute data but 168 of hourly
+   and 7 of daily data, and alerts are read (and judged) per point as much as per week: only
+   the rarer of the weekly budget and the same number per :data:`CALIBRATION_POINTS`
+   observed points (gaps are not points) is free. Past the free alerts the bar **escalates**:
+   each further incident must reach :data:`ESCALATION` times further beyond its bar than the
+   one before (2x, then 4x...), so a series that alerts often must be much more extreme to
+   alert again, whatever its sampling interval, while a few far-out incidents (a runaway
+   job, a credit and a lost day in a quarter of daily costs) are all still told.
 6. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 
@@ -60,6 +67,7 @@ against, so one huge spike, a credit (negative value) or a zero day stand out in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,11 +105,19 @@ DEFAULT_LOW = 4.0
 DEFAULT_COOLDOWN = 0.25
 #: Alert budget: at most this many incidents per series per week of history on average (the most
 #: severe ones). A detector that alerts more often than that gets muted; when a series has more
-#: incidents than its budget, the rest are its usual noise, not news.
+#: incidents than its budget, the rest are its usual noise, not news. Only the rarer of this and
+#: the same number per :data:`CALIBRATION_POINTS` points is free (:data:`ESCALATION`).
 ALERT_BUDGET = 1.0
 #: Calibration: a series' bar is the ``|score|`` its noise reaches about once per this many
 #: points (or once per week of seasons, if that is rarer), from a fit of its tail.
 CALIBRATION_POINTS = 1000
+#: Escalating bar: past a series' free alerts (its budget counted in the rarer of weeks and
+#: :data:`CALIBRATION_POINTS` points), each further incident must be this many times further
+#: beyond its bar than the one before it (2x, 4x, 8x the bar...), up to the weekly budget.
+#: A week is 168 points of hourly data and 7 of daily data: a weekly budget alone lets those
+#: series alert twelve (hourly) to 288 (daily) times as often per point as 5-minute data, and
+#: each alert is judged per point by whoever reads them.
+ESCALATION = 2.0
 #: Calibrated shift score (:func:`shift_scores`) that triggers a sustained-shift incident.
 SHIFT_THRESHOLD = 4.5
 #: A shift incident needs its points to be at least this many robust standard deviations off on
@@ -411,10 +427,19 @@ def _incidents(
     cooldown: int,
     budget: bool = True,
     weeks: float = 0.0,
+    points: int | None = None,
     warm_up: int = 0,
     shift: FloatArray | None = None,
 ) -> list[Incident]:
-    """Incidents from point scores (and shift scores, when given), cool-down merged, budgeted."""
+    """Incidents from point scores (and shift scores, when given), cool-down merged, budgeted.
+
+    The budget (with ``budget`` and ``weeks``) keeps, per kind, the incidents with the largest
+    ``|impact|``: freely as many as the rarer of ``weeks`` and ``points`` (observed points, in
+    :data:`CALIBRATION_POINTS`) allows, then, up to the weekly budget, only incidents whose
+    strength (peak ``|score|`` over ``threshold``, or peak ``|shift|`` over
+    :data:`SHIFT_THRESHOLD`) reaches :data:`ESCALATION` to the power of their rank past the
+    free ones (see :func:`_budget`). Without ``points`` the budget is the weekly one.
+    """
     spike = np.abs(score) > threshold
     sustained = np.abs(shift) > SHIFT_THRESHOLD if shift is not None else np.zeros_like(spike)
     # start, end, end of the first run (the alert), trigger, kind
@@ -448,14 +473,46 @@ def _incidents(
             )
         )
     if budget and weeks > 0:
+        free = weeks if points is None else min(weeks, points / CALIBRATION_POINTS)
+
+        def strength(inc: Incident) -> float:
+            if inc.kind == "spike" or shift is None:
+                return float(abs(score[inc.peak])) / threshold
+            return float(np.max(np.abs(shift[inc.start : inc.end + 1]))) / SHIFT_THRESHOLD
+
         keep: list[Incident] = []
         for kind, rate in (("spike", ALERT_BUDGET), ("shift", SHIFT_BUDGET)):
-            allowed = max(1, math.ceil(rate * weeks))
-            # the ones that cost most: the budget keeps what the ranking would show first
-            group = sorted((inc for inc in out if inc.kind == kind), key=lambda i: -abs(i.impact))
-            keep += group[:allowed]
+            keep += _budget(
+                [inc for inc in out if inc.kind == kind],
+                free=max(1, math.ceil(rate * free)),
+                cap=max(1, math.ceil(rate * weeks)),
+                strength=strength,
+            )
         out = sorted(keep, key=lambda inc: inc.start)
     return out
+
+
+def _budget(
+    group: list[Incident], *, free: int, cap: int, strength: Callable[[Incident], float]
+) -> list[Incident]:
+    """The incidents of one kind that alert: ``free`` of them, then an escalating bar.
+
+    Incidents are taken largest ``|impact|`` first (the ones that cost most: the budget keeps
+    what the ranking would show first). The first ``free`` are kept; each further one, up to
+    ``cap`` in all, only when its ``strength`` (how many times its bar it reaches) is at least
+    :data:`ESCALATION` to the power of its rank past the free ones: a series that alerts often
+    must be much more extreme to alert again, so its alerts per point stay bounded whatever its
+    sampling interval, while a few far-out incidents (a runaway job, a credit and a lost day in
+    one quarter of daily costs) are all still told.
+    """
+    ranked = sorted(group, key=lambda inc: -abs(inc.impact))
+    kept = ranked[:free]
+    for inc in ranked[free:]:
+        if len(kept) >= cap:
+            break
+        if strength(inc) >= ESCALATION ** (len(kept) - free + 1):
+            kept.append(inc)
+    return kept
 
 
 def detect(
@@ -497,6 +554,7 @@ def detect(
         low=low,
         cooldown=round(cooldown * season),
         weeks=score.size * prep.step_ns / (7 * 86_400 * 10**9),
+        points=int(observed.sum()),
         warm_up=warm_up,
         shift=shift_scores(score, observed, season=season, low=low, warm_up=warm_up),
     )

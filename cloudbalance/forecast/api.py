@@ -27,7 +27,6 @@ from cloudbalance.forecast.prepare import Aggregate, Prepared, prepare_series
 from cloudbalance.forecast.spikes import (
     SpikeRule,
     SpikeWarning,
-    spike_scores,
     spike_warnings,
     warnings_frame,
 )
@@ -128,7 +127,8 @@ def forecast(
         robust: Fit models on the history with its outliers (short incidents, see
             :func:`cloudbalance.forecast.anomalies.robust_history`) replaced by their expected
             values; errors are still measured on the raw series.
-        spikes: The spike rule (default: 25% above the recent median, probability 0.5).
+        spikes: The spike rule (default: 25% above the recent median, with the probability
+            cut chosen per series from its backtests).
         holidays_country: ISO code (``US``, ``DE``) whose public holidays Prophet models.
         freq: Force a frequency (``D``, ``h``, ``15min``) instead of inferring it per series.
         aggregate: How duplicated timestamps combine: ``sum`` (costs), ``mean``, ``max``, ``last``.
@@ -178,6 +178,7 @@ def forecast(
         seed=seed,
         warm=None,
         rebacktest=rebacktest,
+        spikes=rule,
     )
     jobs = [(p, _warm_for(warm, p.unique_id)) for p in prepared]
     outputs = run_chunks(
@@ -220,11 +221,16 @@ def _assemble(
                 raise out.error
             skipped[out.unique_id] = str(out.error)
             continue
-        if out.ds is None or out.yhat is None or out.lower is None or out.upper is None:
+        if (
+            out.ds is None
+            or out.yhat is None
+            or out.lower is None
+            or out.upper is None
+            or out.spike_score is None
+        ):
             raise ForecastError("the model returned no forecast", unique_id=out.unique_id)
         levels[out.unique_id] = out.history_level
-        threshold = rule.threshold(out.unique_id, out.history_level)
-        score = spike_scores(out.yhat, out.lower, out.upper, threshold, spec.level)
+        score = out.spike_score
         frames.append(
             pd.DataFrame(
                 {
@@ -235,7 +241,7 @@ def _assemble(
                     "yhat_upper": out.upper,
                     "model": out.model,
                     "interval": spec.level,
-                    "spike": score >= rule.probability,
+                    "spike": score >= out.spike_cut,
                     "spike_score": score,
                 }
             )
@@ -314,6 +320,7 @@ ANOMALY_COLUMNS: tuple[str, ...] = (
     "score",
     "expected",
     "anomaly_id",
+    "anomaly_kind",
     "impact",
     "feedback",
 )
@@ -331,15 +338,18 @@ def detect_anomalies(
 ) -> pd.DataFrame:
     """Flag anomalous incidents in history, one row per observed point.
 
-    Columns: ``unique_id, ds, y, anomaly, score, expected, anomaly_id, impact, feedback``.
+    Columns: ``unique_id, ds, y, anomaly, score, expected, anomaly_id, anomaly_kind, impact,
+    feedback``.
     ``score`` is the robust z-score of the point's residual from its seasonal expectation;
     ``anomaly`` marks the alerted points: the first run of each incident (see
     :mod:`cloudbalance.forecast.anomalies`; later runs the cool-down merged into it are not
     alerted again); ``anomaly_id`` names the incident a point belongs to (also when feedback
-    suppressed it, and on its later runs),
-    ``impact`` is the incident's ``sum(y - expected)`` (money for cost series) and ``feedback``
-    the label that applies to it (``YES``, ``NO``, ``PLANNED_ACTIVITY``; a ``NO`` or planned
-    label means ``anomaly`` is False). :func:`anomaly_events` gives one row per incident,
+    suppressed it, and on its later runs), ``anomaly_kind`` what kind of incident it is
+    (``spike``: a point far beyond the series' bar; ``shift``: a sustained run of moderate
+    scores, a level that moved), ``impact`` is the incident's ``sum(y - expected)`` (money for
+    cost series) and ``feedback`` the label that applies to it (``YES``, ``NO``,
+    ``PLANNED_ACTIVITY``; a ``NO`` or planned label means ``anomaly`` is False).
+    :func:`anomaly_events` gives one row per incident,
     ranked by impact. Gaps are not rows; duplicated timestamps are aggregated first.
 
     Args:
@@ -375,7 +385,7 @@ def _anomaly_dtype(column: str) -> str:
         return "datetime64[us]"
     if column == "anomaly":
         return "bool"
-    if column in ("unique_id", "anomaly_id", "feedback"):
+    if column in ("unique_id", "anomaly_id", "anomaly_kind", "feedback"):
         return "object"
     return "float64"
 
@@ -390,6 +400,7 @@ def _anomaly_frame(
     n = prep.y.size
     flag = np.zeros(n, dtype=bool)
     ids = np.full(n, None, dtype=object)
+    kinds = np.full(n, None, dtype=object)
     labels = np.full(n, None, dtype=object)
     impact = np.full(n, np.nan)
     if prep.observed < 3:
@@ -414,6 +425,7 @@ def _anomaly_frame(
             members[span] = np.abs(score[span]) > min(low, threshold)
             members[inc.trigger] = True  # a shift's trigger can be below low: still its alert
             ids[members] = aid
+            kinds[members] = inc.kind
             labels[members] = label
             impact[members] = inc.impact
             # one alert per incident: its first run; runs the cool-down merged raise none
@@ -430,6 +442,7 @@ def _anomaly_frame(
             "score": score[ok],
             "expected": expected[ok],
             "anomaly_id": ids[ok],
+            "anomaly_kind": kinds[ok],
             "impact": impact[ok],
             "feedback": labels[ok],
         }
@@ -439,13 +452,15 @@ def _anomaly_frame(
 def anomaly_events(anomalies: pd.DataFrame) -> pd.DataFrame:
     """One row per incident of a :func:`detect_anomalies` frame, largest ``|impact|`` first.
 
-    Columns: ``anomaly_id, unique_id, start, end, peak_ds, peak_score, points, actual,
-    expected, impact, anomaly, feedback``. ``anomaly`` is False for incidents a label
-    suppressed; they are listed so the history of labelled incidents stays visible.
+    Columns: ``anomaly_id, unique_id, anomaly_kind, start, end, peak_ds, peak_score, points,
+    actual, expected, impact, anomaly, feedback``; ``anomaly_kind`` is ``spike`` or ``shift``.
+    ``anomaly`` is False for incidents a label suppressed; they are listed so the history of
+    labelled incidents stays visible.
     """
     cols = [
         "anomaly_id",
         "unique_id",
+        "anomaly_kind",
         "start",
         "end",
         "peak_ds",
@@ -465,6 +480,7 @@ def anomaly_events(anomalies: pd.DataFrame) -> pd.DataFrame:
             {
                 "anomaly_id": aid,
                 "unique_id": g["unique_id"].iloc[0],
+                "anomaly_kind": g["anomaly_kind"].iloc[0] if "anomaly_kind" in g else None,
                 "start": g["ds"].min(),
                 "end": g["ds"].max(),
                 "peak_ds": g["ds"].iloc[peak],

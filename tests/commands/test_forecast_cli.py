@@ -169,6 +169,20 @@ def test_anomalies_command_writes_flags_and_scores(tmp_path, capsys) -> None:
     assert "1 anomaly (1 point(s))" in capsys.readouterr().err
 
 
+def test_anomalies_command_shows_each_incidents_kind(tmp_path, capsys) -> None:
+    src, out, events = tmp_path / "s.csv", tmp_path / "a.csv", tmp_path / "e.parquet"
+    _write_series(src, ids=("web",))
+    frame = pd.read_csv(src)
+    frame.loc[50, "y"] = 900.0
+    frame.to_csv(src, index=False)
+    args = ["anomalies", "-i", str(src), "-o", str(out), "--events", str(events)]
+    assert main(args) == 0
+    result = pd.read_csv(out)
+    assert result.loc[result["anomaly"], "anomaly_kind"].tolist() == ["spike"]
+    assert pd.read_parquet(events)["anomaly_kind"].tolist() == ["spike"]
+    assert f"anomaly: web@{frame.loc[50, 'ds']}: spike, impact +" in capsys.readouterr().err
+
+
 def test_unknown_output_type_is_a_user_error(tmp_path, capsys) -> None:
     src = tmp_path / "s.csv"
     _write_series(src, ids=("web",))

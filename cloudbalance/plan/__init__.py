@@ -7,6 +7,8 @@ package shows its parts apart:
 - :mod:`~cloudbalance.plan.problem`: the typed, frozen :class:`Problem` (what the MILP is built
   from, stored in every plan) and the cost arithmetic the plan and its baseline share.
 - :mod:`~cloudbalance.plan.milp`: the formulation and the solve.
+- :mod:`~cloudbalance.plan.heuristic`: Lagrangian pricing of quotas and budgets: a plan with a
+  proven gap, fast, before (or instead of) the exact solve.
 - :mod:`~cloudbalance.plan.diagnose`: which constraints conflict when no plan exists.
 - :mod:`~cloudbalance.plan.explain`: the reason of every move.
 - :mod:`~cloudbalance.plan.solve`: guardrails (the only home of the minimum saving) and the

@@ -75,6 +75,8 @@ class Model:
     pl: np.ndarray  # location of each pair
     n_t: int
     ha_pairs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_local: int = 0  # rows before the coupling rows (quotas, budgets), which come last
+    coupling: tuple[tuple[Group, int], ...] = ()  # per row: group, period (budget k: -1-k)
 
     def start(self, problem: Problem, x: np.ndarray) -> np.ndarray:
         """A full column vector from replicas ``x`` ``[W, L, T]`` (a MIP start).
@@ -295,25 +297,6 @@ def build(
             np.where(d[ha_w] >= 1, kmin[:, None], 0.0).ravel(),
             np.inf,
         )
-    # Quotas: sum_w v_w x[w,l,t] <= Q[l] (the tightest quota of a location wins).
-    limit: dict[int, float] = {}
-    for q in problem.quotas:
-        if ("quota", q.location.key) in disabled or q.location not in problem.locations:
-            continue
-        j = problem.locations.index(q.location)
-        limit[j] = min(limit.get(j, math.inf), q.vcpus)
-    for j, qv in limit.items():
-        at = np.flatnonzero(pl == j)
-        if len(at) == 0:
-            continue
-        rows.add(
-            T,
-            np.tile(np.arange(T), len(at)),
-            x0 + (at[:, None] * T + np.arange(T)).ravel(),
-            np.repeat(vc[pw[at]], T),
-            -np.inf,
-            qv,
-        )
     # Commitments (vCPUs): r <= v x ; sum_w r[., l, t] <= C[l, t].
     if n_r:
         rk = np.arange(n_r)
@@ -389,8 +372,32 @@ def build(
             -np.inf,
             0.0,
         )
+    # Coupling rows last (quotas, then budgets): they alone tie workloads that share no
+    # commitment, so the Lagrangian heuristic (plan/heuristic.py) prices them and drops them.
+    n_local = rows.n
+    coupling: list[tuple[Group, int]] = []
+    # Quotas: sum_w v_w x[w,l,t] <= Q[l] (the tightest quota of a location wins).
+    limit: dict[int, float] = {}
+    for q in problem.quotas:
+        if ("quota", q.location.key) in disabled or q.location not in problem.locations:
+            continue
+        j = problem.locations.index(q.location)
+        limit[j] = min(limit.get(j, math.inf), q.vcpus)
+    for j, qv in limit.items():
+        at = np.flatnonzero(pl == j)
+        if len(at) == 0:
+            continue
+        rows.add(
+            T,
+            np.tile(np.arange(T), len(at)),
+            x0 + (at[:, None] * T + np.arange(T)).ravel(),
+            np.repeat(vc[pw[at]], T),
+            -np.inf,
+            qv,
+        )
+        coupling += [(("quota", problem.locations[j].key), t) for t in range(T)]
     # Budgets over the horizon: replicas + moves - commitments at the cloud's locations.
-    for b in problem.budgets:
+    for nb, b in enumerate(problem.budgets):
         if ("budget", b.cloud) in disabled:
             continue
         scope = clouds[pl] == b.cloud if P else np.zeros(0, dtype=bool)
@@ -407,6 +414,7 @@ def build(
         all_cols = np.concatenate([cols, u_cols, s_cols])
         all_vals = np.concatenate([vals, u_vals, -np.ones(len(s_cols))])
         rows.add(1, np.zeros(len(all_cols)), all_cols, all_vals, -np.inf, b.amount)
+        coupling.append((("budget", b.cloud), -1 - nb))  # one key per budget row
 
     if rows.n:
         a = coo_array(
@@ -416,7 +424,9 @@ def build(
         row_lb, row_ub = np.concatenate(rows.lb), np.concatenate(rows.ub)
     else:  # pragma: no cover - demand rows always exist
         a, row_lb, row_ub = None, np.zeros(0), np.zeros(0)
-    return Model(c, integrality, lb, ub, a, row_lb, row_ub, pw, pl, T, ha_pairs)
+    return Model(
+        c, integrality, lb, ub, a, row_lb, row_ub, pw, pl, T, ha_pairs, n_local, tuple(coupling)
+    )
 
 
 def throttle_limit(theta: float, current: float, demand: np.ndarray) -> np.ndarray:
@@ -436,6 +446,40 @@ def throttle_limit(theta: float, current: float, demand: np.ndarray) -> np.ndarr
 def share_cap(share: float, demand: np.ndarray) -> np.ndarray:
     """Most replicas one location may hold per period: ``ceil(share * demand)`` (at least 1)."""
     return np.asarray(np.maximum(1.0, np.ceil(share * demand - 1e-9)))
+
+
+def load(model: Model, *, integer: bool, n_rows: int | None = None) -> Any:
+    """A HiGHS instance holding ``model`` (its first ``n_rows`` rows; default all), quiet.
+
+    HiGHS's MIP presolve turns the replica columns into a form whose root LP its dual simplex
+    solves 5-10x slower here (benchmarks/bench_planner.py: 50 s -> 6 s on one coupled block);
+    the model is already tight (plain bounds, cardinality rows), so presolve is off.
+    """
+    import highspy
+    from highspy._core import _Highs  # the bare solver: no console banner, no callback threads
+
+    h = _Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("presolve", "off")
+    lp = highspy.HighsLp()
+    a = (model.a if n_rows is None else model.a[:n_rows]).tocsc()
+    lp.num_col_ = len(model.c)
+    lp.num_row_ = a.shape[0]
+    lp.col_cost_ = model.c
+    lp.col_lower_ = model.lb
+    lp.col_upper_ = model.ub
+    lp.row_lower_ = model.row_lb[: a.shape[0]]
+    lp.row_upper_ = model.row_ub[: a.shape[0]]
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    if integer:
+        kint, kcont = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
+        lp.integrality_ = [kint if k else kcont for k in model.integrality.tolist()]
+    h.passModel(lp)
+    return h
 
 
 @dataclass
@@ -464,7 +508,6 @@ def solve(
     from the first node. With ``relax`` the LP relaxation's values are returned unrounded.
     """
     import highspy
-    from highspy._core import _Highs  # the bare solver: no console banner, no callback threads
 
     W, L = problem.demand.shape[0], len(problem.locations)
     if len(model.c) == 0:
@@ -472,32 +515,9 @@ def solve(
         return Solution(0 if ok else 2, np.zeros((W, L, model.n_t)) if ok else None, 0.0, 0.0)
     if np.any(model.lb > model.ub + 1e-9):  # a pin that breaks a bound (e.g. the share cap)
         return Solution(2, None, math.inf, math.inf)
-    h = _Highs()
-    h.setOptionValue("output_flag", False)
+    h = load(model, integer=not relax)
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("mip_rel_gap", float(gap))
-    h.setOptionValue("random_seed", 0)
-    # HiGHS's MIP presolve turns the replica columns into a form whose root LP its dual simplex
-    # solves 5-10x slower here (benchmarks/bench_planner.py: 50 s -> 6 s on one coupled block);
-    # the model is already tight (plain bounds, cardinality rows), so presolve gains nothing.
-    h.setOptionValue("presolve", "off")
-    lp = highspy.HighsLp()
-    a = model.a.tocsc()
-    lp.num_col_ = len(model.c)
-    lp.num_row_ = a.shape[0]
-    lp.col_cost_ = model.c
-    lp.col_lower_ = model.lb
-    lp.col_upper_ = model.ub
-    lp.row_lower_ = model.row_lb
-    lp.row_upper_ = model.row_ub
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr
-    lp.a_matrix_.index_ = a.indices
-    lp.a_matrix_.value_ = a.data
-    if not relax:
-        integer, continuous = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
-        lp.integrality_ = [integer if k else continuous for k in model.integrality.tolist()]
-    h.passModel(lp)
     if start is not None and not relax:
         offered = highspy.HighsSolution()
         offered.col_value = model.start(problem, start).tolist()
@@ -626,8 +646,13 @@ def solve_lazy(
     Dense budget and quota rows slow HiGHS down even when they do not bind, and they couple
     workloads that are otherwise independent. So:
 
-    1. The LP relaxation of the whole model predicts which quotas and budgets bind (those it
-       uses up to within 2%); only those are added up front.
+    0. The Lagrangian heuristic (:mod:`cloudbalance.plan.heuristic`) prices the quotas and
+       budgets; when its plan is within ``gap`` of its proven bound, that plan is the answer
+       (the usual case at scale). Otherwise its plan is the MIP start and its priced rows the
+       ones predicted to bind, and the exact steps below follow.
+    1. Without the heuristic (commitments couple workloads), the LP relaxation of the whole
+       model predicts which quotas and budgets bind (those it uses up to within 2%); only
+       those are added up front.
     2. Workloads that share no active row or commitment are solved apart, in blocks.
     3. A solution that breaks a row left out adds it (and merges the blocks it couples), and
        the blocks it touches are solved again from the previous solution as a MIP start;
@@ -639,10 +664,19 @@ def solve_lazy(
     """
     import time
 
+    from cloudbalance.plan.heuristic import lagrangian
+
     deadline = time.monotonic() + time_limit
     W, L, T = problem.demand.shape[0], len(problem.locations), problem.horizon
     off = {g for g in groups(problem) if g[0] in ("quota", "budget")}
-    if off:
+    priced = lagrangian(problem, gap=gap, time_limit=time_limit / 2, pinned=pinned) if off else None
+    if priced is not None and priced.x is not None and priced.gap <= gap:
+        return Solution(0, priced.x, priced.gap, priced.objective)
+    if priced is not None:  # the priced rows are the ones that bind; its plan, a MIP start
+        off -= priced.binding
+        if priced.x is not None and start is None:
+            start = priced.x
+    elif off:
         lp = solve(
             problem, build(problem, pinned=pinned), gap=gap, time_limit=time_limit, relax=True
         )

@@ -9,6 +9,7 @@ commit message, policies, verification): they call its methods, never index the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -390,7 +391,16 @@ class Problem:
         return [self.period_start + i * step for i in range(self.horizon)]
 
     def allowed(self) -> np.ndarray:
-        """``[W, L]``: the workload may run there (residency) and it has a price there."""
+        """``[W, L]``: the workload may run there (residency) and it has a price there.
+
+        A fresh copy (callers may change it) of a mask computed once per problem: callers ask
+        for it per workload, and recomputing it each time made the guardrails quadratic in the
+        number of workloads (most of the time of a 1,000-workload plan).
+        """
+        return self._allowed.copy()
+
+    @functools.cached_property
+    def _allowed(self) -> np.ndarray:
         priced = ~np.all(np.isnan(self.cost), axis=2)
         out = np.zeros_like(priced)
         for i, w in enumerate(self.workloads):
@@ -491,6 +501,12 @@ def demand_replicas(forecast: pd.DataFrame, quantile: float) -> np.ndarray:
     return np.asarray(np.maximum(np.ceil(value - 1e-9), 0.0))
 
 
+def _rows_of(forecast: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Workload name -> positions of its rows: one pass (a mask per workload is quadratic)."""
+    groups = forecast.groupby("unique_id", sort=False).indices
+    return {str(k): np.asarray(v, dtype=np.int64) for k, v in groups.items()}
+
+
 def _infer_period(ds: pd.DatetimeIndex) -> str:
     if len(ds) < 2:
         return "1D"
@@ -524,11 +540,12 @@ def _confidence(
         by_name = {str(k): float(v) for k, v in means.items()}
     out = np.zeros(len(names))
     derived: list[str] = []
+    at = _rows_of(forecast)
     for i, name in enumerate(names):
         if name in by_name:
             out[i] = float(by_name[name])
             continue
-        rows = forecast[forecast["unique_id"] == name]
+        rows = forecast.iloc[at.get(name, np.zeros(0, dtype=np.int64))]
         if rows.empty:
             out[i] = 0.0
             continue
@@ -627,8 +644,10 @@ def build_problem(
 
     issues: list[Issue] = []
     slot = ((fc["ds"] - first) / step).to_numpy(dtype="float64")
+    at = _rows_of(fc)
     for i, w in enumerate(workloads):
-        mask = (fc["unique_id"] == w.name).to_numpy()
+        mask = np.zeros(len(fc), dtype=bool)
+        mask[at.get(w.name, [])] = True
         if not mask.any():
             d[i] = cur[i].sum()
             notes.append(

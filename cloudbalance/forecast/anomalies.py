@@ -42,8 +42,11 @@ and only the ones that stand out against what the series usually does:
    incident, one alert. The alert is the incident's *first* run (its onset, when someone can
    still act), and always its trigger point (a shift's points may each be below ``low``); runs
    merged later belong to the incident (its id, its impact) but are not
-   alerted again. Nothing is alerted in the first season of history (the warm-up: a day of
-   sub-daily data, a week of daily data), before the series has shown what it usually does.
+   alerted again, unless the incident **escalates**: a run whose peak reaches
+   :data:`ESCALATION` times the incident's peak so far (a slowdown that becomes an outage) is
+   news, and starts an incident of its own. Nothing is alerted in the first season of history
+   (the warm-up: a day of sub-daily data, a week of daily data), before the series has shown
+   what it usually does.
    At most :data:`ALERT_BUDGET` spike incidents per week of history survive, and at most
    :data:`SHIFT_BUDGET` shift incidents (about one a month), those with the largest
    ``|impact|`` (the order they are reported in): a series that bumps more often than that
@@ -114,6 +117,8 @@ CALIBRATION_POINTS = 1000
 #: Escalating bar: past a series' free alerts (its budget counted in the rarer of weeks and
 #: :data:`CALIBRATION_POINTS` points), each further incident must be this many times further
 #: beyond its bar than the one before it (2x, 4x, 8x the bar...), up to the weekly budget.
+#: A run within an incident's cool-down whose peak is this many times the incident's starts an
+#: incident of its own (the incident escalated: :func:`_escalates`).
 #: A week is 168 points of hourly data and 7 of daily data: a weekly budget alone lets those
 #: series alert twelve (hourly) to 288 (daily) times as often per point as 5-minute data, and
 #: each alert is judged per point by whoever reads them.
@@ -448,8 +453,9 @@ def _incidents(
         if spans and i <= spans[-1][1]:
             continue
         kind: Literal["spike", "shift"] = "spike" if spike[i] else "shift"
-        a, b = _run(score if spike[i] or shift is None else shift, int(i), low)
-        if spans and a - spans[-1][1] <= cooldown:
+        measure = score if spike[i] or shift is None else shift
+        a, b = _run(measure, int(i), low)
+        if spans and a - spans[-1][1] <= cooldown and not _escalates(measure, spans[-1], a, b):
             # within the cool-down: the same incident, already alerted
             spans[-1] = (spans[-1][0], b, *spans[-1][2:])
         else:
@@ -490,6 +496,22 @@ def _incidents(
             )
         out = sorted(keep, key=lambda inc: inc.start)
     return out
+
+
+def _escalates(measure: FloatArray, last: tuple[int, int, int, int, str], a: int, b: int) -> bool:
+    """Whether the run ``a..b``, within ``last``'s cool-down, is news rather than more of it.
+
+    It is when it starts after ``last`` ends and its peak ``|measure|`` (the point score for a
+    spike, the shift score for a shift: what triggered it) is at least :data:`ESCALATION` times
+    that of the incident so far. An incident that gets that much worse (a slowdown that becomes
+    an outage an hour later) must be told, as an incident of its own (its own id, impact and
+    place in the budget), not hidden in a merged run that raises no alert.
+    """
+    start, end = last[0], last[1]
+    if a <= end:
+        return False
+    before = float(np.max(np.abs(measure[start : end + 1])))
+    return float(np.max(np.abs(measure[a : b + 1]))) >= ESCALATION * before
 
 
 def _budget(

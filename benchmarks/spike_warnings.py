@@ -6,7 +6,7 @@ forecasts 14 days ahead and warns for the days it expects above that line:
 
 - ``cloudbalance``: ``forecast(...)`` with its default pipeline; the warning is the forecast
   frame's ``spike`` column (its default relative rule is this one: +25% over the median of the
-  last four weeks, with probability >= 0.5);
+  last four weeks, with the probability cut chosen per series from its backtests);
 - ``prophet``: ``Prophet().fit(history)`` then ``predict`` over the 14 days; warns where
   ``yhat`` is above the line (measured in this run);
 - ``seasonal naive``: last week repeated, the same way.

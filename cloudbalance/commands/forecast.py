@@ -165,8 +165,12 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Budget per period: a spike is a period expected over it."),
         ] = None,
         spike_probability: Annotated[
-            float, typer.Option(help="Warn when P(above threshold) reaches this.")
-        ] = 0.5,
+            float | None,
+            typer.Option(
+                help="Warn when P(above threshold) reaches this; default: a cut chosen per "
+                "series from its backtests."
+            ),
+        ] = None,
         accuracy_out: Annotated[
             Path | None,
             typer.Option(

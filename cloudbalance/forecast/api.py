@@ -27,7 +27,6 @@ from cloudbalance.forecast.prepare import Aggregate, Prepared, prepare_series
 from cloudbalance.forecast.spikes import (
     SpikeRule,
     SpikeWarning,
-    spike_scores,
     spike_warnings,
     warnings_frame,
 )
@@ -128,7 +127,8 @@ def forecast(
         robust: Fit models on the history with its outliers (short incidents, see
             :func:`cloudbalance.forecast.anomalies.robust_history`) replaced by their expected
             values; errors are still measured on the raw series.
-        spikes: The spike rule (default: 25% above the recent median, probability 0.5).
+        spikes: The spike rule (default: 25% above the recent median, with the probability
+            cut chosen per series from its backtests).
         holidays_country: ISO code (``US``, ``DE``) whose public holidays Prophet models.
         freq: Force a frequency (``D``, ``h``, ``15min``) instead of inferring it per series.
         aggregate: How duplicated timestamps combine: ``sum`` (costs), ``mean``, ``max``, ``last``.
@@ -178,6 +178,7 @@ def forecast(
         seed=seed,
         warm=None,
         rebacktest=rebacktest,
+        spikes=rule,
     )
     jobs = [(p, _warm_for(warm, p.unique_id)) for p in prepared]
     outputs = run_chunks(
@@ -220,11 +221,16 @@ def _assemble(
                 raise out.error
             skipped[out.unique_id] = str(out.error)
             continue
-        if out.ds is None or out.yhat is None or out.lower is None or out.upper is None:
+        if (
+            out.ds is None
+            or out.yhat is None
+            or out.lower is None
+            or out.upper is None
+            or out.spike_score is None
+        ):
             raise ForecastError("the model returned no forecast", unique_id=out.unique_id)
         levels[out.unique_id] = out.history_level
-        threshold = rule.threshold(out.unique_id, out.history_level)
-        score = spike_scores(out.yhat, out.lower, out.upper, threshold, spec.level)
+        score = out.spike_score
         frames.append(
             pd.DataFrame(
                 {
@@ -235,7 +241,7 @@ def _assemble(
                     "yhat_upper": out.upper,
                     "model": out.model,
                     "interval": spec.level,
-                    "spike": score >= rule.probability,
+                    "spike": score >= out.spike_cut,
                     "spike_score": score,
                 }
             )

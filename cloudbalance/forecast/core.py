@@ -28,6 +28,13 @@ from cloudbalance.forecast.baseline import SeasonalNaive, Theta
 from cloudbalance.forecast.calibrate import Calibration, apply_factor, calibrate, level_floor
 from cloudbalance.forecast.prepare import Prepared
 from cloudbalance.forecast.prophet import ProphetForecaster
+from cloudbalance.forecast.spikes import (
+    DEFAULT_PROBABILITY,
+    SpikeRule,
+    exceedance,
+    f1_cut,
+    spike_scores,
+)
 
 __all__ = [
     "AUTO_CANDIDATES",
@@ -78,6 +85,7 @@ class Spec:
             values (errors are still measured on the raw series).
         warm: Per-series state of a previous run (``ForecastResult.state``).
         rebacktest: With ``warm``, re-run backtests and model choice instead of reusing them.
+        spikes: The spike rule the ``spike`` flags follow.
     """
 
     horizon: int
@@ -91,6 +99,7 @@ class Spec:
     robust: bool = True
     warm: dict[str, dict[str, Any]] | None = None
     rebacktest: bool = False
+    spikes: SpikeRule = field(default_factory=SpikeRule)
 
 
 @dataclass
@@ -107,6 +116,8 @@ class SeriesOutput:
     state: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     history_level: float = math.nan
+    spike_score: FloatArray | None = None
+    spike_cut: float = DEFAULT_PROBABILITY
     error: ForecastError | None = None
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -237,6 +248,7 @@ class _Backtest:
     lower: list[FloatArray] = field(default_factory=list)
     upper: list[FloatArray] = field(default_factory=list)
     scale: list[float] = field(default_factory=list)
+    origin: list[int] = field(default_factory=list)
     failed: str | None = None
 
     def arrays(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, npt.NDArray[Any]]:
@@ -317,6 +329,7 @@ def run_backtests(
             bt.lower.append(pred.lower)
             bt.upper.append(pred.upper)
             bt.scale.append(scale)
+            bt.origin.append(origin)
     if ENSEMBLE in names:
         results[ENSEMBLE] = _ensemble_backtest(results, len(origins))
     # the ensemble's members stay in: their backtests are the evidence behind its weights
@@ -374,6 +387,7 @@ def _ensemble_backtest(results: dict[str, _Backtest], windows: int) -> _Backtest
         ens.lower.append(_weighted({m: parts[m].lower[i] for m in w}, w))
         ens.upper.append(_weighted({m: parts[m].upper[i] for m in w}, w))
         ens.scale.append(first.scale[i])
+        ens.origin.append(first.origin[i])
     return ens
 
 
@@ -403,10 +417,71 @@ def _choose(metrics: dict[str, tuple[float, float]]) -> tuple[str, str]:
     return best, why
 
 
-def _history_level(prep: Prepared) -> float:
-    y = prep.y[np.isfinite(prep.y)]
-    tail = y[-max(4 * prep.season, 7) :]
+def _history_level(y: FloatArray, season: int) -> float:
+    """The normal level relative spike rules compare with: the median of the last 4 seasons."""
+    finite = y[np.isfinite(y)]
+    tail = finite[-max(4 * season, 7) :]
     return float(np.median(tail)) if tail.size else math.nan
+
+
+def _unit(level: float) -> float:
+    """The unit spike errors are measured in: the normal level's size (1 when it has none)."""
+    size = abs(level)
+    return size if math.isfinite(size) and size > 0 else 1.0
+
+
+def _spike_errors(prep: Prepared, bt: _Backtest | None) -> list[FloatArray]:
+    """Per backtest window of the chosen model, its errors in units of the level at its origin.
+
+    Errors are measured on the raw series (bursts included), like MASE.
+    """
+    if bt is None or bt.failed:
+        return []
+    return [
+        (y - yhat) / _unit(_history_level(prep.y[:origin], prep.season))
+        for origin, y, yhat in zip(bt.origin, bt.y, bt.yhat, strict=True)
+    ]
+
+
+def _spike_cut(prep: Prepared, spec: Spec, bt: _Backtest, errors: list[FloatArray]) -> float:
+    """The series' cut: the F1 its backtest probabilities expect is best at (see ``f1_cut``).
+
+    Each window is scored with the errors of the other windows (as a forecast is scored with
+    errors it has not seen); a single window is scored with its own.
+    """
+    scores = []
+    for i, (origin, y, yhat) in enumerate(zip(bt.origin, bt.y, bt.yhat, strict=True)):
+        level = _history_level(prep.y[:origin], prep.season)
+        others = [e for j, e in enumerate(errors) if j != i] or errors
+        p = exceedance(
+            yhat, np.concatenate(others), _unit(level), spec.spikes.threshold(prep.unique_id, level)
+        )
+        scores.append(np.where(np.isfinite(y), p, np.nan))
+    return f1_cut(np.concatenate(scores))
+
+
+def _score_spikes(
+    prep: Prepared, spec: Spec, out: SeriesOutput, errors: list[FloatArray], cut: float | None
+) -> None:
+    """Fill ``out.spike_score`` and ``out.spike_cut`` for the final forecast.
+
+    With backtest errors the score is their exceedance share; without (a history too short for
+    backtests) the interval read as a normal distribution, and the default cut.
+    """
+    if out.yhat is None or out.lower is None or out.upper is None:
+        raise ForecastError("the model returned no forecast", unique_id=prep.unique_id)
+    rule = spec.spikes
+    threshold = rule.threshold(prep.unique_id, out.history_level)
+    pooled = np.concatenate(errors) if errors else np.array([])
+    if np.isfinite(pooled).any():
+        out.spike_score = exceedance(out.yhat, pooled, _unit(out.history_level), threshold)
+    else:
+        out.spike_score = spike_scores(out.yhat, out.lower, out.upper, threshold, spec.level)
+        cut = None
+    if rule.probability is not None:
+        out.spike_cut = rule.probability
+    else:
+        out.spike_cut = DEFAULT_PROBABILITY if cut is None else cut
 
 
 def run_series(prep: Prepared, spec: Spec) -> SeriesOutput:
@@ -425,7 +500,7 @@ def run_series(prep: Prepared, spec: Spec) -> SeriesOutput:
 
 def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
     uid = prep.unique_id
-    out.history_level = _history_level(prep)
+    out.history_level = _history_level(prep.y, prep.season)
     if spec.horizon < 1:
         raise ForecastError("horizon must be at least 1", unique_id=uid)
     if prep.observed < MIN_HISTORY:
@@ -450,6 +525,8 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
                 (warm.get("params") or {}).get("weights"),
             )
             kept = {**warm["accuracy"], "unique_id": uid}
+            errors = [np.asarray(e, dtype=np.float64) for e in warm.get("spike_errors", [])]
+            _score_spikes(prep, spec, out, errors, warm.get("spike_cut"))
             out.accuracy = {**kept, "reason": f"{kept.get('reason', '')}{WARM_NOTE}"}
             out.state = {**warm, "params": params, "accuracy": kept}
             return
@@ -522,6 +599,9 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
         shares = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
         reason += f"; weights by backtest skill: {shares}"
     params = _final(prep, spec, out, chosen, season, factor, cal.floor, None, weights)
+    errors = _spike_errors(prep, bt)
+    cut = _spike_cut(prep, spec, bt, errors) if errors and bt is not None else None
+    _score_spikes(prep, spec, out, errors, cut)
     out.accuracy = {
         "unique_id": uid,
         "model": chosen,
@@ -538,6 +618,8 @@ def _run(prep: Prepared, spec: Spec, out: SeriesOutput) -> None:
         "model": chosen,
         "factor": factor,
         "floor": cal.floor,
+        "spike_errors": [e[np.isfinite(e)].tolist() for e in errors],
+        "spike_cut": cut,
         "params": params,
         "accuracy": dict(out.accuracy),
     }
@@ -573,6 +655,7 @@ def _backtest_custom(
             bt.lower.append(pred.lower)
             bt.upper.append(pred.upper)
             bt.scale.append(_mase_scale(prep.y[:origin], season))
+            bt.origin.append(origin)
         results[name] = bt
     return results, len(origins)
 

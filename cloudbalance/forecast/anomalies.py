@@ -42,9 +42,12 @@ and only the ones that stand out against what the series usually does:
    incident, one alert. The alert is the incident's *first* run (its onset, when someone can
    still act), and always its trigger point (a shift's points may each be below ``low``); runs
    merged later belong to the incident (its id, its impact) but are not
-   alerted again. Nothing is alerted in the first season of history (the warm-up: a day of
-   sub-daily data, a week of daily data), before the series has shown what it usually does.
-   At most :data:`ALERT_BUDGET` spike incidents per week of history survive, and at most
+   alerted again, unless the incident **escalates**: a run whose peak reaches
+   :data:`ESCALATION` times the incident's peak so far (a slowdown that becomes an outage) is
+   news, and starts an incident of its own. Nothing is alerted in the first season of history
+   (the warm-up: a day of sub-daily data, a week of daily data), before the series has shown
+   what it usually does.
+   About :data:`ALERT_BUDGET` spike incidents per week of history alert freely, and
    :data:`SHIFT_BUDGET` shift incidents (about one a month), those with the largest
    ``|impact|`` (the order they are reported in): a series that bumps more often than that
    has made those bumps its normal behaviour, and one noisy series cannot flood the alerts.
@@ -56,7 +59,9 @@ and only the ones that stand out against what the series usually does:
    each further incident must reach :data:`ESCALATION` times further beyond its bar than the
    one before (2x, then 4x...), so a series that alerts often must be much more extreme to
    alert again, whatever its sampling interval, while a few far-out incidents (a runaway
-   job, a credit and a lost day in a quarter of daily costs) are all still told.
+   job, a credit and a lost day in a quarter of daily costs) are all still told: the
+   escalating bar, not a count per week, bounds them (each doubling of the bar admits one
+   more, so a series gets a few extra alerts at most, however long its history).
 6. **Impact.** Each incident carries ``impact = sum(y - expected)`` over its points, in the
    series' unit (money for cost series), and incidents are ranked by ``|impact|``.
 
@@ -103,17 +108,21 @@ OUTLIER_THRESHOLD = 6.0
 DEFAULT_LOW = 4.0
 #: Incidents starting within this many seasons of the previous one's end are the same incident.
 DEFAULT_COOLDOWN = 0.25
-#: Alert budget: at most this many incidents per series per week of history on average (the most
-#: severe ones). A detector that alerts more often than that gets muted; when a series has more
-#: incidents than its budget, the rest are its usual noise, not news. Only the rarer of this and
-#: the same number per :data:`CALIBRATION_POINTS` points is free (:data:`ESCALATION`).
+#: Alert budget: this many incidents per series per week of history on average (the costliest
+#: ones) alert freely. A detector that alerts more often than that gets muted; when a series has
+#: more incidents than its budget, the rest are its usual noise, not news, unless far more
+#: extreme (:data:`ESCALATION`). Only the rarer of this and the same number per
+#: :data:`CALIBRATION_POINTS` points is free.
 ALERT_BUDGET = 1.0
 #: Calibration: a series' bar is the ``|score|`` its noise reaches about once per this many
 #: points (or once per week of seasons, if that is rarer), from a fit of its tail.
 CALIBRATION_POINTS = 1000
 #: Escalating bar: past a series' free alerts (its budget counted in the rarer of weeks and
 #: :data:`CALIBRATION_POINTS` points), each further incident must be this many times further
-#: beyond its bar than the one before it (2x, 4x, 8x the bar...), up to the weekly budget.
+#: beyond its bar than the one before it (2x, 4x, 8x the bar...), with no cap: a far-out
+#: incident is news however many came before it.
+#: A run within an incident's cool-down whose peak is this many times the incident's starts an
+#: incident of its own (the incident escalated: :func:`_escalates`).
 #: A week is 168 points of hourly data and 7 of daily data: a weekly budget alone lets those
 #: series alert twelve (hourly) to 288 (daily) times as often per point as 5-minute data, and
 #: each alert is judged per point by whoever reads them.
@@ -435,7 +444,7 @@ def _incidents(
 
     The budget (with ``budget`` and ``weeks``) keeps, per kind, the incidents with the largest
     ``|impact|``: freely as many as the rarer of ``weeks`` and ``points`` (observed points, in
-    :data:`CALIBRATION_POINTS`) allows, then, up to the weekly budget, only incidents whose
+    :data:`CALIBRATION_POINTS`) allows, then only incidents whose
     strength (peak ``|score|`` over ``threshold``, or peak ``|shift|`` over
     :data:`SHIFT_THRESHOLD`) reaches :data:`ESCALATION` to the power of their rank past the
     free ones (see :func:`_budget`). Without ``points`` the budget is the weekly one.
@@ -448,8 +457,9 @@ def _incidents(
         if spans and i <= spans[-1][1]:
             continue
         kind: Literal["spike", "shift"] = "spike" if spike[i] else "shift"
-        a, b = _run(score if spike[i] or shift is None else shift, int(i), low)
-        if spans and a - spans[-1][1] <= cooldown:
+        measure = score if spike[i] or shift is None else shift
+        a, b = _run(measure, int(i), low)
+        if spans and a - spans[-1][1] <= cooldown and not _escalates(measure, spans[-1], a, b):
             # within the cool-down: the same incident, already alerted
             spans[-1] = (spans[-1][0], b, *spans[-1][2:])
         else:
@@ -485,31 +495,46 @@ def _incidents(
             keep += _budget(
                 [inc for inc in out if inc.kind == kind],
                 free=max(1, math.ceil(rate * free)),
-                cap=max(1, math.ceil(rate * weeks)),
                 strength=strength,
             )
         out = sorted(keep, key=lambda inc: inc.start)
     return out
 
 
+def _escalates(measure: FloatArray, last: tuple[int, int, int, int, str], a: int, b: int) -> bool:
+    """Whether the run ``a..b``, within ``last``'s cool-down, is news rather than more of it.
+
+    It is when it starts after ``last`` ends and its peak ``|measure|`` (the point score for a
+    spike, the shift score for a shift: what triggered it) is at least :data:`ESCALATION` times
+    that of the incident so far. An incident that gets that much worse (a slowdown that becomes
+    an outage an hour later) must be told, as an incident of its own (its own id, impact and
+    place in the budget), not hidden in a merged run that raises no alert.
+    """
+    start, end = last[0], last[1]
+    if a <= end:
+        return False
+    before = float(np.max(np.abs(measure[start : end + 1])))
+    return float(np.max(np.abs(measure[a : b + 1]))) >= ESCALATION * before
+
+
 def _budget(
-    group: list[Incident], *, free: int, cap: int, strength: Callable[[Incident], float]
+    group: list[Incident], *, free: int, strength: Callable[[Incident], float]
 ) -> list[Incident]:
     """The incidents of one kind that alert: ``free`` of them, then an escalating bar.
 
     Incidents are taken largest ``|impact|`` first (the ones that cost most: the budget keeps
-    what the ranking would show first). The first ``free`` are kept; each further one, up to
-    ``cap`` in all, only when its ``strength`` (how many times its bar it reaches) is at least
+    what the ranking would show first). The first ``free`` are kept; each further one only when
+    its ``strength`` (how many times its bar it reaches) is at least
     :data:`ESCALATION` to the power of its rank past the free ones: a series that alerts often
     must be much more extreme to alert again, so its alerts per point stay bounded whatever its
     sampling interval, while a few far-out incidents (a runaway job, a credit and a lost day in
-    one quarter of daily costs) are all still told.
+    one quarter of daily costs) are all still told. There is no cap: the escalating bar bounds
+    them (each doubling admits one more), and a cap would silence the far-out incident of a
+    series whose budget noise had already used up.
     """
     ranked = sorted(group, key=lambda inc: -abs(inc.impact))
     kept = ranked[:free]
     for inc in ranked[free:]:
-        if len(kept) >= cap:
-            break
         if strength(inc) >= ESCALATION ** (len(kept) - free + 1):
             kept.append(inc)
     return kept

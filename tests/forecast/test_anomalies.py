@@ -168,3 +168,17 @@ def test_no_alert_in_the_warm_up_season(make_series) -> None:
     out = detect_anomalies(series)
     assert out.index[out["anomaly"]].tolist() == [150]
     assert out.loc[5, "score"] > 6  # still scored, only not alerted
+
+
+@pytest.mark.parametrize(("later", "alerts"), [(80, [200, 201]), (400, [200, 201, 204])])
+def test_a_run_within_the_cooldown_alerts_again_only_when_the_incident_escalates(
+    make_series, later: float, alerts: list[int]
+) -> None:
+    # the same burst again is more of the incident; one far beyond it (the incident got much
+    # worse) is news: an incident of its own, with its own id and alert
+    series = make_series(n=24 * 14, freq="h", weekly=0, daily=20, noise=1, seed=1)
+    series.loc[200:201, "y"] += 80
+    series.loc[204, "y"] += later
+    out = detect_anomalies(series)
+    assert out.index[out["anomaly"]].tolist() == alerts
+    assert out["anomaly_id"].nunique() == len(alerts) - 1

@@ -122,18 +122,21 @@ def test_heavy_tailed_noise_raises_no_shift_and_stays_within_its_budget() -> Non
     series = _five_minute(seed=2, noise="t")
     _, kinds = _detection(series)
     assert "shift" not in kinds
-    assert len(_flagged(series)) <= WEEKS
+    # its weekly budget, plus what passes the escalating bar (2x, then 4x the bar): Student-t
+    # noise clipped at zero has drops to near zero at several times the bar
+    assert len(_flagged(series)) <= WEEKS + 2
 
 
 def test_spikes_and_shifts_have_separate_budgets() -> None:
-    # a week of data, budget one incident of each kind: three large spikes, one smaller shift
+    # a week of data, budget one incident of each kind: three large spikes (each below twice the
+    # bar, so none passes the escalating bar), one smaller shift
     n = 2016
     score = np.zeros(n)
     shift = np.zeros(n)
     expected = np.full(n, 10.0)
     y = expected.copy()
     for at in (300, 800, 1300):
-        score[at], y[at] = 20.0, 200.0
+        score[at], y[at] = 10.0, 200.0
     shift[1600:1650] = 6.0
     y[1600:1650] = 12.0  # impact 100: below every spike's
     kept = _incidents(score, y, expected, threshold=6, low=4, cooldown=0, weeks=1.0, shift=shift)

@@ -172,6 +172,9 @@ class AnomalyDetected(Event):
         anomaly_id: The incident's id (``<series>@<start>``) when the detector gives one;
             several anomalous days of one incident are one event.
         measure: ``cost`` (a workload's cost) or ``cloud_cost``.
+        pattern: ``spike`` (a sudden jump or drop) or ``shift`` (a sustained change of level,
+            no single day of which need be extreme), as the detector classed the incident; a
+            shift is read differently (a new normal to act on, not a blip to wait out).
     """
 
     kind: ClassVar[str] = "anomaly"
@@ -182,6 +185,7 @@ class AnomalyDetected(Event):
     currency: str = "USD"
     anomaly_id: str | None = None
     measure: str = "cost"
+    pattern: str | None = None
 
     @property
     def key(self) -> str:
@@ -219,9 +223,12 @@ class AnomalyDetected(Event):
 
     @property
     def body(self) -> str:
+        what = {"spike": "A sudden spike: ", "shift": "A sustained shift: "}.get(
+            self.pattern or "", ""
+        )
         return (
-            f"{_label(self.series, self.measure)} cost {_money(self.actual, self.currency)} "
-            f"on {_day(self.ds)}; "
+            f"{what}{_label(self.series, self.measure)} cost "
+            f"{_money(self.actual, self.currency)} on {_day(self.ds)}; "
             f"expected {_money(self.expected, self.currency)}.\n"
             f"Was it expected? Tell cloudbalance: `{self.feedback}`"
         )
@@ -450,7 +457,8 @@ def anomaly_events(
 
     Args:
         anomalies: ``unique_id, ds, y, anomaly, score, expected`` and ``kind`` (``cost`` or
-            ``cloud_cost``; default ``cost``); ``anomaly_id`` groups days into incidents.
+            ``cloud_cost``; default ``cost``); ``anomaly_id`` groups days into incidents and
+            ``anomaly_kind`` (``spike`` or ``shift``), when present, says which it is.
         currency: Currency of the costs.
         since: Only points at or after this (the history's old anomalies were told before).
     """
@@ -479,6 +487,7 @@ def anomaly_events(
                 currency=currency,
                 anomaly_id=str(row["anomaly_id"]) if row.get("anomaly_id") else None,
                 measure=str(row.get("kind") or "cost"),
+                pattern=str(row["anomaly_kind"]) if row.get("anomaly_kind") else None,
             )
         )
     return events

@@ -253,6 +253,29 @@ def test_one_event_per_anomaly_incident() -> None:
     assert event.key == "anomaly:cloud_cost:aws@2026-10-28"
     assert event.cloud == "aws"
     assert "feedback aws@2026-10-28" in event.body
+    assert event.pattern is None
+    assert event.body.startswith("aws (cloud cost) cost")
+
+
+def test_an_anomaly_event_says_whether_it_is_a_spike_or_a_sustained_shift() -> None:
+    days = pd.date_range("2026-10-28", periods=2, freq="D")
+    frame = pd.DataFrame(
+        {
+            "unique_id": ["etl", "etl", "api", "api"],
+            "ds": [*days, *days],
+            "y": [300.0, 310.0, 50.0, 900.0],
+            "anomaly": True,
+            "score": 6.0,
+            "expected": 100.0,
+            "anomaly_id": ["etl@2026-10-28", "etl@2026-10-28", "api@2026-10-28", "api@2026-10-28"],
+            "anomaly_kind": ["shift", "shift", "spike", "spike"],
+        }
+    )
+    events = {e.series: e for e in anomaly_events(frame)}
+    assert events["etl"].pattern == "shift"
+    assert events["etl"].body.startswith("A sustained shift: etl")
+    assert events["api"].pattern == "spike"
+    assert events["api"].body.startswith("A sudden spike: api")
 
 
 def test_every_event_kind_reaches_a_local_webhook(hook: Hook, store: Store) -> None:

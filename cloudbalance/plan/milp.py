@@ -334,9 +334,24 @@ def build(
         return np.concatenate(cols), np.concatenate(vals), np.concatenate(ts)
 
     clouds = np.array([loc.cloud for loc in problem.locations], dtype=object)
+
     # Savings plans: the plans of one region together cover at most that region's spend, and
     # all of a cloud's plans (regional and cloud-wide) at most the cloud's spend. Scopes are
     # regions nested in clouds, so these rows are exactly "no spend is covered twice".
+    def covered_at_most_spend(scope: np.ndarray, mine_sp: list[int]) -> None:
+        """Per period: the coverage of the plans ``mine_sp`` <= the spend in ``scope``."""
+        cols, vals, ts = spend_terms(scope)
+        s_cols = np.concatenate([s0 + j * T + np.arange(T) for j in mine_sp])
+        s_t = np.tile(np.arange(T), len(mine_sp))
+        rows.add(
+            T,
+            np.concatenate([s_t, ts]),
+            np.concatenate([s_cols, cols]),
+            np.concatenate([np.ones(len(s_cols)), -vals]),
+            -np.inf,
+            0.0,
+        )
+
     regional = sorted({(cm.cloud, cm.region) for cm in sps if cm.region is not None})
     for cloud, region in regional:
         scope = np.array(
@@ -346,32 +361,12 @@ def build(
             ],
             dtype=bool,
         )
-        cols, vals, ts = spend_terms(scope)
-        mine_sp = [j for j, cm in enumerate(sps) if (cm.cloud, cm.region) == (cloud, region)]
-        s_cols = np.concatenate([s0 + j * T + np.arange(T) for j in mine_sp])
-        s_t = np.tile(np.arange(T), len(mine_sp))
-        rows.add(
-            T,
-            np.concatenate([s_t, ts]),
-            np.concatenate([s_cols, cols]),
-            np.concatenate([np.ones(len(s_cols)), -vals]),
-            -np.inf,
-            0.0,
+        covered_at_most_spend(
+            scope, [j for j, cm in enumerate(sps) if (cm.cloud, cm.region) == (cloud, region)]
         )
     for cloud in sorted({cm.cloud for cm in sps}):
         scope = clouds[pl] == cloud if P else np.zeros(0, dtype=bool)
-        cols, vals, ts = spend_terms(scope)
-        mine_sp = [j for j, cm in enumerate(sps) if cm.cloud == cloud]
-        s_cols = np.concatenate([s0 + j * T + np.arange(T) for j in mine_sp])
-        s_t = np.tile(np.arange(T), len(mine_sp))
-        rows.add(
-            T,
-            np.concatenate([s_t, ts]),
-            np.concatenate([s_cols, cols]),
-            np.concatenate([np.ones(len(s_cols)), -vals]),
-            -np.inf,
-            0.0,
-        )
+        covered_at_most_spend(scope, [j for j, cm in enumerate(sps) if cm.cloud == cloud])
     # Coupling rows last (quotas, then budgets): they alone tie workloads that share no
     # commitment, so the Lagrangian heuristic (plan/heuristic.py) prices them and drops them.
     n_local = rows.n

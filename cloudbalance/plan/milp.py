@@ -93,13 +93,13 @@ class Model:
         s0 = self.r_cols.stop
         return slice(s0, s0 + self.n_sp * self.n_t)
 
-    def start(self, problem: Problem, x: np.ndarray) -> np.ndarray:
+    def start(self, problem: Problem, x: np.ndarray, *, cover: bool = True) -> np.ndarray:
         """A full column vector from replicas ``x`` ``[W, L, T]`` (a MIP start, a plan's check).
 
         Moves and HA indicators follow from ``x``; the commitment columns are what the
         commitments cover of ``x`` (:func:`~cloudbalance.plan.problem.coverage`), which is
         their optimum for ``x``: so ``c @ start(x)`` is the plan's cost and the budget rows see
-        its net spend.
+        its net spend. Without ``cover`` they are zero (a caller that sets them itself).
         """
         T = self.n_t
         P = len(self.pw)
@@ -111,8 +111,8 @@ class Model:
         if len(self.ha_pairs):
             n_y = len(self.ha_pairs) * T
             out[2 * P * T : 2 * P * T + n_y] = (xs[self.ha_pairs] > 0).astype(float).ravel()
-        if len(self.ri_pairs) or self.n_sp:
-            full = np.zeros(x.shape[:2] + (T,))
+        if cover and (len(self.ri_pairs) or self.n_sp):
+            full = np.zeros((*x.shape[:2], T))
             full[self.pw, self.pl, :] = xs
             _, vcpus, covered = coverage(problem, full)
             rp = self.ri_pairs
@@ -709,7 +709,10 @@ def solve_lazy(
     deadline = time.monotonic() + time_limit
     W, L, T = problem.demand.shape[0], len(problem.locations), problem.horizon
     off = {g for g in groups(problem) if g[0] in ("quota", "budget")}
-    priced = lagrangian(problem, gap=gap, time_limit=time_limit / 2, pinned=pinned) if off else None
+    coupled = bool(off) or bool(problem.commitments)
+    priced = (
+        lagrangian(problem, gap=gap, time_limit=time_limit / 2, pinned=pinned) if coupled else None
+    )
     if priced is not None and priced.x is not None and priced.gap <= gap:
         return Solution(0, priced.x, priced.gap, priced.objective)
     if priced is not None:  # the priced rows are the ones that bind; its plan, a MIP start

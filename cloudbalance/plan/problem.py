@@ -811,18 +811,16 @@ def coverage(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
             if cap <= 0:
                 continue
             rate = cost[:, j, t] / vc
-            for i in np.argsort(-rate, kind="stable"):
-                if cap <= 0:
-                    break
-                used = min(cap, vc[i] * x[i, j, t])
-                vcpus[i, j, t] = used
-                spend[i, j, t] -= used * rate[i]
-                cap -= used
+            order = np.argsort(-rate, kind="stable")
+            need = vc[order] * x[order, j, t]
+            used = np.clip(cap - (np.cumsum(need) - need), 0.0, need)  # dearest first
+            vcpus[order, j, t] = used
+            spend[order, j, t] -= used * rate[order]
     sps = [cm for cm in problem.commitments if cm.amount > 0]
     covered = np.zeros((len(sps), T))
-    order = sorted(range(len(sps)), key=lambda k: sps[k].region is None)
+    regional_first = sorted(range(len(sps)), key=lambda k: sps[k].region is None)
     for t in range(T):
-        for k in order:
+        for k in regional_first:
             cm = sps[k]
             if not cm.active(starts[t]):
                 continue

@@ -296,6 +296,8 @@ def lagrangian(
         # the others fixed where the prices put them.
         recent = history[-4:]
         moving = np.flatnonzero(np.any([np.any(h != x, axis=(1, 2)) for h in recent], axis=0))
+        if best.x is None and W <= FIX:  # no plan met every row yet: re-plan them all
+            moving = np.arange(W)
         fixed = _fix(problem, full, x, moving, pinned, gap, left)
         if fixed is not None and satisfies(full, problem, fixed):
             z = objective(full, problem, fixed)

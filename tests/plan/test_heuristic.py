@@ -84,7 +84,7 @@ def instance(
     if committed:
         free = dataclasses.replace(free, commitments=commitments(free, sol.x))
         sol = solve(free, build(free), gap=1e-9, time_limit=60)
-        assert sol.x is not None
+    assert sol.x is not None
     vc = np.array([w.vcpus for w in workloads])
     cheap = int(np.argmax((sol.x * vc[:, None, None]).sum(axis=(0, 2))))
     peak = float((sol.x[:, cheap, :] * vc[:, None]).sum(axis=0).max())
@@ -154,7 +154,7 @@ def covered(problem: Problem, x: np.ndarray) -> dict[str, float]:
     rows, rhs = [], []
 
     def r_at(i: int, j: int, t: int) -> int:
-        return (i * L + j) * T + t
+        return int((i * L + j) * T + t)
 
     for j in range(L):
         for t in range(T):

@@ -1,25 +1,36 @@
-"""A near-optimal plan with a proven bound, fast: Lagrangian pricing of the quotas and budgets.
+"""A near-optimal plan with a proven bound, fast: Lagrangian pricing of the coupling rows.
 
-Why: quotas and budgets are the only rows that tie workloads together (when no commitment
-does). A budget that binds couples every workload of its cloud into one MILP, and HiGHS then
-spends minutes finding incumbents and closing a gap that its root bound nearly closes already
-(benchmarks/bench_planner.py). Without those rows the model falls apart into one small problem
-per workload, whose LP relaxation is almost always integral.
+Why: quotas, budgets and commitments are the only rows that tie workloads together. A budget
+that binds couples every workload of its cloud into one MILP, a reserved commitment or savings
+plan every workload in its scope, and HiGHS then spends minutes finding incumbents and closing
+a gap that its root bound nearly closes already (benchmarks/bench_planner.py). Without those
+rows the model falls apart into one small problem per workload, whose LP relaxation is almost
+always integral.
 
 How (Lagrangian relaxation, prices adjusted by a per-row bisection):
 
-1. Each coupling row ``k`` (a quota in one period, a budget over the horizon) gets a price
-   ``lam[k] >= 0``; the cost of every column becomes ``c + A_k^T lam`` and the rows go. What
-   is left is solved as an LP in independent blocks of workloads, each kept warm in HiGHS so a
-   new price costs a few simplex iterations.
+1. Each coupling row ``k`` (a quota in one period, a budget over the horizon, a reserved
+   commitment's capacity at a location in one period, a savings plan's coverage of its scope's
+   spend in one period) gets a price ``lam[k] >= 0``; the cost of every column becomes
+   ``c + A_k^T lam`` and the rows go. What is left is solved as an LP in independent blocks of
+   workloads, each kept warm in HiGHS so a new price costs a few simplex iterations; the
+   savings-plan columns, shared by all blocks, are priced once (each covers all it may while
+   covered spend is worth more than its price).
 2. **Bound.** For any ``lam >= 0``, ``sum(block LP optima) - lam . b`` is a lower bound on the
    LP relaxation of the full model, hence on its MILP optimum (weak duality). The best one seen
    is kept; the gap reported is measured against it, so it is a true, proven gap.
 3. **Plan.** The LP solution is rounded to whole replicas (the few workloads with fractional
-   values are solved as small MILPs at the same prices), checked against every row of the full
-   model, and kept when it is feasible and the cheapest so far.
-4. A row that the plan breaks gets a higher price, a row with slack a lower one; each row's
-   step doubles while the direction holds and halves when it flips (a bisection on the price).
+   values are solved as small MILPs at the same prices), its commitment columns set to their
+   optimum for it (:func:`cloudbalance.plan.problem.coverage`), checked against every row of
+   the full model, and kept when it is feasible and the cheapest so far.
+4. A row that the minimiser breaks gets a higher price, a row with slack a lower one; each
+   row's step grows while the direction holds and halves when it flips (a bisection).
+   Commitments make the dual degenerate (every vCPU at a location saves the same rate, so at
+   the right price all workloads there tie): a reserved row starts at the dearest rate it
+   covers, and a row that some tie-break of the tied columns meets keeps its price. When the
+   bound stalls, a second phase restarts from the best bound's prices and moves the quota and
+   budget prices on the plan's own use (the minimiser may credit tied reserved vCPUs beyond a
+   commitment's size, which leaves a budget too cheap for any plan to meet).
 
 It stops when the plan is within the target gap of the bound, or after a few rounds. The
 caller (:func:`cloudbalance.plan.milp.solve_lazy`) returns the plan only when its proven gap
@@ -31,6 +42,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +59,7 @@ ROUNDS = 30
 
 #: With commitments: rounds that seek a plan meeting the quotas and budgets, after the rounds
 #: that seek the bound; those end early when the bound has not risen for ``STALL`` rounds.
-PRIMAL = 15
+PRIMAL = 20
 STALL = 3
 STALL_SHARE = 0.25
 
@@ -97,7 +109,11 @@ def satisfies(model: Model, problem: Problem, x: np.ndarray, tol: float = 1e-6) 
     The check reads the model's own matrix, so it is the formulation's definition of feasible,
     not a re-statement of it. Commitment columns start at zero (always feasible for them).
     """
-    v = model.start(problem, x)
+    return _meets(model, model.start(problem, x), tol)
+
+
+def _meets(model: Model, v: np.ndarray, tol: float = 1e-6) -> bool:
+    """Whether the column vector ``v`` meets every integrality, bound and row of ``model``."""
     if np.any(np.abs(v - np.rint(v))[model.integrality == 1] > tol):
         return False
     if np.any(v < model.lb - tol) or np.any(v > model.ub + tol):
@@ -146,7 +162,8 @@ def lagrangian(
 
     if not (problem.quotas or problem.budgets or problem.commitments):
         return None
-    deadline = time.monotonic() + time_limit
+    started = time.monotonic()
+    deadline = started + time_limit
     W = problem.demand.shape[0]
     full = build(problem, pinned=pinned)
     if np.any(full.lb > full.ub + 1e-9) or len(full.c) == 0 or not full.coupling:
@@ -209,9 +226,14 @@ def lagrangian(
     # rows' own subgradients); the second starts from the best bound's prices and prices the
     # quotas and budgets on the plan's own use, to find a plan that meets them.
     dual = not plain.all()
-    best_lam, bounds = lam.copy(), []
-    rounds = 0
-    while rounds < (ROUNDS + PRIMAL if not plain.all() else ROUNDS):
+    queued: list[np.ndarray] = []
+    warm = _WARM.get("last")
+    if dual and warm is not None and warm[0]() is problem and warm[1] == full.coupling:
+        lam, queued = warm[2].copy(), [warm[3].copy()]
+    warmed = bool(queued)
+    best_lam, plan_lam, bounds = lam.copy(), lam.copy(), []
+    rounds = ended = 0  # ended: the round the first phase ended (with commitments)
+    while rounds < (ended + (PRIMAL // 2 if warmed else PRIMAL) if ended else ROUNDS):
         rounds += 1
         price = lam * scale
         total = -float(price @ caps)
@@ -257,15 +279,20 @@ def lagrangian(
         )
         history.append(x.copy())
         best.rounds = rounds
-        if satisfies(full, problem, x):
-            z = objective(full, problem, x)
+        v_full = full.start(problem, x)
+        if _meets(full, v_full):
+            z = float(full.c @ v_full)
             if z < best.objective:
-                best.x, best.objective = x.copy(), z
+                best.x, best.objective, plan_lam = x.copy(), z, lam.copy()
         best.binding = {key[0] for key, k in label.items() if lam[k] > 0}
         if best.gap <= gap * AIM:
             break
+        if queued:  # a warm start: then the prices of the previous call's plan
+            dual, lam, last, ended = False, queued.pop(), np.zeros(K), rounds
+            step = np.where(plain, 0.005, np.minimum(step, 0.005))
+            continue
         if dual and (stalled or rounds >= ROUNDS):
-            dual, lam, last = False, best_lam.copy(), np.zeros(K)
+            dual, lam, last, ended = False, best_lam.copy(), np.zeros(K), rounds
             step = np.where(plain, 0.02, np.minimum(step, 0.005))
             continue
         if not dual:
@@ -273,7 +300,7 @@ def lagrangian(
             # optimum for it): the minimiser may credit tied reserved vCPUs beyond a
             # commitment's size, and a budget priced on that credit stays too cheap for any
             # plan to meet it.
-            use = np.where(plain, a_full @ full.start(problem, x), use)
+            use = np.where(plain, a_full @ v_full, use)
             low[plain] = high[plain] = 0.0
             if np.any(plain & (use > caps + 1e-9 * np.maximum(1.0, np.abs(caps)))):
                 # No price of these rows falls while the plan breaks one: lowering one while
@@ -290,8 +317,12 @@ def lagrangian(
         step = np.where(flip, step / 2, np.where(same, step * 1.5, step))
         lam = np.maximum(0.0, lam + direction * step)
         last = np.where(direction != 0, direction, last)
-    left = deadline - time.monotonic()
-    if best.gap > gap * AIM and len(history) > 1 and left > 0:
+    # The exact repair may take at most as long as the rounds took (or 2 s): a MILP over many
+    # coupled workloads can take minutes, and the caller's exact path follows anyway.
+    # With commitments it runs only when the plan misses the target itself (not the aim).
+    left = min(deadline - time.monotonic(), max(2.0, time.monotonic() - started))
+    repair = gap * AIM if plain.all() else gap
+    if best.gap > repair and len(history) > 1 and left > 0:
         # The prices flip a set of near-tied workloads back and forth: solve those exactly,
         # the others fixed where the prices put them.
         recent = history[-4:]
@@ -303,7 +334,15 @@ def lagrangian(
             z = objective(full, problem, fixed)
             if z < best.objective:
                 best.x, best.objective = fixed, z
+    if best.x is not None and not plain.all():
+        _WARM["last"] = (weakref.ref(problem), full.coupling, best_lam, plan_lam)
     return best
+
+
+#: With commitments, the prices of the last call: its best bound's and its best plan's. The
+#: guardrails solve the same problem again with some workloads held, and these prices start
+#: that solve a round or two from its answer (any prices give a valid bound: a start only).
+_WARM: dict[str, tuple[Any, tuple[tuple[Group, int], ...], np.ndarray, np.ndarray]] = {}
 
 
 #: A priced cost within this fraction of the column's own cost of zero is a tie.

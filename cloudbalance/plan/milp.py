@@ -686,13 +686,13 @@ def solve_lazy(
     Dense budget and quota rows slow HiGHS down even when they do not bind, and they couple
     workloads that are otherwise independent. So:
 
-    0. The Lagrangian heuristic (:mod:`cloudbalance.plan.heuristic`) prices the quotas and
-       budgets; when its plan is within ``gap`` of its proven bound, that plan is the answer
-       (the usual case at scale). Otherwise its plan is the MIP start and its priced rows the
-       ones predicted to bind, and the exact steps below follow.
-    1. Without the heuristic (commitments couple workloads), the LP relaxation of the whole
-       model predicts which quotas and budgets bind (those it uses up to within 2%); only
-       those are added up front.
+    0. The Lagrangian heuristic (:mod:`cloudbalance.plan.heuristic`) prices the quotas,
+       budgets and commitments; when its plan is within ``gap`` of its proven bound, that plan
+       is the answer (the usual case at scale). Otherwise its plan is the MIP start and its
+       priced rows the ones predicted to bind, and the exact steps below follow.
+    1. Without the heuristic's answer (it found no bound in time), the LP relaxation of the
+       whole model predicts which quotas and budgets bind (those it uses up to within 2%);
+       only those are added up front.
     2. Workloads that share no active row or commitment are solved apart, in blocks.
     3. A solution that breaks a row left out adds it (and merges the blocks it couples), and
        the blocks it touches are solved again from the previous solution as a MIP start;

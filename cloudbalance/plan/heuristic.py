@@ -317,11 +317,13 @@ def lagrangian(
         step = np.where(flip, step / 2, np.where(same, step * 1.5, step))
         lam = np.maximum(0.0, lam + direction * step)
         last = np.where(direction != 0, direction, last)
-    # The exact repair may take at most as long as the rounds took (or 2 s): a MILP over many
-    # coupled workloads can take minutes, and the caller's exact path follows anyway.
-    # With commitments it runs only when the plan misses the target itself (not the aim).
-    left = min(deadline - time.monotonic(), max(2.0, time.monotonic() - started))
-    repair = gap * AIM if plain.all() else gap
+    # With commitments the exact repair runs only when the plan misses the target itself (not
+    # the aim), for at most as long as the rounds took (or 2 s): a MILP over many workloads
+    # that share commitments can take minutes, and the caller's exact path follows anyway.
+    left = deadline - time.monotonic()
+    repair = gap * AIM
+    if not plain.all():
+        left, repair = min(left, max(2.0, time.monotonic() - started)), gap
     if best.gap > repair and len(history) > 1 and left > 0:
         # The prices flip a set of near-tied workloads back and forth: solve those exactly,
         # the others fixed where the prices put them.

@@ -225,7 +225,7 @@ def lagrangian(
     # With commitments, two phases: the first moves the prices towards the best bound (the
     # rows' own subgradients); the second starts from the best bound's prices and prices the
     # quotas and budgets on the plan's own use, to find a plan that meets them.
-    dual = not plain.all()
+    committed = dual = not plain.all()
     queued: list[np.ndarray] = []
     warm = _WARM.get("last")
     if dual and warm is not None and warm[0]() is problem and warm[1] == full.coupling:
@@ -295,7 +295,7 @@ def lagrangian(
             dual, lam, last, ended = False, best_lam.copy(), np.zeros(K), rounds
             step = np.where(plain, 0.02, np.minimum(step, 0.005))
             continue
-        if not dual:
+        if committed and not dual:
             # Quotas and budgets follow the plan itself (its commitment columns at their
             # optimum for it): the minimiser may credit tied reserved vCPUs beyond a
             # commitment's size, and a budget priced on that credit stays too cheap for any
@@ -308,9 +308,8 @@ def lagrangian(
                 high[plain] = np.inf
         # Per-row bisection on the price: up when broken, down when slack and priced; a row
         # that some tie-break of the minimiser meets keeps its price (a subgradient of zero).
-        tol = 1e-9 * np.maximum(1.0, np.abs(caps))
-        over = use + low > caps + tol
-        slack = (use + high < caps - tol) | ((high == 0) & (low == 0) & (use <= caps + tol))
+        over = use + low > caps
+        slack = ~over & (use + high <= caps + 1e-9 * np.maximum(1.0, np.abs(caps)))
         direction = np.where(over, 1.0, np.where(slack & (lam > 0), -1.0, 0.0))
         flip = (direction * last) < 0
         same = (direction * last) > 0
@@ -322,21 +321,21 @@ def lagrangian(
     # that share commitments can take minutes, and the caller's exact path follows anyway.
     left = deadline - time.monotonic()
     repair = gap * AIM
-    if not plain.all():
+    if committed:
         left, repair = min(left, max(2.0, time.monotonic() - started)), gap
     if best.gap > repair and len(history) > 1 and left > 0:
         # The prices flip a set of near-tied workloads back and forth: solve those exactly,
         # the others fixed where the prices put them.
         recent = history[-4:]
         moving = np.flatnonzero(np.any([np.any(h != x, axis=(1, 2)) for h in recent], axis=0))
-        if best.x is None and W <= FIX:  # no plan met every row yet: re-plan them all
+        if best.x is None and committed and W <= FIX:  # no plan yet: re-plan them all
             moving = np.arange(W)
         fixed = _fix(problem, full, x, moving, pinned, gap, left)
         if fixed is not None and satisfies(full, problem, fixed):
             z = objective(full, problem, fixed)
             if z < best.objective:
                 best.x, best.objective = fixed, z
-    if best.x is not None and not plain.all():
+    if best.x is not None and committed:
         _WARM["last"] = (weakref.ref(problem), full.coupling, best_lam, plan_lam)
     return best
 

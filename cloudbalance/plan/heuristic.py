@@ -319,10 +319,13 @@ def lagrangian(
     # With commitments the exact repair runs only when the plan misses the target itself (not
     # the aim), for at most as long as the rounds took (or 2 s): a MILP over many workloads
     # that share commitments can take minutes, and the caller's exact path follows anyway.
+    # A small problem without a plan is re-planned whole, with the time left (its exact solve).
     left = deadline - time.monotonic()
     repair = gap * AIM
     if committed:
-        left, repair = min(left, max(2.0, time.monotonic() - started)), gap
+        repair = gap
+        if best.x is not None or W > FIX:
+            left = min(left, max(2.0, time.monotonic() - started))
     if best.gap > repair and len(history) > 1 and left > 0:
         # The prices flip a set of near-tied workloads back and forth: solve those exactly,
         # the others fixed where the prices put them.

@@ -241,27 +241,46 @@ class Replay:
         ]
 
     def charge(
-        self, state: dict[str, np.ndarray], decided: dict[str, np.ndarray], d: int
-    ) -> tuple[float, int]:
-        """Pay day ``d`` for ``decided`` scaled to the actual demand; update ``state``."""
-        total, moves = 0.0, 0
+        self,
+        state: dict[str, np.ndarray],
+        decided: dict[str, np.ndarray],
+        d: int,
+        paid: dict[str, float],
+    ) -> int:
+        """Pay day ``d`` for ``decided`` scaled to the actual demand (added to each workload's
+        ``paid``); update ``state``; return the number of moves."""
+        moves = 0
         for w in self.workloads:
             alloc = scale(decided[w.name], int(self.actual[w.name][d]))
             cost = np.nan_to_num(self.cost[w.name][:, d], nan=0.0)
             before = state[w.name]
             added = np.maximum(0, alloc - before)
             moves += int(np.count_nonzero(added[before == 0]))
-            total += float((alloc * cost).sum()) + float(added.sum() * w.move_cost)
+            paid[w.name] = paid.get(w.name, 0.0) + float((alloc * cost).sum())
+            paid[w.name] += float(added.sum() * w.move_cost)
             state[w.name] = alloc
-        return total, moves
+        return moves
 
 
-def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Outcome:
+    """What one policy paid over the replay, per workload, and how many moves it made."""
+
+    paid: dict[str, float]
+    moves: int
+
+    @property
+    def total(self) -> float:
+        return sum(self.paid.values())
+
+
+def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> Outcome:
     """Replay one policy: ``never``, ``greedy``, ``planner``, ``perfect`` (forecasts), or
     ``perfect demand`` / ``perfect prices`` (one of the two perfect, the other the product's).
     """
     state = dict(r.start)
-    total, moves = 0.0, 0
+    paid: dict[str, float] = {}
+    moves = 0
     for d, day in enumerate(r.days):
         if kind == "never":
             # Stay, scaled to the day's demand; only the moves the workload's own constraints
@@ -306,13 +325,11 @@ def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> tuple[f
                 time_limit=60,
             )
             decided = r.as_arrays(result.first_period)
-        paid, moved = r.charge(state, decided, d)
-        total += paid
-        moves += moved
-    return total, moves
+        moves += r.charge(state, decided, d, paid)
+    return Outcome(paid, moves)
 
 
-def run_oracle(r: Replay) -> tuple[float, int]:
+def run_oracle(r: Replay) -> Outcome:
     """One plan over every day with the actual demand and prices: perfect foresight."""
     result = plan(
         exact(r.demand, r.days),
@@ -325,12 +342,17 @@ def run_oracle(r: Replay) -> tuple[float, int]:
         time_limit=600,
     )
     state = dict(r.start)
-    total, moves = 0.0, 0
+    paid: dict[str, float] = {}
+    moves = 0
     for d in range(len(r.days)):
-        paid, moved = r.charge(state, r.as_arrays(result.schedule[d]), d)
-        total += paid
-        moves += moved
-    return total, moves
+        moves += r.charge(state, r.as_arrays(result.schedule[d]), d, paid)
+    return Outcome(paid, moves)
+
+
+def captured(never: float, policy: float, oracle: float) -> float:
+    """The share of the oracle's saving over never moving that ``policy`` saves."""
+    room = never - oracle
+    return (never - policy) / room if room > 0 else float("nan")
 
 
 def main() -> None:
@@ -340,7 +362,10 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, default=PS.quantile)
     parser.add_argument("--hold-quantile", type=float, default=PS.hold_quantile)
     parser.add_argument("--hold", choices=("plan", "workload"), default=PS.hold)
-    parser.add_argument("--price-model", default=PRICE_MODEL, help="auto, level or levelN")
+    parser.add_argument("--price-model", default=PRICE_MODEL, help="auto, level, levelN or spot")
+    parser.add_argument(
+        "--compare", nargs="*", default=[], help="more price models, one planner row each"
+    )
     parser.add_argument("--grid", action="store_true", help="replay a grid of settings")
     parser.add_argument("--seed", type=int, help="another sample (default: the bundled one)")
     args = parser.parse_args()
@@ -353,8 +378,12 @@ def main() -> None:
     t0 = time.perf_counter()
     base = Setting(args.horizon, args.quantile, args.hold_quantile, args.hold, args.price_model)
     settings = [base]
+    cells = [
+        Setting(base.horizon, base.quantile, base.hold_quantile, base.hold, model)
+        for model in args.compare
+    ]
     if args.grid:
-        cells = [
+        cells += [
             Setting(h, base.quantile, hq, base.hold, base.price_model)
             for h in (7, 14)
             for hq in (0.5, 0.7, 0.9)
@@ -363,30 +392,45 @@ def main() -> None:
         cells.append(Setting(base.horizon, base.quantile, base.hold_quantile, "workload"))
         cells += [
             Setting(base.horizon, base.quantile, base.hold_quantile, base.hold, model)
-            for model in ("auto", "level7", "level28")
+            for model in ("auto", "level", "level7", "level28", "spot")
         ]
-        settings += [c for c in cells if c != base]
+    settings += [c for i, c in enumerate(cells) if c != base and c not in cells[:i]]
     fc = Forecasts(r, max(s.horizon for s in settings))
-    oracle, oracle_moves = run_oracle(r)
-    never, never_moves = run_policy(r, fc, "never", base)
-    room = never - oracle
+    oracle = run_oracle(r)
+    never = run_policy(r, fc, "never", base)
     print(f"  {'policy':72s} {'total USD':>12s} {'moves':>6s} {'captured':>9s}")
+    rows: list[tuple[str, Outcome]] = []
 
-    def row(label: str, total: float, moved: int) -> None:
-        share = (never - total) / room if room > 0 else float("nan")
-        print(f"  {label:72s} {total:12,.2f} {moved:6d} {share:9.1%}", flush=True)
+    def row(label: str, outcome: Outcome) -> None:
+        rows.append((label, outcome))
+        share = captured(never.total, outcome.total, oracle.total)
+        print(f"  {label:72s} {outcome.total:12,.2f} {outcome.moves:6d} {share:9.1%}", flush=True)
 
-    row("never moving", never, never_moves)
-    row(f"greedy (horizon 1, q {base.quantile:g})", *run_policy(r, fc, "greedy", base))
+    row("never moving", never)
+    row(f"greedy (horizon 1, q {base.quantile:g})", run_policy(r, fc, "greedy", base))
     for setting in settings:
-        row(setting.label, *run_policy(r, fc, "planner", setting))
+        row(setting.label, run_policy(r, fc, "planner", setting))
     for half in ("perfect demand", "perfect prices"):
-        row(f"planner, {half} (h {base.horizon})", *run_policy(r, fc, half, base))
-    perfect = run_policy(r, fc, "perfect", base)
-    row(f"planner, perfect forecasts (h {base.horizon})", *perfect)
-    row("perfect-foresight oracle", oracle, oracle_moves)
+        row(f"planner, {half} (h {base.horizon})", run_policy(r, fc, half, base))
+    row(f"planner, perfect forecasts (h {base.horizon})", run_policy(r, fc, "perfect", base))
+    row("perfect-foresight oracle", oracle)
     print(f"time: {time.perf_counter() - t0:.1f} s")
     print("captured = (never moving - policy) / (never moving - oracle); target >= 65%")
+    # Where the saving is won or lost: each workload's saving over never moving, in USD, and
+    # as a share of the oracle's saving on that workload (the oracle may spend on one workload
+    # to save more on another, so a share is only shown where the oracle saves).
+    names = [w.name for w in r.workloads]
+    kinds = {w.name: "spot" if w.spot else "on-demand" for w in r.workloads}
+    print("\nsaved per workload, USD (share of the oracle's saving on that workload)")
+    print(f"  {'policy':72s} " + " ".join(f"{n + ' ' + kinds[n]:>22s}" for n in names))
+    for label, outcome in rows[1:]:
+        cells_ = []
+        for n in names:
+            saved = never.paid[n] - outcome.paid[n]
+            share = captured(never.paid[n], outcome.paid[n], oracle.paid[n])
+            text = f"{saved:,.2f}" + (f" ({share:.0%})" if np.isfinite(share) else "")
+            cells_.append(f"{text:>22s}")
+        print(f"  {label:72s} " + " ".join(cells_), flush=True)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ import pandas as pd
 from cloudbalance.config import ForecastSettings, PlanSettings
 from cloudbalance.demo.sample import generate_sample
 from cloudbalance.forecast import Forecaster, forecast
-from cloudbalance.forecast.baseline import RobustLevel
+from cloudbalance.forecast.baseline import RobustLevel, SpotPrice
 from cloudbalance.models import Location, Placement, Workload
 from cloudbalance.plan import Catalog, plan
 from cloudbalance.plan.catalog import cloud_id
@@ -78,9 +78,11 @@ class Setting:
 
 
 def price_model(name: str) -> str | Forecaster:
-    """``auto``, ``level`` (the product's) or ``level<N>``: the robust level over N days."""
-    if name.startswith("level") and name != "level":
-        return RobustLevel(window=int(name[len("level") :]))
+    """A registered model name (``auto``, ``level``, ``spot``), ``level<N>`` (the robust level
+    over N days) or ``spot<N>`` (the spot model with a regime level over N days)."""
+    for prefix, model in (("level", RobustLevel), ("spot", SpotPrice)):
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return model(window=int(name[len(prefix) :]))
     return name
 
 

@@ -320,13 +320,15 @@ class FittedSpot:
     the price itself when the series is ever <= 0.
     """
 
-    base: float  # the base level now (log), spikes left out
+    level: float  # the regime's level: robust median of the recent non-spike steps (log)
+    deviation: float  # how far the last non-spike step is from it (log)
+    since: int  # steps from the last non-spike step to the last step (0: the last is calm)
+    carry: FloatArray  # carry[h - 1]: share of the deviation still there h steps later
     premium: float  # how far above the base the spike in progress is (log); 0 when none
     survival: FloatArray  # survival[j]: chance the spike in progress lasts j more steps
     spike_share: float  # share of past steps that were spikes: the chance of a new one
     spike_premium: float  # a typical spike's premium (log), for the risk of a new spike
-    residuals: FloatArray  # one-step errors of the base on non-spike steps
-    alpha: float
+    errors: FloatArray  # errors[h - 1]: past h-step errors of the base on non-spike steps
     log: bool
     last_ds: np.datetime64
     step_ns: int
@@ -334,26 +336,28 @@ class FittedSpot:
 
     @property
     def params(self) -> dict[str, Any]:
-        """The fitted smoothing weight (informative: each fit searches afresh)."""
-        return {"alpha": self.alpha}
+        """Nothing to warm-start from: each fit estimates the reversion afresh."""
+        return {}
 
     def predict(self, horizon: int, level: float) -> Prediction:
         """The base, or the spike while it may go on; quantiles of the mixture around them.
 
-        Step ``h`` is still the spike in progress with probability ``p_h`` (its survival): the
-        point forecast is the expected price of "spike goes on / back to the base", decaying
-        from the spike to the base. The interval also counts the chance of a new spike (the
-        past share of spike steps), which the point forecast leaves out: it would lift every
-        location's price alike and tell the planner nothing about where to go. Around the base
-        a step strays like the base's one-step errors, grown as simple exponential smoothing's
-        errors grow with the horizon.
+        The base reverts from the last non-spike step to the regime's level as past
+        deviations did (``carry``). Step ``h`` is still the spike in progress with probability
+        ``p_h`` (its survival): the point forecast is the expected price of "spike goes on /
+        back to the base", decaying from the spike to the base. The interval also counts the
+        chance of a new spike (the past share of spike steps), which the point forecast leaves
+        out: it would lift every location's price alike and tell the planner nothing about
+        where to go. Around the base a step strays like the base's past errors that many steps
+        ahead.
         """
-        h = np.arange(1, horizon + 1, dtype=np.float64)
-        j = np.arange(1, horizon + 1)
+        h = np.arange(1, horizon + 1)
         last = self.survival.size - 1
-        going_on = np.where(j <= last, self.survival[np.minimum(j, last)], 0.0)
-        grow = np.sqrt(1 + (h - 1) * self.alpha**2)
-        base = self.base + self.residuals[:, None] * grow[None, :]  # (points, horizon)
+        going_on = np.where(h <= last, self.survival[np.minimum(h, last)], 0.0)
+        ahead = np.minimum(h + self.since, len(self.errors)) - 1
+        mid = self.level + self.deviation * self.carry[ahead]
+        spread = self.errors[ahead].T  # (points, horizon)
+        base = mid[None, :] + spread
         ongoing = base + self.premium
         new = base + self.spike_premium
         if self.log:
@@ -396,18 +400,20 @@ class SpotPrice:
     A spot market's price wanders around a level that moves when capacity tightens or loosens,
     and now and then jumps to two or three times that level for some days. The robust level
     (:class:`RobustLevel`) ignores the jump, so while a spike is on it forecasts the spike over
-    tomorrow, and it lags a regime shift by half its window. Here, from the series' own history:
+    tomorrow. Here, from the series' own history:
 
-    - **spikes** are the steps more than ``threshold`` robust standard deviations of the base's
-      one-step errors above the base (upward only; a run lasting more than ``max_run`` steps is
-      not a spike but a new level, and the base jumps to it);
-    - the **base** is simple exponential smoothing of the non-spike steps, its weight fitted by
-      one-step squared error (a fast weight for series whose regime moves often);
+    - **spikes** are the steps more than ``threshold`` robust standard deviations (of the
+      step-to-step changes) above the recent non-spike level, upward only; a run lasting more
+      than ``max_run`` steps is not a spike but a new level;
+    - the **base** is the median of the last ``window`` non-spike steps (the regime's level),
+      plus the last non-spike step's deviation from it times the share of such deviations
+      still there ``h`` steps later in the series' past (least squares per ``h``, in [0, 1]):
+      a price off its level tends back, and a median lagging a regime shift is caught up;
     - **persistence**: when the last step is a spike, the chance it lasts ``j`` more steps is
       the empirical survival of the series' past spike runs (a geometric tail with the past
       runs' mean length beyond the longest), so the forecast decays from the spike to the base;
-    - **intervals**: the mixture of the base's one-step errors (grown with the horizon) with
-      and without the spike, whose ``level`` quantiles the pipeline then calibrates.
+    - **intervals**: the mixture of the base's past errors that many steps ahead, with and
+      without a spike, whose ``level`` quantiles the pipeline then calibrates.
 
     The pipeline fits it on the raw history (``raw_history``): the robust cleaning every other
     model gets would take out the very spikes it learns from.
@@ -416,14 +422,18 @@ class SpotPrice:
     name = "spot"
     raw_history = True
 
-    def __init__(self, threshold: float = 6.0, max_run: int = 14) -> None:
+    def __init__(
+        self, window: int = 14, threshold: float = 6.0, max_run: int = 14, reach: int = 28
+    ) -> None:
+        self.window = max(1, int(window))
         self.threshold = float(threshold)
         self.max_run = max(1, int(max_run))
+        self.reach = max(1, int(reach))  # steps ahead whose past errors are kept
 
     @property
     def min_history(self) -> int:
-        """Enough points to measure the base's errors (two weeks of daily data)."""
-        return 14
+        """Two windows: one for the level and one to measure its errors."""
+        return 2 * self.window
 
     def fit(
         self,
@@ -434,45 +444,54 @@ class SpotPrice:
         unique_id: str | None = None,
         init: dict[str, Any] | None = None,
     ) -> FittedSpot:
-        """Flag spikes, fit the base's smoothing weight, learn how long spikes last."""
+        """Flag spikes, fit the base's reversion, learn how long spikes last."""
         require_history(y, self.min_history, unique_id)
         x = _fill(y)
         log = bool(np.min(x) > 0)
         z = np.log(x) if log else x
         diffs = np.diff(z)
-        scale = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / np.sqrt(2)
+        scale = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs))))
         scale = max(scale, 1e-9 * max(1.0, float(np.max(np.abs(z)))))
-        spike = self._flags(z, 0.5, scale)
-        alpha = _ses_alpha(z[~spike])
+        spike = self._flags(z, scale)
         calm = z[~spike]
-        errors = _ses_errors(calm, alpha) if calm.size > 1 else np.zeros(1)
-        scale = max(scale, 1.4826 * float(np.median(np.abs(errors - np.median(errors)))))
-        spike = self._flags(z, alpha, scale)
-        calm = z[~spike]
-        alpha = _ses_alpha(calm)
-        errors = _ses_errors(calm, alpha) if calm.size > 1 else np.zeros(1)
-        base = _ses_level(calm, alpha)
+        w = min(self.window, max(1, calm.size // 2))
+        # level_t: median of the w calm steps up to t; deviation d_t = calm_t - level_t
+        levels = np.median(np.lib.stride_tricks.sliding_window_view(calm, w), axis=1)
+        dev = calm[w - 1 :] - levels
+        reach = min(self.reach, max(1, levels.size - 1))
+        carry = np.zeros(reach)
+        errors = []
+        for k in range(1, reach + 1):
+            # k steps on: calm_{t+k} - level_t = carry_k * d_t (least squares, in [0, 1])
+            d, ahead = dev[:-k], calm[w - 1 + k :] - levels[:-k]
+            denom = float(np.dot(d, d))
+            carry[k - 1] = float(np.clip(np.dot(d, ahead) / denom, 0.0, 1.0)) if denom else 0.0
+            errors.append(ahead - carry[k - 1] * d)
+        keep = min(e.size for e in errors)
         runs = _runs(spike)
         ongoing = int(runs[-1]) if spike[-1] else 0
         done = runs[:-1] if spike[-1] else runs
+        base = float(levels[-1])
         premium = float(z[-ongoing:].mean() - base) if ongoing else 0.0
         spiked = z[spike]
         typical = float(np.median(spiked - base)) if spiked.size else 0.0
         return FittedSpot(
-            base=base,
+            level=base,
+            deviation=float(dev[-1]),
+            since=ongoing,
+            carry=carry,
             premium=premium,
             survival=_survival(done, ongoing, horizon=self.max_run + 1),
             spike_share=float(spike.mean()),
             spike_premium=max(typical, 0.0),
-            residuals=errors[-min(errors.size, 365) :],
-            alpha=alpha,
+            errors=np.stack([e[-min(keep, 365) :] for e in errors]),
             log=log,
             last_ds=ds[-1],
             step_ns=step_ns,
         )
 
-    def _flags(self, z: FloatArray, alpha: float, scale: float) -> npt.NDArray[np.bool_]:
-        """Spike steps, in one pass: the base moves only on non-spike steps."""
+    def _flags(self, z: FloatArray, scale: float) -> npt.NDArray[np.bool_]:
+        """Spike steps, in one pass: the recent level moves only on non-spike steps."""
         flags = np.zeros(z.size, dtype=bool)
         base = float(z[0])
         run = 0
@@ -488,22 +507,8 @@ class SpotPrice:
                     run = 0
                 continue
             run = 0
-            base += alpha * (v - base)
+            base += 0.5 * (v - base)
         return flags
-
-
-def _ses_alpha(x: FloatArray) -> float:
-    """The SES weight with the least one-step squared error."""
-    if x.size < 3:
-        return 0.5
-
-    def sse(a: float) -> float:
-        return float(np.sum(_ses_errors(x, a) ** 2))
-
-    res = optimize.minimize_scalar(
-        sse, bounds=(0.01, 0.99), method="bounded", options={"xatol": 1e-3}
-    )
-    return float(res.x)
 
 
 def _runs(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:

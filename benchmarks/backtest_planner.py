@@ -1,7 +1,8 @@
 """Backtest of the planner on the bundled sample: replay the last 90 days, day by day.
 
 Run: ``python benchmarks/backtest_planner.py [--days 90] [--horizon 14] [--quantile 0.8]
-[--hold-quantile 0.5] [--hold plan] [--price-model level] [--seed N] [--grid]``
+[--hold-quantile 0.5] [--hold plan] [--price-model spot] [--seed N] [--grid]
+[--compare MODEL ...] [--hold-quantiles Q ...] [--planner-only]``
 (defaults: the product's, from :class:`cloudbalance.config.PlanSettings`,
 :class:`cloudbalance.config.ForecastSettings` and :data:`cloudbalance.series.PRICE_MODEL`;
 ``--seed`` replays another generated sample, to see the defaults hold beyond the bundled one).
@@ -28,10 +29,15 @@ the same run:
 - the perfect-foresight oracle: one plan over all the days with the actual demand and prices,
   under the same constraints.
 
-and the share of the oracle's saving (over never moving) each captures. ``--grid`` replays a
-grid of horizon x hold quantile, the demand quantile, and the price model (the product's
-``auto`` choice and the robust level over 7, 14 and 28 days), and prints the captured share
-of each: the defaults are the best cell of this grid, not constants fitted by hand.
+and the share of the oracle's saving (over never moving) each captures, in total and per
+workload (where the saving is won or lost: ``etl`` and ``training`` run on spot,
+``checkout`` and ``search`` on demand). ``--grid`` replays a grid of horizon x hold quantile,
+the demand quantile, and the price model (the product's ``auto`` choice, the robust level
+over 7, 14 and 28 days and the spot model), and prints the captured share of each: the
+defaults are chosen from this grid and across ``--seed`` samples, not fitted by hand.
+``--compare`` adds a planner row per price model (``spot@window=28`` passes arguments),
+``--hold-quantiles`` one per hold quantile; ``--planner-only`` skips greedy and the
+perfect-forecast rows.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,10 +86,14 @@ class Setting:
 
 def price_model(name: str) -> str | Forecaster:
     """A registered model name (``auto``, ``level``, ``spot``), ``level<N>`` (the robust level
-    over N days) or ``spot<N>`` (the spot model with a regime level over N days)."""
-    for prefix, model in (("level", RobustLevel), ("spot", SpotPrice)):
-        if name.startswith(prefix) and name[len(prefix) :].isdigit():
-            return model(window=int(name[len(prefix) :]))
+    over N days), or ``spot@key=value,...`` (the spot model with other arguments, e.g.
+    ``spot@window=28,shift=3``)."""
+    if name.startswith("level") and name[len("level") :].isdigit():
+        return RobustLevel(window=int(name[len("level") :]))
+    if name.startswith("spot@"):
+        pairs = (item.split("=") for item in name[len("spot@") :].split(","))
+        kwargs: dict[str, Any] = {key: float(value) for key, value in pairs}
+        return SpotPrice(**kwargs)
     return name
 
 
@@ -368,7 +379,19 @@ def main() -> None:
     parser.add_argument(
         "--compare", nargs="*", default=[], help="more price models, one planner row each"
     )
+    parser.add_argument(
+        "--hold-quantiles",
+        nargs="*",
+        type=float,
+        default=[],
+        help="more hold quantiles, one planner row each (with --price-model)",
+    )
     parser.add_argument("--grid", action="store_true", help="replay a grid of settings")
+    parser.add_argument(
+        "--planner-only",
+        action="store_true",
+        help="skip greedy and the perfect-forecast rows (faster comparisons of settings)",
+    )
     parser.add_argument("--seed", type=int, help="another sample (default: the bundled one)")
     args = parser.parse_args()
     r = Replay(args.days, args.seed)
@@ -383,6 +406,10 @@ def main() -> None:
     cells = [
         Setting(base.horizon, base.quantile, base.hold_quantile, base.hold, model)
         for model in args.compare
+    ]
+    cells += [
+        Setting(base.horizon, base.quantile, hq, base.hold, base.price_model)
+        for hq in args.hold_quantiles
     ]
     if args.grid:
         cells += [
@@ -409,12 +436,14 @@ def main() -> None:
         print(f"  {label:72s} {outcome.total:12,.2f} {outcome.moves:6d} {share:9.1%}", flush=True)
 
     row("never moving", never)
-    row(f"greedy (horizon 1, q {base.quantile:g})", run_policy(r, fc, "greedy", base))
+    if not args.planner_only:
+        row(f"greedy (horizon 1, q {base.quantile:g})", run_policy(r, fc, "greedy", base))
     for setting in settings:
         row(setting.label, run_policy(r, fc, "planner", setting))
-    for half in ("perfect demand", "perfect prices"):
-        row(f"planner, {half} (h {base.horizon})", run_policy(r, fc, half, base))
-    row(f"planner, perfect forecasts (h {base.horizon})", run_policy(r, fc, "perfect", base))
+    if not args.planner_only:
+        for half in ("perfect demand", "perfect prices"):
+            row(f"planner, {half} (h {base.horizon})", run_policy(r, fc, half, base))
+        row(f"planner, perfect forecasts (h {base.horizon})", run_policy(r, fc, "perfect", base))
     row("perfect-foresight oracle", oracle)
     print(f"time: {time.perf_counter() - t0:.1f} s")
     print("captured = (never moving - policy) / (never moving - oracle); target >= 65%")

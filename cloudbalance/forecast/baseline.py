@@ -321,14 +321,12 @@ class FittedSpot:
     """
 
     level: float  # the regime's level: robust median of the recent non-spike steps (log)
-    deviation: float  # how far the last non-spike step is from it (log)
     since: int  # steps from the last non-spike step to the last step (0: the last is calm)
-    carry: FloatArray  # carry[h - 1]: share of the deviation still there h steps later
     premium: float  # how far above the base the spike in progress is (log); 0 when none
     survival: FloatArray  # survival[j]: chance the spike in progress lasts j more steps
     spike_share: float  # share of past steps that were spikes: the chance of a new one
     spike_premium: float  # a typical spike's premium (log), for the risk of a new spike
-    errors: FloatArray  # errors[h - 1]: past h-step errors of the base on non-spike steps
+    errors: FloatArray  # errors[h - 1]: past h-step errors of the level on non-spike steps
     log: bool
     last_ds: np.datetime64
     step_ns: int
@@ -336,14 +334,13 @@ class FittedSpot:
 
     @property
     def params(self) -> dict[str, Any]:
-        """Nothing to warm-start from: each fit estimates the reversion afresh."""
+        """Nothing to warm-start from."""
         return {}
 
     def predict(self, horizon: int, level: float) -> Prediction:
         """The base, or the spike while it may go on; quantiles of the mixture around them.
 
-        The base reverts from the last non-spike step to the regime's level as past
-        deviations did (``carry``). Step ``h`` is still the spike in progress with probability
+        The base is the regime's level. Step ``h`` is still the spike in progress with probability
         ``p_h`` (its survival): the point forecast is the expected price of "spike goes on /
         back to the base", decaying from the spike to the base. The interval also counts the
         chance of a new spike (the past share of spike steps), which the point forecast leaves
@@ -355,9 +352,7 @@ class FittedSpot:
         last = self.survival.size - 1
         going_on = np.where(h <= last, self.survival[np.minimum(h, last)], 0.0)
         ahead = np.minimum(h + self.since, len(self.errors)) - 1
-        mid = self.level + self.deviation * self.carry[ahead]
-        spread = self.errors[ahead].T  # (points, horizon)
-        base = mid[None, :] + spread
+        base = self.level + self.errors[ahead].T  # (points, horizon)
         ongoing = base + self.premium
         new = base + self.spike_premium
         if self.log:
@@ -406,13 +401,13 @@ class SpotPrice:
       step-to-step changes) above the recent non-spike level, upward only; a run lasting more
       than ``max_run`` steps is not a spike but a new level;
     - the **base** is the median of the last ``window`` non-spike steps (the regime's level),
-      plus the last non-spike step's deviation from it times the share of such deviations
-      still there ``h`` steps later in the series' past (least squares per ``h``, in [0, 1]):
-      a price off its level tends back, and a median lagging a regime shift is caught up;
+      flat. Catching up a regime shift faster (carrying the last step's deviation from the
+      median, as far as past deviations lasted) forecast better point by point but made the
+      daily re-plan chase noise at the cost of moves (``benchmarks/backtest_planner.py``);
     - **persistence**: when the last step is a spike, the chance it lasts ``j`` more steps is
       the empirical survival of the series' past spike runs (a geometric tail with the past
       runs' mean length beyond the longest), so the forecast decays from the spike to the base;
-    - **intervals**: the mixture of the base's past errors that many steps ahead, with and
+    - **intervals**: the mixture of the level's past errors that many steps ahead, with and
       without a spike, whose ``level`` quantiles the pipeline then calibrates.
 
     The pipeline fits it on the raw history (``raw_history``): the robust cleaning every other
@@ -423,7 +418,11 @@ class SpotPrice:
     raw_history = True
 
     def __init__(
-        self, window: int = 14, threshold: float = 6.0, max_run: int = 14, reach: int = 28
+        self,
+        window: int = 14,
+        threshold: float = 6.0,
+        max_run: int = 14,
+        reach: int = 28,
     ) -> None:
         self.window = max(1, int(window))
         self.threshold = float(threshold)
@@ -444,7 +443,7 @@ class SpotPrice:
         unique_id: str | None = None,
         init: dict[str, Any] | None = None,
     ) -> FittedSpot:
-        """Flag spikes, fit the base's reversion, learn how long spikes last."""
+        """Flag spikes, measure the level's errors, learn how long spikes last."""
         require_history(y, self.min_history, unique_id)
         x = _fill(y)
         log = bool(np.min(x) > 0)
@@ -455,18 +454,10 @@ class SpotPrice:
         spike = self._flags(z, scale)
         calm = z[~spike]
         w = min(self.window, max(1, calm.size // 2))
-        # level_t: median of the w calm steps up to t; deviation d_t = calm_t - level_t
+        # level_t: median of the w calm steps up to t; its errors k calm steps later
         levels = np.median(np.lib.stride_tricks.sliding_window_view(calm, w), axis=1)
-        dev = calm[w - 1 :] - levels
         reach = min(self.reach, max(1, levels.size - 1))
-        carry = np.zeros(reach)
-        errors = []
-        for k in range(1, reach + 1):
-            # k steps on: calm_{t+k} - level_t = carry_k * d_t (least squares, in [0, 1])
-            d, ahead = dev[:-k], calm[w - 1 + k :] - levels[:-k]
-            denom = float(np.dot(d, d))
-            carry[k - 1] = float(np.clip(np.dot(d, ahead) / denom, 0.0, 1.0)) if denom else 0.0
-            errors.append(ahead - carry[k - 1] * d)
+        errors = [calm[w - 1 + k :] - levels[:-k] for k in range(1, reach + 1)]
         keep = min(e.size for e in errors)
         runs = _runs(spike)
         ongoing = int(runs[-1]) if spike[-1] else 0
@@ -477,9 +468,7 @@ class SpotPrice:
         typical = float(np.median(spiked - base)) if spiked.size else 0.0
         return FittedSpot(
             level=base,
-            deviation=float(dev[-1]),
             since=ongoing,
-            carry=carry,
             premium=premium,
             survival=_survival(done, ongoing, horizon=self.max_run + 1),
             spike_share=float(spike.mean()),

@@ -8,8 +8,9 @@ and only the ones that stand out against what the series usually does:
    after it) plus the median profile per season slot (hour of day for sub-daily data, with
    separate weekday and weekend profiles once three weeks are observed; day of week for daily
    data). Daily data also learns **calendar peaks**: when the last days of the
-   month (or the first) are high in most months of the history, that bump is part of the
-   expectation, so a month-end batch that recurs every month is expected, not an anomaly.
+   month (or the first, or any other day of the month, or a day of one month in three) are
+   high or low in most months of the history, that bump is part of the expectation, so a
+   month-end batch or a quarterly credit that recurs is expected, not an anomaly.
    Non-negative series are scored on their square root, which steadies the noise of counts and
    costs whose spread grows with their level (heavy tails).
 2. **Score.** The residual in robust standard deviations, using a *local* spread (rolling MAD
@@ -222,37 +223,72 @@ def _spread(resid: FloatArray) -> float:
     return float(np.mean(np.abs(finite - centre))) * 1.253
 
 
-def _slots(ds: npt.NDArray[np.datetime64]) -> dict[str, npt.NDArray[np.bool_]]:
+#: Fewest months (or quarters) a mid-month or quarterly slot must be seen in to be learned: it is
+#: one of about 120 such slots, so two or three chance coincidences must not make a pattern.
+CALENDAR_MIN_REPEATS = 4
+
+
+def _slot_stages(
+    ds: npt.NDArray[np.datetime64],
+) -> list[tuple[int, dict[str, npt.NDArray[np.bool_]]]]:
+    """Calendar slots of daily data, in the order they are learned, with their fewest repeats.
+
+    1. The last three days and the first two of every month (batches, billing runs), from two
+       months on.
+    2. Any other day of every month (a payroll run on the 15th).
+    3. A day of one month in three (quarterly credits, a quarter-end close), learned on what
+       the monthly slots leave, so a monthly bump is not counted again every quarter.
+    """
     days = pd.DatetimeIndex(ds)
+    dom = days.day.to_numpy()
     to_end = (days.days_in_month - days.day).to_numpy()
-    slots = {f"end-{k}": to_end == k for k in range(3)}
-    slots.update({f"start-{k}": days.day.to_numpy() == k for k in (1, 2)})
-    return slots
+    edges = {f"end-{k}": to_end == k for k in range(3)}
+    edges.update({f"start-{k}": dom == k for k in (1, 2)})
+    monthly = {f"day-{k}": dom == k for k in range(3, 29)}
+    phase = (days.month.to_numpy() - 1) % 3
+    quarterly: dict[str, npt.NDArray[np.bool_]] = {}
+    for r in range(3):
+        month = phase == r
+        quarterly.update({f"quarter-{r}-day-{k}": month & (dom == k) for k in range(1, 29)})
+        quarterly.update({f"quarter-{r}-end-{k}": month & (to_end == k) for k in range(3)})
+    return [(2, edges), (CALENDAR_MIN_REPEATS, monthly), (CALENDAR_MIN_REPEATS, quarterly)]
+
+
+def _slots(ds: npt.NDArray[np.datetime64]) -> dict[str, npt.NDArray[np.bool_]]:
+    return {name: mask for _, stage in _slot_stages(ds) for name, mask in stage.items()}
 
 
 def _calendar_profile(
     ds: npt.NDArray[np.datetime64], resid: FloatArray, spread: float
 ) -> dict[str, float]:
-    """Recurring month-start/month-end bumps of daily data: the offset per calendar slot.
+    """Recurring calendar bumps of daily data: the offset per calendar slot.
 
-    A slot (last, second-last, third-last day of the month; first, second day) is learned when
-    its residual is beyond two spreads in the same direction in at least :data:`CALENDAR_SHARE`
-    of the months that have it, and in at least two months. The offset is the slot's median.
+    A slot (see :func:`_slot_stages`) is learned when its residual is beyond two spreads in
+    the same direction in at least :data:`CALENDAR_SHARE` of the months (or quarters) that
+    have it, and in at least the stage's fewest repeats. The offset is the slot's median; each
+    stage is learned on the residual the earlier ones leave.
     """
     profile: dict[str, float] = {}
     if spread <= 0:
         return profile
     days = pd.DatetimeIndex(ds)
     month = (days.year * 12 + days.month).to_numpy()
-    for name, mask in _slots(ds).items():
-        use = mask & np.isfinite(resid)
-        if np.unique(month[use]).size < 2:
-            continue
-        vals = resid[use]
-        med = float(np.median(vals))
-        same = np.sign(vals) == np.sign(med)
-        if abs(med) > 2 * spread and np.mean(same & (np.abs(vals) > 2 * spread)) >= CALENDAR_SHARE:
-            profile[name] = med
+    left = resid.copy()
+    for repeats, stage in _slot_stages(ds):
+        learned: dict[str, float] = {}
+        for name, mask in stage.items():
+            use = mask & np.isfinite(left)
+            if np.unique(month[use]).size < repeats:
+                continue
+            vals = left[use]
+            med = float(np.median(vals))
+            same = np.sign(vals) == np.sign(med)
+            beyond = np.mean(same & (np.abs(vals) > 2 * spread))
+            if abs(med) > 2 * spread and beyond >= CALENDAR_SHARE:
+                learned[name] = med
+        for name, offset in learned.items():
+            left[stage[name]] -= offset
+        profile.update(learned)
     return profile
 
 
@@ -275,9 +311,9 @@ def _baseline(
     :data:`WEEKLY_MIN_WEEKS` observed weeks gets one hour-of-day profile for weekdays and one
     for weekends: office-hours demand is quiet on Saturdays, and a single daily profile reports
     every weekend as an incident. (A profile per hour of the *week* has a handful of samples
-    per slot and its noise becomes false alarms.) The calendar profile (offsets per
-    month-start/month-end slot) is empty unless the data is daily, long enough (45 observed
-    days) and the bumps recur.
+    per slot and its noise becomes false alarms.) The calendar profile (offsets per day of
+    the month, monthly or quarterly) is empty unless the data is daily, long enough (45
+    observed days) and the bumps recur.
     """
     n = x.size
     season = prep.season if prep.observed >= 3 * prep.season else 1
@@ -593,8 +629,9 @@ class FitHistory:
     Attributes:
         y: The history with outlying incidents replaced by their expected values (when robust)
             and the learned calendar offsets taken out.
-        calendar: Offsets per month-start/month-end slot, in the series' unit (see
-            :func:`calendar_values`); empty when there is no recurring calendar peak.
+        calendar: Offsets per calendar slot (a day of the month, monthly or quarterly), in
+            the series' unit (see :func:`calendar_values`); empty when there is no recurring
+            calendar peak.
     """
 
     y: FloatArray
@@ -609,10 +646,11 @@ def fit_history(
     A burst, an outage or a one-off bill bends a model fitted on it (a level pulled up, a
     seasonal slot learned from one freak day, a naive forecast that repeats yesterday's
     incident); with ``robust`` they are replaced by their expected values. Every incident counts
-    here, also recurring bumps the detector would not alert on. Recurring month-end/month-start
-    peaks of daily data (a monthly batch, billing) are not outliers but no model's seasonality
-    has them (weeks and years do not line up with months): their offsets are taken out here and
-    added back to the forecast by the caller (:func:`calendar_values` on the future days).
+    here, also recurring bumps the detector would not alert on. Recurring monthly or quarterly
+    peaks of daily data (a month-end batch, billing, credits) are not outliers but no model's
+    seasonality has them (weeks and years do not line up with months): their offsets are taken
+    out here and added back to the forecast by the caller (:func:`calendar_values` on the
+    future days).
     Errors are still measured on the raw series.
     """
     y = prep.y

@@ -76,6 +76,32 @@ def test_a_batch_that_runs_away_at_month_end_is_still_flagged() -> None:
     assert out.loc[out["anomaly"], "ds"].tolist() == [series.loc[last, "ds"]]
 
 
+def _quarterly_credit(months: int = 24, seed: int = 0) -> pd.DataFrame:
+    """Daily cost with a weekly cycle and a credit on the 15th of every third month."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-11-01", periods=months * 30, freq="D")
+    y = 100 + 10 * np.sin(2 * np.pi * np.arange(ds.size) / 7) + rng.normal(0, 3, ds.size)
+    credit = (ds.day == 15) & (ds.month % 3 == 0)
+    return pd.DataFrame({"unique_id": "aws", "ds": ds, "y": np.where(credit, y - 120, y)})
+
+
+def test_recurring_quarterly_credit_is_expected_not_flagged() -> None:
+    series = _quarterly_credit()
+    out = detect_anomalies(series)
+    assert not out["anomaly"].any()
+    credit = out[(out["ds"].dt.day == 15) & (out["ds"].dt.month % 3 == 0)]
+    assert (credit["expected"] < 0).all()
+
+
+def test_a_bump_on_the_same_day_of_a_few_months_is_not_learned() -> None:
+    # three months with a spike on the 20th: a coincidence the history cannot call a pattern
+    series = _month_end_batch(months=12, factor=1.0)
+    hits = series.index[series["ds"].dt.day == 20][:3]
+    series.loc[hits, "y"] *= 2.5
+    out = detect_anomalies(series)
+    assert set(series.loc[hits, "ds"]) <= set(out.loc[out["anomaly"], "ds"])
+
+
 def test_level_shift_is_one_incident_not_every_day_after_it(make_series) -> None:
     series = make_series(n=200, slope=0, weekly=10, noise=1, seed=2)
     series.loc[120:, "y"] += 60

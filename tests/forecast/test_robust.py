@@ -96,3 +96,17 @@ def test_recurring_month_end_peaks_are_forecast() -> None:
     at_end = fc["ds"].dt.is_month_end | (fc["ds"] + pd.Timedelta(days=1)).dt.is_month_end
     assert (fc.loc[at_end, "yhat"] > 250).all()
     assert (fc.loc[~at_end, "yhat"] < 150).all()
+
+
+def test_recurring_quarterly_credits_are_forecast() -> None:
+    rng = np.random.default_rng(2)
+    ds = pd.date_range("2024-09-01", "2026-08-20", freq="D")
+    y = 100 + 10 * np.sin(2 * np.pi * np.arange(ds.size) / 7) + rng.normal(0, 3, ds.size)
+    credit = (ds.day == 15) & (ds.month % 3 == 0)
+    series = pd.DataFrame({"unique_id": "aws", "ds": ds, "y": np.where(credit, y - 150, y)})
+    fc = forecast(series, horizon=30, executor="serial", windows=2)
+    assert isinstance(fc, pd.DataFrame)
+    on_credit = (fc["ds"].dt.day == 15) & (fc["ds"].dt.month % 3 == 0)
+    assert on_credit.sum() == 1
+    assert (fc.loc[on_credit, "yhat"] < 0).all()
+    assert (fc.loc[~on_credit, "yhat"] > 70).all()

@@ -283,11 +283,15 @@ def _fit_history(
     """What ``model`` is fitted on: the history up to ``end`` (see ``fit_history``).
 
     Each backtest origin cleans only its own past, so backtests never see the future. A model
-    with a true ``raw_history`` attribute handles outliers itself (the spot price model learns
-    from its spikes) and gets the history uncleaned.
+    with a true ``raw_history`` attribute models the series' irregular parts itself (the spot
+    price model learns from its spikes) and gets the history as observed: no outliers taken
+    out, no calendar offsets learned (spikes that happen to fall on the same days of the month
+    would pass for a calendar peak).
     """
     part = prep if end is None else replace(prep, ds=prep.ds[:end], y=prep.y[:end])
-    return fit_history(part, robust=spec.robust and not (model is not None and _raw(model)))
+    if model is not None and _raw(model):
+        return FitHistory(part.y, {})
+    return fit_history(part, robust=spec.robust)
 
 
 def _raw(model: Forecaster) -> bool:

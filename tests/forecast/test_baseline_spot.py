@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cloudbalance.exceptions import InsufficientHistoryError
 from cloudbalance.forecast import forecast
-from cloudbalance.forecast.baseline import RobustLevel, SpotPrice, _survival
+from cloudbalance.forecast.baseline import FittedSpot, RobustLevel, SpotPrice, _survival
 
 DAY = np.int64(86_400 * 10**9)
 
@@ -115,3 +117,37 @@ def test_the_pipeline_fits_spot_on_the_raw_history_with_its_spikes() -> None:
     assert set(result.forecast["model"]) == {"spot"}
     assert result.forecast["yhat"].iloc[0] > 0.07
     assert result.forecast["yhat"].iloc[-1] == pytest.approx(0.035, rel=0.1)
+
+
+class _Recorder(SpotPrice):
+    """The spot model, remembering every history the pipeline fits it on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[np.ndarray] = []
+
+    def fit(
+        self,
+        ds: np.ndarray,
+        y: np.ndarray,
+        *,
+        step_ns: int,
+        unique_id: str | None = None,
+        init: dict[str, Any] | None = None,
+    ) -> FittedSpot:
+        self.seen.append(np.array(y, copy=True))
+        return super().fit(ds, y, step_ns=step_ns, unique_id=unique_id, init=init)
+
+
+def test_a_raw_history_model_is_fitted_on_the_series_as_observed() -> None:
+    # Month-start bumps and a burst would be cleaned or learned as a calendar peak for other
+    # models; a spot market's spikes on the same days of the month are chance, not a calendar.
+    ds = pd.date_range("2025-01-01", periods=400, freq="D")
+    y = _market(400, {**PAST, 300: 3})
+    y[ds.day == 1] *= 2.5
+    series = pd.DataFrame({"unique_id": "gcp:us-east1:n2-standard-2:spot", "ds": ds, "y": y})
+    model = _Recorder()
+    forecast(series, horizon=5, model=model, executor="serial")
+    assert model.seen
+    for seen in model.seen:
+        np.testing.assert_array_equal(seen, y[: seen.size])

@@ -53,7 +53,7 @@ import numpy as np
 from scipy.sparse import coo_array
 
 from cloudbalance.models import Location
-from cloudbalance.plan.problem import Problem, evaluate_cloud
+from cloudbalance.plan.problem import Problem, coverage, evaluate_cloud
 
 __all__ = ["Group", "Model", "Solution", "build", "feasible", "groups", "solve", "solve_lazy"]
 
@@ -75,14 +75,31 @@ class Model:
     pl: np.ndarray  # location of each pair
     n_t: int
     ha_pairs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    n_local: int = 0  # rows before the coupling rows (quotas, budgets), which come last
-    coupling: tuple[tuple[Group, int], ...] = ()  # per row: group, period (budget k: -1-k)
+    n_local: int = 0  # rows before the coupling rows, which come last
+    # Per coupling row (commitments, quotas, budgets): its group and period (budget k: -1-k).
+    coupling: tuple[tuple[Group, int], ...] = ()
+    ri_pairs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_sp: int = 0  # savings plans (one s column per plan and period)
 
-    def start(self, problem: Problem, x: np.ndarray) -> np.ndarray:
-        """A full column vector from replicas ``x`` ``[W, L, T]`` (a MIP start).
+    @property
+    def r_cols(self) -> slice:
+        """Columns ``r``: vCPUs of each pair in ``ri_pairs`` covered, per period."""
+        r0 = (2 * len(self.pw) + len(self.ha_pairs)) * self.n_t
+        return slice(r0, r0 + len(self.ri_pairs) * self.n_t)
 
-        Moves and HA indicators follow from ``x``; commitment columns start at zero (feasible,
-        not optimal: the solver improves them at once).
+    @property
+    def s_cols(self) -> slice:
+        """Columns ``s``: spend covered by each savings plan, per period."""
+        s0 = self.r_cols.stop
+        return slice(s0, s0 + self.n_sp * self.n_t)
+
+    def start(self, problem: Problem, x: np.ndarray, *, cover: bool = True) -> np.ndarray:
+        """A full column vector from replicas ``x`` ``[W, L, T]`` (a MIP start, a plan's check).
+
+        Moves and HA indicators follow from ``x``; the commitment columns are what the
+        commitments cover of ``x`` (:func:`~cloudbalance.plan.problem.coverage`), which is
+        their optimum for ``x``: so ``c @ start(x)`` is the plan's cost and the budget rows see
+        its net spend. Without ``cover`` they are zero (a caller that sets them itself).
         """
         T = self.n_t
         P = len(self.pw)
@@ -94,6 +111,13 @@ class Model:
         if len(self.ha_pairs):
             n_y = len(self.ha_pairs) * T
             out[2 * P * T : 2 * P * T + n_y] = (xs[self.ha_pairs] > 0).astype(float).ravel()
+        if cover and (len(self.ri_pairs) or self.n_sp):
+            full = np.zeros((*x.shape[:2], T))
+            full[self.pw, self.pl, :] = xs
+            _, vcpus, covered = coverage(problem, full)
+            rp = self.ri_pairs
+            out[self.r_cols] = vcpus[self.pw[rp], self.pl[rp], :].ravel()
+            out[self.s_cols] = covered.ravel()
         return out
 
 
@@ -310,6 +334,11 @@ def build(
             -np.inf,
             0.0,
         )
+    # Coupling rows last (commitments, quotas, budgets): they alone tie workloads together, so
+    # the Lagrangian heuristic (plan/heuristic.py) prices them and drops them.
+    n_local = rows.n
+    coupling: list[tuple[Group, int]] = []
+    if n_r:
         loc_rows = {int(j): k for k, j in enumerate(sorted(set(pl[ri_pairs].tolist())))}
         rows.add(
             len(loc_rows) * T,
@@ -319,6 +348,9 @@ def build(
             -np.inf,
             np.array([cap[j, t] for j in sorted(loc_rows) for t in range(T)]),
         )
+        coupling += [
+            (("reserved", problem.locations[j].key), t) for j in sorted(loc_rows) for t in range(T)
+        ]
 
     def spend_terms(scope: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Columns/values of the net replica spend of the pairs in ``scope``, per period."""
@@ -338,7 +370,7 @@ def build(
     # Savings plans: the plans of one region together cover at most that region's spend, and
     # all of a cloud's plans (regional and cloud-wide) at most the cloud's spend. Scopes are
     # regions nested in clouds, so these rows are exactly "no spend is covered twice".
-    def covered_at_most_spend(scope: np.ndarray, mine_sp: list[int]) -> None:
+    def covered_at_most_spend(scope: np.ndarray, mine_sp: list[int], subject: str) -> None:
         """Per period: the coverage of the plans ``mine_sp`` <= the spend in ``scope``."""
         cols, vals, ts = spend_terms(scope)
         s_cols = np.concatenate([s0 + j * T + np.arange(T) for j in mine_sp])
@@ -351,6 +383,7 @@ def build(
             -np.inf,
             0.0,
         )
+        coupling.extend((("savings", subject), t) for t in range(T))
 
     regional = sorted({(cm.cloud, cm.region) for cm in sps if cm.region is not None})
     for cloud, region in regional:
@@ -362,15 +395,13 @@ def build(
             dtype=bool,
         )
         covered_at_most_spend(
-            scope, [j for j, cm in enumerate(sps) if (cm.cloud, cm.region) == (cloud, region)]
+            scope,
+            [j for j, cm in enumerate(sps) if (cm.cloud, cm.region) == (cloud, region)],
+            Location(cloud, region).key,
         )
     for cloud in sorted({cm.cloud for cm in sps}):
         scope = clouds[pl] == cloud if P else np.zeros(0, dtype=bool)
-        covered_at_most_spend(scope, [j for j, cm in enumerate(sps) if cm.cloud == cloud])
-    # Coupling rows last (quotas, then budgets): they alone tie workloads that share no
-    # commitment, so the Lagrangian heuristic (plan/heuristic.py) prices them and drops them.
-    n_local = rows.n
-    coupling: list[tuple[Group, int]] = []
+        covered_at_most_spend(scope, [j for j, cm in enumerate(sps) if cm.cloud == cloud], cloud)
     # Quotas: sum_w v_w x[w,l,t] <= Q[l] (the tightest quota of a location wins).
     limit: dict[int, float] = {}
     for q in problem.quotas:
@@ -420,7 +451,21 @@ def build(
     else:  # pragma: no cover - demand rows always exist
         a, row_lb, row_ub = None, np.zeros(0), np.zeros(0)
     return Model(
-        c, integrality, lb, ub, a, row_lb, row_ub, pw, pl, T, ha_pairs, n_local, tuple(coupling)
+        c,
+        integrality,
+        lb,
+        ub,
+        a,
+        row_lb,
+        row_ub,
+        pw,
+        pl,
+        T,
+        ha_pairs,
+        n_local,
+        tuple(coupling),
+        ri_pairs,
+        len(sps),
     )
 
 
@@ -641,13 +686,13 @@ def solve_lazy(
     Dense budget and quota rows slow HiGHS down even when they do not bind, and they couple
     workloads that are otherwise independent. So:
 
-    0. The Lagrangian heuristic (:mod:`cloudbalance.plan.heuristic`) prices the quotas and
-       budgets; when its plan is within ``gap`` of its proven bound, that plan is the answer
-       (the usual case at scale). Otherwise its plan is the MIP start and its priced rows the
-       ones predicted to bind, and the exact steps below follow.
-    1. Without the heuristic (commitments couple workloads), the LP relaxation of the whole
-       model predicts which quotas and budgets bind (those it uses up to within 2%); only
-       those are added up front.
+    0. The Lagrangian heuristic (:mod:`cloudbalance.plan.heuristic`) prices the quotas,
+       budgets and commitments; when its plan is within ``gap`` of its proven bound, that plan
+       is the answer (the usual case at scale). Otherwise its plan is the MIP start and its
+       priced rows the ones predicted to bind, and the exact steps below follow.
+    1. Without the heuristic's answer (it found no bound in time), the LP relaxation of the
+       whole model predicts which quotas and budgets bind (those it uses up to within 2%);
+       only those are added up front.
     2. Workloads that share no active row or commitment are solved apart, in blocks.
     3. A solution that breaks a row left out adds it (and merges the blocks it couples), and
        the blocks it touches are solved again from the previous solution as a MIP start;
@@ -664,7 +709,10 @@ def solve_lazy(
     deadline = time.monotonic() + time_limit
     W, L, T = problem.demand.shape[0], len(problem.locations), problem.horizon
     off = {g for g in groups(problem) if g[0] in ("quota", "budget")}
-    priced = lagrangian(problem, gap=gap, time_limit=time_limit / 2, pinned=pinned) if off else None
+    coupled = bool(off) or bool(problem.commitments)
+    priced = (
+        lagrangian(problem, gap=gap, time_limit=time_limit / 2, pinned=pinned) if coupled else None
+    )
     if priced is not None and priced.x is not None and priced.gap <= gap:
         return Solution(0, priced.x, priced.gap, priced.objective)
     if priced is not None:  # the priced rows are the ones that bind; its plan, a MIP start

@@ -36,6 +36,7 @@ __all__ = [
     "Quota",
     "baseline",
     "build_problem",
+    "coverage",
     "demand_replicas",
     "evaluate",
     "evaluate_cloud",
@@ -778,22 +779,27 @@ def _human_age(age: timedelta) -> str:
 # Evaluation (the same cost for plan and baseline)
 
 
-def evaluate(problem: Problem, x: np.ndarray, *, ongoing: bool = True) -> np.ndarray:
-    """Cost per workload of a schedule ``[W, L, T]``: replicas, moves, minus commitments.
+def coverage(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the commitments cover of a schedule ``x`` ``[W, L, T]``, optimally for that ``x``.
 
-    With ``ongoing`` the ongoing costs (data gravity, preference) are added; commitments never
-    cover them, and budgets count without them (they are not the budgeted cloud's compute).
+    Regional vCPU commitments cover the dearest vCPUs first; then each savings plan covers what
+    is left of the spend in its scope, regional plans before cloud-wide ones. Given ``x`` this
+    maximises the coverage (a vCPU more under a reserved commitment can take at most its own
+    value off what a savings plan covers), so it is the optimal value of the MILP's commitment
+    columns for ``x``: the planner's MIP starts and plan checks fill them in from here.
 
-    Regional vCPU commitments cover the dearest vCPUs first (optimal for a fixed schedule);
-    savings-plan spend is shared in proportion to each workload's spend in scope.
+    Returns:
+        ``(spend, vcpus, covered)``: spend per replica cell net of every commitment
+        ``[W, L, T]``; vCPUs covered by regional commitments ``[W, L, T]``; spend covered by
+        each savings plan (``problem.commitments`` with an amount, in order) per period
+        ``[J, T]``. Savings-plan coverage is taken off the spend in proportion to each cell's
+        spend in scope.
     """
     T = x.shape[2]
     cost = np.nan_to_num(problem.cost[:, :, :T], nan=0.0)
-    mv = np.array([w.move_cost for w in problem.workloads])
     vc = np.array([w.vcpus for w in problem.workloads])
-    prev = np.concatenate([problem.current[:, :, None].astype("float64"), x[:, :, :-1]], axis=2)
-    added = np.maximum(0.0, x - prev)
     spend = cost * x  # [W, L, T]
+    vcpus = np.zeros(x.shape)
     starts = problem.period_starts()[:T]
     for j, loc in enumerate(problem.locations):
         for t in range(T):
@@ -805,17 +811,17 @@ def evaluate(problem: Problem, x: np.ndarray, *, ongoing: bool = True) -> np.nda
             if cap <= 0:
                 continue
             rate = cost[:, j, t] / vc
-            for i in np.argsort(-rate, kind="stable"):
-                if cap <= 0:
-                    break
-                used = min(cap, vc[i] * x[i, j, t])
-                spend[i, j, t] -= used * rate[i]
-                cap -= used
-    sps = sorted(
-        (cm for cm in problem.commitments if cm.amount > 0), key=lambda c: c.region is None
-    )
+            order = np.argsort(-rate, kind="stable")
+            need = vc[order] * x[order, j, t]
+            used = np.clip(cap - (np.cumsum(need) - need), 0.0, need)  # dearest first
+            vcpus[order, j, t] = used
+            spend[order, j, t] -= used * rate[order]
+    sps = [cm for cm in problem.commitments if cm.amount > 0]
+    covered = np.zeros((len(sps), T))
+    regional_first = sorted(range(len(sps)), key=lambda k: sps[k].region is None)
     for t in range(T):
-        for cm in sps:
+        for k in regional_first:
+            cm = sps[k]
             if not cm.active(starts[t]):
                 continue
             scope = np.array([cm.covers(loc) for loc in problem.locations], dtype=bool)
@@ -823,8 +829,23 @@ def evaluate(problem: Problem, x: np.ndarray, *, ongoing: bool = True) -> np.nda
             total = float(in_scope.sum())
             if total <= 0:
                 continue
-            covered = min(cm.amount, total)
-            spend[:, scope, t] = in_scope * (1.0 - covered / total)
+            covered[k, t] = min(cm.amount, total)
+            spend[:, scope, t] = in_scope * (1.0 - covered[k, t] / total)
+    return spend, vcpus, covered
+
+
+def evaluate(problem: Problem, x: np.ndarray, *, ongoing: bool = True) -> np.ndarray:
+    """Cost per workload of a schedule ``[W, L, T]``: replicas, moves, minus commitments.
+
+    With ``ongoing`` the ongoing costs (data gravity, preference) are added; commitments never
+    cover them, and budgets count without them (they are not the budgeted cloud's compute).
+    What the commitments cover is :func:`coverage`'s (the optimum for ``x``).
+    """
+    T = x.shape[2]
+    mv = np.array([w.move_cost for w in problem.workloads])
+    prev = np.concatenate([problem.current[:, :, None].astype("float64"), x[:, :, :-1]], axis=2)
+    added = np.maximum(0.0, x - prev)
+    spend, _, _ = coverage(problem, x)
     result: np.ndarray = spend.sum(axis=(1, 2)) + (added.sum(axis=(1, 2)) * mv)
     if ongoing:
         extra = (problem.gravity() + problem.preference_cost())[:, :, :T]

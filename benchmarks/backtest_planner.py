@@ -1,7 +1,8 @@
 """Backtest of the planner on the bundled sample: replay the last 90 days, day by day.
 
 Run: ``python benchmarks/backtest_planner.py [--days 90] [--horizon 14] [--quantile 0.8]
-[--hold-quantile 0.5] [--hold plan] [--price-model level] [--seed N] [--grid]``
+[--hold-quantile 0.5] [--hold plan] [--price-model spot] [--seed N] [--grid]
+[--compare MODEL ...] [--hold-quantiles Q ...] [--planner-only]``
 (defaults: the product's, from :class:`cloudbalance.config.PlanSettings`,
 :class:`cloudbalance.config.ForecastSettings` and :data:`cloudbalance.series.PRICE_MODEL`;
 ``--seed`` replays another generated sample, to see the defaults hold beyond the bundled one).
@@ -28,10 +29,15 @@ the same run:
 - the perfect-foresight oracle: one plan over all the days with the actual demand and prices,
   under the same constraints.
 
-and the share of the oracle's saving (over never moving) each captures. ``--grid`` replays a
-grid of horizon x hold quantile, the demand quantile, and the price model (the product's
-``auto`` choice and the robust level over 7, 14 and 28 days), and prints the captured share
-of each: the defaults are the best cell of this grid, not constants fitted by hand.
+and the share of the oracle's saving (over never moving) each captures, in total and per
+workload (where the saving is won or lost: ``etl`` and ``training`` run on spot,
+``checkout`` and ``search`` on demand). ``--grid`` replays a grid of horizon x hold quantile,
+the demand quantile, and the price model (the product's ``auto`` choice, the robust level
+over 7, 14 and 28 days and the spot model), and prints the captured share of each: the
+defaults are chosen from this grid and across ``--seed`` samples, not fitted by hand.
+``--compare`` adds a planner row per price model (``spot@window=28`` passes arguments),
+``--hold-quantiles`` one per hold quantile; ``--planner-only`` skips greedy and the
+perfect-forecast rows.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +54,7 @@ import pandas as pd
 from cloudbalance.config import ForecastSettings, PlanSettings
 from cloudbalance.demo.sample import generate_sample
 from cloudbalance.forecast import Forecaster, forecast
-from cloudbalance.forecast.baseline import RobustLevel
+from cloudbalance.forecast.baseline import RobustLevel, SpotPrice
 from cloudbalance.models import Location, Placement, Workload
 from cloudbalance.plan import Catalog, plan
 from cloudbalance.plan.catalog import cloud_id
@@ -78,9 +85,15 @@ class Setting:
 
 
 def price_model(name: str) -> str | Forecaster:
-    """``auto``, ``level`` (the product's) or ``level<N>``: the robust level over N days."""
-    if name.startswith("level") and name != "level":
+    """A registered model name (``auto``, ``level``, ``spot``), ``level<N>`` (the robust level
+    over N days), or ``spot@key=value,...`` (the spot model with other arguments, e.g.
+    ``spot@window=28,shift=3``)."""
+    if name.startswith("level") and name[len("level") :].isdigit():
         return RobustLevel(window=int(name[len("level") :]))
+    if name.startswith("spot@"):
+        pairs = (item.split("=") for item in name[len("spot@") :].split(","))
+        kwargs: dict[str, Any] = {key: float(value) for key, value in pairs}
+        return SpotPrice(**kwargs)
     return name
 
 
@@ -241,27 +254,46 @@ class Replay:
         ]
 
     def charge(
-        self, state: dict[str, np.ndarray], decided: dict[str, np.ndarray], d: int
-    ) -> tuple[float, int]:
-        """Pay day ``d`` for ``decided`` scaled to the actual demand; update ``state``."""
-        total, moves = 0.0, 0
+        self,
+        state: dict[str, np.ndarray],
+        decided: dict[str, np.ndarray],
+        d: int,
+        paid: dict[str, float],
+    ) -> int:
+        """Pay day ``d`` for ``decided`` scaled to the actual demand (added to each workload's
+        ``paid``); update ``state``; return the number of moves."""
+        moves = 0
         for w in self.workloads:
             alloc = scale(decided[w.name], int(self.actual[w.name][d]))
             cost = np.nan_to_num(self.cost[w.name][:, d], nan=0.0)
             before = state[w.name]
             added = np.maximum(0, alloc - before)
             moves += int(np.count_nonzero(added[before == 0]))
-            total += float((alloc * cost).sum()) + float(added.sum() * w.move_cost)
+            paid[w.name] = paid.get(w.name, 0.0) + float((alloc * cost).sum())
+            paid[w.name] += float(added.sum() * w.move_cost)
             state[w.name] = alloc
-        return total, moves
+        return moves
 
 
-def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Outcome:
+    """What one policy paid over the replay, per workload, and how many moves it made."""
+
+    paid: dict[str, float]
+    moves: int
+
+    @property
+    def total(self) -> float:
+        return sum(self.paid.values())
+
+
+def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> Outcome:
     """Replay one policy: ``never``, ``greedy``, ``planner``, ``perfect`` (forecasts), or
     ``perfect demand`` / ``perfect prices`` (one of the two perfect, the other the product's).
     """
     state = dict(r.start)
-    total, moves = 0.0, 0
+    paid: dict[str, float] = {}
+    moves = 0
     for d, day in enumerate(r.days):
         if kind == "never":
             # Stay, scaled to the day's demand; only the moves the workload's own constraints
@@ -306,13 +338,11 @@ def run_policy(r: Replay, fc: Forecasts, kind: str, setting: Setting) -> tuple[f
                 time_limit=60,
             )
             decided = r.as_arrays(result.first_period)
-        paid, moved = r.charge(state, decided, d)
-        total += paid
-        moves += moved
-    return total, moves
+        moves += r.charge(state, decided, d, paid)
+    return Outcome(paid, moves)
 
 
-def run_oracle(r: Replay) -> tuple[float, int]:
+def run_oracle(r: Replay) -> Outcome:
     """One plan over every day with the actual demand and prices: perfect foresight."""
     result = plan(
         exact(r.demand, r.days),
@@ -325,12 +355,17 @@ def run_oracle(r: Replay) -> tuple[float, int]:
         time_limit=600,
     )
     state = dict(r.start)
-    total, moves = 0.0, 0
+    paid: dict[str, float] = {}
+    moves = 0
     for d in range(len(r.days)):
-        paid, moved = r.charge(state, r.as_arrays(result.schedule[d]), d)
-        total += paid
-        moves += moved
-    return total, moves
+        moves += r.charge(state, r.as_arrays(result.schedule[d]), d, paid)
+    return Outcome(paid, moves)
+
+
+def captured(never: float, policy: float, oracle: float) -> float:
+    """The share of the oracle's saving over never moving that ``policy`` saves."""
+    room = never - oracle
+    return (never - policy) / room if room > 0 else float("nan")
 
 
 def main() -> None:
@@ -340,8 +375,23 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, default=PS.quantile)
     parser.add_argument("--hold-quantile", type=float, default=PS.hold_quantile)
     parser.add_argument("--hold", choices=("plan", "workload"), default=PS.hold)
-    parser.add_argument("--price-model", default=PRICE_MODEL, help="auto, level or levelN")
+    parser.add_argument("--price-model", default=PRICE_MODEL, help="auto, level, levelN or spot")
+    parser.add_argument(
+        "--compare", nargs="*", default=[], help="more price models, one planner row each"
+    )
+    parser.add_argument(
+        "--hold-quantiles",
+        nargs="*",
+        type=float,
+        default=[],
+        help="more hold quantiles, one planner row each (with --price-model)",
+    )
     parser.add_argument("--grid", action="store_true", help="replay a grid of settings")
+    parser.add_argument(
+        "--planner-only",
+        action="store_true",
+        help="skip greedy and the perfect-forecast rows (faster comparisons of settings)",
+    )
     parser.add_argument("--seed", type=int, help="another sample (default: the bundled one)")
     args = parser.parse_args()
     r = Replay(args.days, args.seed)
@@ -353,8 +403,16 @@ def main() -> None:
     t0 = time.perf_counter()
     base = Setting(args.horizon, args.quantile, args.hold_quantile, args.hold, args.price_model)
     settings = [base]
+    cells = [
+        Setting(base.horizon, base.quantile, base.hold_quantile, base.hold, model)
+        for model in args.compare
+    ]
+    cells += [
+        Setting(base.horizon, base.quantile, hq, base.hold, base.price_model)
+        for hq in args.hold_quantiles
+    ]
     if args.grid:
-        cells = [
+        cells += [
             Setting(h, base.quantile, hq, base.hold, base.price_model)
             for h in (7, 14)
             for hq in (0.5, 0.7, 0.9)
@@ -363,30 +421,47 @@ def main() -> None:
         cells.append(Setting(base.horizon, base.quantile, base.hold_quantile, "workload"))
         cells += [
             Setting(base.horizon, base.quantile, base.hold_quantile, base.hold, model)
-            for model in ("auto", "level7", "level28")
+            for model in ("auto", "level", "level7", "level28", "spot")
         ]
-        settings += [c for c in cells if c != base]
+    settings += [c for i, c in enumerate(cells) if c != base and c not in cells[:i]]
     fc = Forecasts(r, max(s.horizon for s in settings))
-    oracle, oracle_moves = run_oracle(r)
-    never, never_moves = run_policy(r, fc, "never", base)
-    room = never - oracle
+    oracle = run_oracle(r)
+    never = run_policy(r, fc, "never", base)
     print(f"  {'policy':72s} {'total USD':>12s} {'moves':>6s} {'captured':>9s}")
+    rows: list[tuple[str, Outcome]] = []
 
-    def row(label: str, total: float, moved: int) -> None:
-        share = (never - total) / room if room > 0 else float("nan")
-        print(f"  {label:72s} {total:12,.2f} {moved:6d} {share:9.1%}", flush=True)
+    def row(label: str, outcome: Outcome) -> None:
+        rows.append((label, outcome))
+        share = captured(never.total, outcome.total, oracle.total)
+        print(f"  {label:72s} {outcome.total:12,.2f} {outcome.moves:6d} {share:9.1%}", flush=True)
 
-    row("never moving", never, never_moves)
-    row(f"greedy (horizon 1, q {base.quantile:g})", *run_policy(r, fc, "greedy", base))
+    row("never moving", never)
+    if not args.planner_only:
+        row(f"greedy (horizon 1, q {base.quantile:g})", run_policy(r, fc, "greedy", base))
     for setting in settings:
-        row(setting.label, *run_policy(r, fc, "planner", setting))
-    for half in ("perfect demand", "perfect prices"):
-        row(f"planner, {half} (h {base.horizon})", *run_policy(r, fc, half, base))
-    perfect = run_policy(r, fc, "perfect", base)
-    row(f"planner, perfect forecasts (h {base.horizon})", *perfect)
-    row("perfect-foresight oracle", oracle, oracle_moves)
+        row(setting.label, run_policy(r, fc, "planner", setting))
+    if not args.planner_only:
+        for half in ("perfect demand", "perfect prices"):
+            row(f"planner, {half} (h {base.horizon})", run_policy(r, fc, half, base))
+        row(f"planner, perfect forecasts (h {base.horizon})", run_policy(r, fc, "perfect", base))
+    row("perfect-foresight oracle", oracle)
     print(f"time: {time.perf_counter() - t0:.1f} s")
     print("captured = (never moving - policy) / (never moving - oracle); target >= 65%")
+    # Where the saving is won or lost: each workload's saving over never moving, in USD, and
+    # as a share of the oracle's saving on that workload (the oracle may spend on one workload
+    # to save more on another, so a share is only shown where the oracle saves).
+    names = [w.name for w in r.workloads]
+    kinds = {w.name: "spot" if w.spot else "on-demand" for w in r.workloads}
+    print("\nsaved per workload, USD (share of the oracle's saving on that workload)")
+    print(f"  {'policy':72s} " + " ".join(f"{n + ' ' + kinds[n]:>22s}" for n in names))
+    for label, outcome in rows[1:]:
+        cells_ = []
+        for n in names:
+            saved = never.paid[n] - outcome.paid[n]
+            share = captured(never.paid[n], outcome.paid[n], oracle.paid[n])
+            text = f"{saved:,.2f}" + (f" ({share:.0%})" if np.isfinite(share) else "")
+            cells_.append(f"{text:>22s}")
+        print(f"  {label:72s} " + " ".join(cells_), flush=True)
 
 
 if __name__ == "__main__":

@@ -250,10 +250,12 @@ def current_placement(
     )
 
 
-#: The model prices are forecast with (:class:`cloudbalance.forecast.baseline.RobustLevel`): a
-#: robust level of the last days, not today's price persisted (naive) or smoothed fast (Theta),
-#: which the planner chases at the cost of moves. Chosen by ``benchmarks/backtest_planner.py``.
-PRICE_MODEL = "level"
+#: The model prices are forecast with (:class:`cloudbalance.forecast.baseline.SpotPrice`): the
+#: median of the last non-spike days, and a spike in progress that lasts as the series' past
+#: spikes did; not today's price persisted (naive) or smoothed fast (Theta), which the planner
+#: chases at the cost of moves. Chosen over the robust level (``level``) by
+#: ``benchmarks/backtest_planner.py`` across generated samples (docs/planning.md).
+PRICE_MODEL = "spot"
 
 
 def price_series(prices: pd.DataFrame, *, kinds: Sequence[str] = ("spot",)) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from cloudbalance import steps
 from cloudbalance.cli import main
 from cloudbalance.config import load_config
 from cloudbalance.run import run
-from cloudbalance.series import KINDS, Forecasts, complete_until
+from cloudbalance.series import KINDS, PRICE_MODEL, Forecasts, complete_until
 from cloudbalance.store import Store
 
 CONFIG = """\
@@ -78,8 +78,8 @@ def test_forecasts_carry_their_kind_as_data_not_as_an_id_prefix(synced: Path) ->
     ) == {"price"}  # only price ids are cloud:region:sku:kind, by their own name
     assert "kind" not in kept.of("demand").columns
     assert set(kept.accuracy["kind"]) <= set(KINDS)
-    # Prices are forecast as a robust level (what the planner backtest chose), not persisted.
-    assert set(kept.of("price")["model"]) == {"level"}
+    # Prices are forecast by the spot model (what the planner backtest chose), not persisted.
+    assert set(kept.of("price")["model"]) == {PRICE_MODEL}
 
 
 def test_an_unknown_kind_is_refused() -> None:

@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="auto (choose per series by backtests), prophet, prophet_flexible, theta, "
-                "seasonal_naive, level or ensemble (default: auto; level for --kind price)."
+                "seasonal_naive, level, spot or ensemble (default: auto; spot for --kind price)."
             ),
         ] = None,
         windows: Annotated[int, typer.Option(min=0, help="Backtest windows per series.")] = 3,

@@ -19,7 +19,7 @@ from scipy import optimize, special
 
 from cloudbalance.forecast.base import Prediction, future_ds, require_history
 
-__all__ = ["RobustLevel", "SeasonalNaive", "Theta"]
+__all__ = ["RobustLevel", "SeasonalNaive", "SpotPrice", "Theta"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -310,3 +310,222 @@ class RobustLevel:
             step_ns=step_ns,
             window=w,
         )
+
+
+@dataclass
+class FittedSpot:
+    """A spot price: a base level that follows regime shifts, and the spike in progress.
+
+    Everything is in log price (spikes multiply a price, regimes shift it by a factor), or in
+    the price itself when the series is ever <= 0.
+    """
+
+    level: float  # the regime's level: robust median of the recent non-spike steps (log)
+    since: int  # steps from the last non-spike step to the last step (0: the last is calm)
+    premium: float  # how far above the base the spike in progress is (log); 0 when none
+    survival: FloatArray  # survival[j]: chance the spike in progress lasts j more steps
+    spike_share: float  # share of past steps that were spikes: the chance of a new one
+    spike_premium: float  # a typical spike's premium (log), for the risk of a new spike
+    errors: FloatArray  # errors[h - 1]: past h-step errors of the level on non-spike steps
+    log: bool
+    last_ds: np.datetime64
+    step_ns: int
+    model: str = "spot"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Nothing to warm-start from."""
+        return {}
+
+    def predict(self, horizon: int, level: float) -> Prediction:
+        """The base, or the spike while it may go on; quantiles of the mixture around them.
+
+        The base is the regime's level. Step ``h`` is still the spike in progress with probability
+        ``p_h`` (its survival): the point forecast is the expected price of "spike goes on /
+        back to the base", decaying from the spike to the base. The interval also counts the
+        chance of a new spike (the past share of spike steps), which the point forecast leaves
+        out: it would lift every location's price alike and tell the planner nothing about
+        where to go. Around the base a step strays like the base's past errors that many steps
+        ahead.
+        """
+        h = np.arange(1, horizon + 1)
+        last = self.survival.size - 1
+        going_on = np.where(h <= last, self.survival[np.minimum(h, last)], 0.0)
+        ahead = np.minimum(h + self.since, len(self.errors)) - 1
+        base = self.level + self.errors[ahead].T  # (points, horizon)
+        ongoing = base + self.premium
+        new = base + self.spike_premium
+        if self.log:
+            base, ongoing, new = np.exp(base), np.exp(ongoing), np.exp(new)
+        yhat = ((1 - going_on) * base + going_on * ongoing).mean(axis=0)
+        fresh = (1 - going_on) * self.spike_share
+        values = np.concatenate([base, ongoing, new])
+        weights = np.concatenate(
+            [
+                np.broadcast_to(1 - going_on - fresh, base.shape),
+                np.broadcast_to(going_on, ongoing.shape),
+                np.broadcast_to(fresh, new.shape),
+            ]
+        )
+        lower = _weighted_quantile(values, weights, (1 - level) / 2)
+        upper = _weighted_quantile(values, weights, (1 + level) / 2)
+        return Prediction(
+            ds=future_ds(self.last_ds, self.step_ns, horizon),
+            yhat=yhat,
+            lower=np.minimum(lower, yhat),
+            upper=np.maximum(upper, yhat),
+        )
+
+
+def _weighted_quantile(values: FloatArray, weights: FloatArray, p: float) -> FloatArray:
+    """The ``p`` quantile of each column of ``values`` under ``weights`` (step function)."""
+    order = np.argsort(values, axis=0)
+    v = np.take_along_axis(values, order, axis=0)
+    w = np.take_along_axis(np.asarray(weights, dtype=np.float64), order, axis=0)
+    cum = np.cumsum(w, axis=0) / w.sum(axis=0)
+    idx = (cum < p).sum(axis=0)
+    idx = np.minimum(idx, v.shape[0] - 1)
+    out: FloatArray = v[idx, np.arange(v.shape[1])]
+    return out
+
+
+class SpotPrice:
+    """A spot price: a base level that follows regime shifts, spikes apart, each fitted per series.
+
+    A spot market's price wanders around a level that moves when capacity tightens or loosens,
+    and now and then jumps to two or three times that level for some days. The robust level
+    (:class:`RobustLevel`) ignores the jump, so while a spike is on it forecasts the spike over
+    tomorrow. Here, from the series' own history:
+
+    - **spikes** are the steps more than ``threshold`` robust standard deviations (of the
+      step-to-step changes) above the recent non-spike level, upward only; a run lasting more
+      than ``max_run`` steps is not a spike but a new level;
+    - the **base** is the median of the last ``window`` non-spike steps (the regime's level),
+      flat. Catching up a regime shift faster (carrying the last step's deviation from the
+      median, as far as past deviations lasted) forecast better point by point but made the
+      daily re-plan chase noise at the cost of moves (``benchmarks/backtest_planner.py``);
+    - **persistence**: when the last step is a spike, the chance it lasts ``j`` more steps is
+      the empirical survival of the series' past spike runs (a geometric tail with the past
+      runs' mean length beyond the longest), so the forecast decays from the spike to the base;
+    - **intervals**: the mixture of the level's past errors that many steps ahead, with and
+      without a spike, whose ``level`` quantiles the pipeline then calibrates.
+
+    The pipeline fits it on the raw history (``raw_history``): the robust cleaning every other
+    model gets would take out the very spikes it learns from.
+    """
+
+    name = "spot"
+    raw_history = True
+
+    def __init__(
+        self,
+        window: int = 14,
+        threshold: float = 6.0,
+        max_run: int = 14,
+        reach: int = 28,
+    ) -> None:
+        self.window = max(1, int(window))
+        self.threshold = float(threshold)
+        self.max_run = max(1, int(max_run))
+        self.reach = max(1, int(reach))  # steps ahead whose past errors are kept
+
+    @property
+    def min_history(self) -> int:
+        """Two windows: one for the level and one to measure its errors."""
+        return 2 * self.window
+
+    def fit(
+        self,
+        ds: npt.NDArray[np.datetime64],
+        y: FloatArray,
+        *,
+        step_ns: int,
+        unique_id: str | None = None,
+        init: dict[str, Any] | None = None,
+    ) -> FittedSpot:
+        """Flag spikes, measure the level's errors, learn how long spikes last."""
+        require_history(y, self.min_history, unique_id)
+        x = _fill(y)
+        log = bool(np.min(x) > 0)
+        z = np.log(x) if log else x
+        diffs = np.diff(z)
+        scale = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs))))
+        scale = max(scale, 1e-9 * max(1.0, float(np.max(np.abs(z)))))
+        spike = self._flags(z, scale)
+        calm = z[~spike]
+        w = min(self.window, max(1, calm.size // 2))
+        # level_t: median of the w calm steps up to t; its errors k calm steps later
+        levels = np.median(np.lib.stride_tricks.sliding_window_view(calm, w), axis=1)
+        reach = min(self.reach, max(1, levels.size - 1))
+        errors = [calm[w - 1 + k :] - levels[:-k] for k in range(1, reach + 1)]
+        keep = min(e.size for e in errors)
+        runs = _runs(spike)
+        ongoing = int(runs[-1]) if spike[-1] else 0
+        done = runs[:-1] if spike[-1] else runs
+        base = float(levels[-1])
+        premium = float(z[-ongoing:].mean() - base) if ongoing else 0.0
+        spiked = z[spike]
+        typical = float(np.median(spiked - base)) if spiked.size else 0.0
+        return FittedSpot(
+            level=base,
+            since=ongoing,
+            premium=premium,
+            survival=_survival(done, ongoing, horizon=self.max_run + 1),
+            spike_share=float(spike.mean()),
+            spike_premium=max(typical, 0.0),
+            errors=np.stack([e[-min(keep, 365) :] for e in errors]),
+            log=log,
+            last_ds=ds[-1],
+            step_ns=step_ns,
+        )
+
+    def _flags(self, z: FloatArray, scale: float) -> npt.NDArray[np.bool_]:
+        """Spike steps, in one pass: the recent level moves only on non-spike steps."""
+        flags = np.zeros(z.size, dtype=bool)
+        base = float(z[0])
+        run = 0
+        bar = self.threshold * scale
+        for t in range(1, z.size):
+            v = float(z[t])
+            if v - base > bar:
+                flags[t] = True
+                run += 1
+                if run > self.max_run:  # too long for a spike: the level moved
+                    flags[t - run + 1 : t + 1] = False
+                    base = float(np.median(z[t - run + 1 : t + 1]))
+                    run = 0
+                continue
+            run = 0
+            base += 0.5 * (v - base)
+        return flags
+
+
+def _runs(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Lengths of the runs of True, in order."""
+    padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    out: npt.NDArray[np.int64] = (edges[1::2] - edges[::2]).astype(np.int64)
+    return out
+
+
+def _survival(done: npt.NDArray[np.int64], age: int, horizon: int) -> FloatArray:
+    """``out[j]``: chance a spike run now ``age`` steps long lasts ``j`` more (``out[0] = 1``).
+
+    From the empirical survival of the completed runs; where they run out (none as long), a
+    geometric tail whose daily end rate is one over the past runs' mean length (one step when
+    there are none yet). No spike in progress: zeros beyond ``out[0]``.
+    """
+    out = np.zeros(horizon + 1)
+    out[0] = 1.0
+    if age == 0:
+        return out
+    mean_len = float(done.mean()) if done.size else 1.0
+    stay = 1 - 1 / max(mean_len, 1.0)
+    prob = 1.0
+    for j in range(1, horizon + 1):
+        at_least_now = int(np.sum(done >= age + j - 1))
+        at_least_next = int(np.sum(done >= age + j))
+        step = at_least_next / at_least_now if at_least_now else stay
+        prob *= step
+        out[j] = prob
+    return out

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from cloudbalance.exceptions import ForecastError, InsufficientHistoryError
 from cloudbalance.forecast.anomalies import FitHistory, calendar_values, fit_history
 from cloudbalance.forecast.base import Forecaster, Prediction
-from cloudbalance.forecast.baseline import RobustLevel, SeasonalNaive, Theta
+from cloudbalance.forecast.baseline import RobustLevel, SeasonalNaive, SpotPrice, Theta
 from cloudbalance.forecast.calibrate import Calibration, apply_factor, calibrate, level_floor
 from cloudbalance.forecast.prepare import Prepared
 from cloudbalance.forecast.prophet import ProphetForecaster
@@ -140,6 +140,7 @@ MODELS: dict[str, Callable[[int, Spec], Forecaster]] = {
     "theta": lambda season, spec: Theta(season),
     "seasonal_naive": lambda season, spec: SeasonalNaive(season),
     "level": lambda season, spec: RobustLevel(),
+    "spot": lambda season, spec: SpotPrice(),
 }
 
 
@@ -276,13 +277,25 @@ class _Backtest:
         return float(np.mean(mases)), float(np.mean(np.concatenate(smapes)))
 
 
-def _fit_history(prep: Prepared, spec: Spec, end: int | None = None) -> FitHistory:
-    """What models are fitted on: the history up to ``end`` (see ``fit_history``).
+def _fit_history(
+    prep: Prepared, spec: Spec, end: int | None = None, model: Forecaster | None = None
+) -> FitHistory:
+    """What ``model`` is fitted on: the history up to ``end`` (see ``fit_history``).
 
-    Each backtest origin cleans only its own past, so backtests never see the future.
+    Each backtest origin cleans only its own past, so backtests never see the future. A model
+    with a true ``raw_history`` attribute models the series' irregular parts itself (the spot
+    price model learns from its spikes) and gets the history as observed: no outliers taken
+    out, no calendar offsets learned (spikes that happen to fall on the same days of the month
+    would pass for a calendar peak).
     """
     part = prep if end is None else replace(prep, ds=prep.ds[:end], y=prep.y[:end])
+    if model is not None and _raw(model):
+        return FitHistory(part.y, {})
     return fit_history(part, robust=spec.robust)
+
+
+def _raw(model: Forecaster) -> bool:
+    return bool(getattr(model, "raw_history", False))
 
 
 def _origins(n: int, horizon: int, windows: int, min_train: int) -> tuple[list[int], int]:
@@ -318,9 +331,10 @@ def run_backtests(
             bt = results[name]
             if bt.failed:
                 continue
+            fit_y = _fit_history(prep, spec, origin, model) if _raw(model) else y_tr
             try:
                 pred, _ = _fit_predict(
-                    model, ds_tr, y_tr, prep.step_ns, h, spec.level, prep.unique_id
+                    model, ds_tr, fit_y, prep.step_ns, h, spec.level, prep.unique_id
                 )
             except ForecastError as err:
                 bt.failed = str(err)
@@ -642,7 +656,7 @@ def _backtest_custom(
                 pred, _ = _fit_predict(
                     m,
                     prep.ds[:origin],
-                    _fit_history(prep, spec, origin),
+                    _fit_history(prep, spec, origin, m),
                     prep.step_ns,
                     h,
                     spec.level,
@@ -707,6 +721,8 @@ def _final(
             if not isinstance(spec.model, str) and spec.model.name == chosen
             else _model(chosen, season, spec)
         )
+        if _raw(model):
+            fit_y = _fit_history(prep, spec, model=model)
         pred, params = _fit_predict(
             model, prep.ds, fit_y, prep.step_ns, spec.horizon, spec.level, uid, init
         )

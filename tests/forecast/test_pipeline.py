@@ -170,7 +170,8 @@ def test_warm_start_reuses_the_choice_and_matches_the_cold_forecast(make_series,
 
 def test_each_model_can_be_requested_by_name(make_series, fast) -> None:
     series = make_series(n=120)
-    for name in ("prophet", "prophet_flexible", "theta", "seasonal_naive", "level", "ensemble"):
+    names = ("prophet", "prophet_flexible", "theta", "seasonal_naive", "level", "spot", "ensemble")
+    for name in names:
         fc = forecast(series, horizon=7, model=name, **fast)
         assert set(fc["model"]) == {name}
 

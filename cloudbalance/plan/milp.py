@@ -693,10 +693,10 @@ def solve_lazy(
     workloads that are otherwise independent. So:
 
     0. The Lagrangian heuristic (:mod:`cloudbalance.plan.heuristic`) prices the quotas,
-       budgets and commitments (with commitments, from :data:`HEURISTIC_MIN_COLUMNS`); when its plan is within ``gap`` of its proven bound, that plan
-       is the answer (the usual case at scale). Otherwise, without commitments, its plan is
-       the MIP start and its priced rows the ones predicted to bind, and the exact steps
-       below follow.
+       budgets and commitments (with commitments, from :data:`HEURISTIC_MIN_COLUMNS`
+       columns); when its plan is within ``gap`` of its proven bound, that plan is the answer
+       (the usual case at scale). Otherwise, without commitments, its plan is the MIP start
+       and its priced rows the ones predicted to bind, and the exact steps below follow.
     1. Otherwise (no bound in time, or commitments), the LP relaxation of the whole model
        predicts which quotas and budgets bind (those it uses up to within 2%); only those are
        added up front.

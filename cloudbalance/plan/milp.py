@@ -695,11 +695,11 @@ def solve_lazy(
     0. The Lagrangian heuristic (:mod:`cloudbalance.plan.heuristic`) prices the quotas,
        budgets and commitments (with commitments, from :data:`HEURISTIC_MIN_COLUMNS`
        columns); when its plan is within ``gap`` of its proven bound, that plan is the answer
-       (the usual case at scale). Otherwise, without commitments, its plan is the MIP start
-       and its priced rows the ones predicted to bind, and the exact steps below follow.
-    1. Otherwise (no bound in time, or commitments), the LP relaxation of the whole model
-       predicts which quotas and budgets bind (those it uses up to within 2%); only those are
-       added up front.
+       (the usual case at scale). Otherwise its plan is the MIP start and its priced rows the
+       ones predicted to bind, and the exact steps below follow.
+    1. Without the heuristic's answer (it found no bound in time, or a small problem with
+       commitments), the LP relaxation of the whole model predicts which quotas and budgets
+       bind (those it uses up to within 2%); only those are added up front.
     2. Workloads that share no active row or commitment are solved apart, in blocks.
     3. A solution that breaks a row left out adds it (and merges the blocks it couples), and
        the blocks it touches are solved again from the previous solution as a MIP start;
@@ -725,11 +725,6 @@ def solve_lazy(
     )
     if priced is not None and priced.x is not None and priced.gap <= gap:
         return Solution(0, priced.x, priced.gap, priced.objective)
-    if priced is not None and problem.commitments:
-        # With commitments an unproven priced plan slows the exact solve down as a MIP start
-        # (50 workloads of `bench_planner.py --commitments`: 128 s from it, 74 s without), so
-        # the exact path starts cold and the LP relaxation predicts the binding rows.
-        priced = None
     if priced is not None:  # the priced rows are the ones that bind; its plan, a MIP start
         off -= priced.binding
         if priced.x is not None and start is None:

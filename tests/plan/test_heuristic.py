@@ -19,7 +19,7 @@ from scipy.optimize import linprog
 import cloudbalance.plan.heuristic as heuristic
 from cloudbalance.models import Location, Workload
 from cloudbalance.plan import Budget, Commitment, Problem, Quota
-from cloudbalance.plan.heuristic import lagrangian, objective, satisfies
+from cloudbalance.plan.heuristic import Priced, lagrangian, objective, satisfies
 from cloudbalance.plan.milp import build, solve, solve_lazy
 from cloudbalance.plan.problem import evaluate, evaluate_cloud
 
@@ -257,17 +257,30 @@ def optimum(problem: Problem, pinned: dict[int, np.ndarray] | None = None) -> fl
     return float(evaluate(problem, sol.x).sum())
 
 
+def priced(
+    problem: Problem,
+    *,
+    gap: float = 0.02,
+    pinned: dict[int, np.ndarray] | None = None,
+) -> tuple[Priced, float]:
+    """The heuristic's plan, checked row by row, its bound below the exact optimum (returned)."""
+    found = lagrangian(problem, gap=gap, time_limit=60, pinned=pinned)
+    assert found is not None
+    assert found.x is not None
+    check(problem, found.x, pinned)
+    best = optimum(problem, pinned)
+    assert found.bound <= best + 1e-6
+    return found, best
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_priced_plan_is_feasible_and_its_gap_is_proven(seed: int) -> None:
     problem = instance(seed)
-    found = lagrangian(problem, gap=0.02, time_limit=60)
-    assert found is not None
+    found, best = priced(problem)
     assert found.x is not None
-    check(problem, found.x)
-    best = optimum(problem)
     # The objective is the plan's cost; the bound is below the exact optimum; the gap is theirs.
     assert found.objective == pytest.approx(float(evaluate(problem, found.x).sum()))
-    assert found.bound <= best + 1e-6 <= found.objective + 2e-6
+    assert best + 1e-6 <= found.objective + 2e-6
     assert found.gap == pytest.approx((found.objective - found.bound) / found.objective)
     # The aws budget binds: the heuristic had to price it.
     assert ("budget", "aws") in found.binding
@@ -289,11 +302,7 @@ def test_solve_lazy_is_within_the_target_gap_of_the_exact_optimum(seed: int) -> 
 def test_held_placements_stay_where_they_are() -> None:
     problem = instance(11)
     pinned = {0: problem.current[0].astype("float64"), 5: problem.current[5].astype("float64")}
-    found = lagrangian(problem, gap=0.02, time_limit=60, pinned=pinned)
-    assert found is not None
-    assert found.x is not None
-    check(problem, found.x, pinned)
-    assert found.bound <= optimum(problem, pinned) + 1e-6
+    priced(problem, pinned=pinned)
 
 
 def test_the_exact_repair_of_flipping_workloads_keeps_every_row(
@@ -329,14 +338,11 @@ def test_an_unreachable_gap_falls_back_to_the_exact_solve() -> None:
 @pytest.mark.parametrize("seed", [5, 6, 7])
 def test_priced_plan_with_commitments_is_feasible_and_its_gap_is_proven(seed: int) -> None:
     problem = instance(seed, n=16, committed=True)
-    found = lagrangian(problem, gap=0.02, time_limit=60)
-    assert found is not None
+    found, best = priced(problem)
     assert found.x is not None
-    check(problem, found.x)
-    best = optimum(problem)
     # The objective is the plan's cost with the commitments' best coverage (written out here).
     assert found.objective == pytest.approx(cost_of(problem, found.x)[0], abs=1e-6)
-    assert found.bound <= best + 1e-6 <= found.objective + 2e-6
+    assert best + 1e-6 <= found.objective + 2e-6
     assert found.gap == pytest.approx((found.objective - found.bound) / found.objective)
 
 
@@ -370,12 +376,10 @@ def test_two_commitments_of_each_kind_on_one_region() -> None:
             Commitment(loc.cloud, loc.region, amount=15.0),
         ),
     )
-    found = lagrangian(twice, gap=0.02, time_limit=60)
-    assert found is not None
+    found, best = priced(twice)
     assert found.x is not None
-    check(twice, found.x)
     assert found.objective == pytest.approx(cost_of(twice, found.x)[0], abs=1e-6)
-    assert found.bound <= optimum(twice) + 1e-6 <= found.objective + 2e-6
+    assert best + 1e-6 <= found.objective + 2e-6
 
 
 def test_commitments_where_no_workload_may_run_cover_nothing() -> None:
@@ -390,12 +394,10 @@ def test_commitments_where_no_workload_may_run_cover_nothing() -> None:
             Commitment("aws", "eu-west-1", amount=500.0),
         ),
     )
-    found = lagrangian(far, gap=0.02, time_limit=60)
-    assert found is not None
+    found, best = priced(far)
     assert found.x is not None
-    check(far, found.x)
     assert found.objective == pytest.approx(cost_of(problem, found.x)[0], abs=1e-6)
-    assert found.bound <= optimum(far) + 1e-6 <= found.objective + 2e-6
+    assert best + 1e-6 <= found.objective + 2e-6
 
 
 def test_satisfies_counts_what_the_commitments_cover() -> None:
@@ -448,8 +450,4 @@ def test_two_budgets_on_one_cloud_are_two_rows() -> None:
     twice = dataclasses.replace(
         problem, budgets=(Budget("aws", 1.2 * aws.amount), *problem.budgets)
     )
-    found = lagrangian(twice, gap=1e-9, time_limit=60)
-    assert found is not None
-    assert found.x is not None
-    check(twice, found.x)
-    assert found.bound <= optimum(twice) + 1e-6
+    priced(twice, gap=1e-9)
